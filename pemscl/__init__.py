@@ -1,0 +1,16 @@
+"""pemscl: a research workbench for document-level relation extraction.
+
+Re-implements PEMSCL (Guo, Kok, Bing; EACL 2023): the pairwise moving-threshold
+loss with entropy minimisation, supervised contrastive learning for multi-label
+long-tailed relations, and negative label sampling, on the ATLOP encoder.
+
+Modules, each holding one thing:
+  data      DocRED-format loading, validation, data directory, regimes
+  features  ATLOP preprocessing (entity markers, pairs, labels) and its cache
+  evaluate  the official DocRED scorer (F1, Ign F1) and breakdowns
+  losses    PMT, EM, SCL, negative sampling, and the ATL / BCE / NCRL baselines
+  model     the ATLOP encoder and group-bilinear head
+  train     configs, training loop, run folders, load / predict
+"""
+
+__version__ = "0.1.0"

