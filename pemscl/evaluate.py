@@ -1,0 +1,390 @@
+"""The official DocRED scorer (F1, Ign F1) and the breakdowns the paper reports.
+
+Semantics follow the official DocRED / Re-DocRED evaluation script (see
+FAITHFULNESS.md, "Evaluation, as the official DocRED scorer does it"):
+
+- a fact is (document, head entity index, tail entity index, relation code like "P17");
+  predictions and gold facts are both de-duplicated on it;
+- P = correct / predicted, R = correct / gold, F1 their harmonic mean;
+- Ign F1 leaves out correct predictions that are "in train": some (head mention name,
+  tail mention name, relation) of the prediction's entities is a fact of the training set.
+  Ign precision = (correct - correct_in_train) / (predicted - correct_in_train); recall is
+  NOT adjusted (the official script reuses the plain recall).
+
+Where this module deliberately differs from the official script, it fails loudly instead
+of guessing: a prediction for an unknown title raises (the script silently skips it but
+still counts it as predicted), duplicate titles in the gold set require an explicit
+``doc_index`` (the script merges them), and the training facts are never cached by file
+name (the script's cache silently reuses stale facts when a noisy training file keeps its
+name) -- they are computed from the documents on each call, or passed in by the caller.
+
+Kept free of torch so that scoring a prediction file needs nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import numbers
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+# (document position in gold_docs, head entity index, tail entity index, relation code)
+Fact = tuple[int, int, int, str]
+# (head mention name, tail mention name, relation code), the official "train fact"
+NameFact = tuple[str, str, str]
+
+NA = "Na"  # the no-relation class in rel2id.json; never a fact
+REQUIRED_FIELDS = ("title", "h_idx", "t_idx", "r")
+
+
+# --------------------------------------------------------------------------- small helpers
+def _div(num: float, den: float) -> float:
+    """num / den, or 0.0 when den is 0 (an empty prediction set scores 0, not NaN)."""
+    return float(num) / den if den else 0.0
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+def _prf(n_correct: int, n_pred: int, n_gold: int) -> dict[str, float | int]:
+    p, r = _div(n_correct, n_pred), _div(n_correct, n_gold)
+    return {"precision": p, "recall": r, "f1": _f1(p, r),
+            "n_pred": n_pred, "n_gold": n_gold, "n_correct": n_correct}
+
+
+def _as_index(value: Any, what: str) -> int:
+    # numpy integers are fine (they come straight out of model code); bools and floats are not
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _rel_sort_key(r: str) -> tuple:
+    # Wikidata codes sort by number (P6 before P17), anything else after them by name
+    if r[:1] == "P" and r[1:].isdigit():
+        return (0, int(r[1:]), r)
+    return (1, 0, r)
+
+
+# --------------------------------------------------------------------------- facts
+def gold_facts(gold_docs: Sequence[dict]) -> set[Fact]:
+    """The de-duplicated gold facts of a document set, documents keyed by position."""
+    facts: set[Fact] = set()
+    for i, doc in enumerate(gold_docs):
+        if "labels" not in doc:
+            # e.g. the DocRED test split: its labels were never published
+            raise ValueError(f"gold document {i} ({doc.get('title')!r}) has no 'labels': "
+                             "it cannot be scored")
+        for lab in doc["labels"]:
+            facts.add((i, int(lab["h"]), int(lab["t"]), str(lab["r"])))
+    return facts
+
+
+def _title_positions(gold_docs: Sequence[dict]) -> dict[str, list[int]]:
+    pos: dict[str, list[int]] = {}
+    for i, doc in enumerate(gold_docs):
+        pos.setdefault(doc.get("title"), []).append(i)
+    return pos
+
+
+def resolve_predictions(predictions: Iterable[Mapping], gold_docs: Sequence[dict]) -> set[Fact]:
+    """Map official-format predictions onto de-duplicated facts keyed by document position.
+
+    An optional ``doc_index`` wins over the title (its title, if given, must agree);
+    otherwise the title must name exactly one gold document. Unknown titles, duplicate
+    titles without ``doc_index`` and entity indices outside the document raise ValueError:
+    nothing is silently dropped.
+    """
+    positions = _title_positions(gold_docs)
+    facts: set[Fact] = set()
+    for k, pred in enumerate(predictions):
+        for field in ("h_idx", "t_idx", "r"):
+            if field not in pred:
+                raise ValueError(f"prediction {k} has no {field!r}: {dict(pred)!r}")
+        title = pred.get("title")
+        if pred.get("doc_index") is not None:
+            d = _as_index(pred["doc_index"], f"prediction {k}: doc_index")
+            if not 0 <= d < len(gold_docs):
+                raise ValueError(f"prediction {k}: doc_index {d} outside the {len(gold_docs)} gold documents")
+            if title is not None and gold_docs[d].get("title") != title:
+                raise ValueError(f"prediction {k}: title {title!r} disagrees with gold document {d} "
+                                 f"({gold_docs[d].get('title')!r})")
+        elif title is None:
+            raise ValueError(f"prediction {k} has neither 'title' nor 'doc_index': {dict(pred)!r}")
+        else:
+            where = positions.get(title)
+            if not where:
+                raise ValueError(f"prediction {k}: title {title!r} is not among the gold documents")
+            if len(where) > 1:
+                raise ValueError(f"prediction {k}: title {title!r} names {len(where)} gold documents "
+                                 f"(positions {where}); pass 'doc_index' in each prediction")
+            d = where[0]
+        h = _as_index(pred["h_idx"], f"prediction {k}: h_idx")
+        t = _as_index(pred["t_idx"], f"prediction {k}: t_idx")
+        n_ent = len(gold_docs[d]["vertexSet"])
+        if not (0 <= h < n_ent and 0 <= t < n_ent):
+            # an index past the entity list means predictions and documents are misaligned
+            raise ValueError(f"prediction {k}: entity pair ({h}, {t}) outside document {d} "
+                             f"({title!r}) with {n_ent} entities")
+        facts.add((d, h, t, str(pred["r"])))
+    return facts
+
+
+def train_fact_set(train_docs: Iterable[dict]) -> set[NameFact]:
+    """All (head mention name, tail mention name, r) of every label of the training docs.
+
+    Computed from the documents each time on purpose: no cache keyed by file name.
+    """
+    facts: set[NameFact] = set()
+    for doc in train_docs:
+        ents = doc["vertexSet"]
+        for lab in doc.get("labels", []):
+            r = lab["r"]
+            for m1 in ents[lab["h"]]:
+                for m2 in ents[lab["t"]]:
+                    facts.add((m1["name"], m2["name"], r))
+    return facts
+
+
+def read_fact_file(path: str | Path) -> set[NameFact]:
+    """Read a DocRED ``.fact`` file (JSON list of [head name, tail name, r]) as a set."""
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: a .fact file holds a JSON list, got {type(rows).__name__}")
+    facts: set[NameFact] = set()
+    for k, row in enumerate(rows):
+        if not (isinstance(row, (list, tuple)) and len(row) == 3):
+            raise ValueError(f"{path}: fact {k} is not [head name, tail name, r]: {row!r}")
+        facts.add((str(row[0]), str(row[1]), str(row[2])))
+    return facts
+
+
+def _in_train(fact: Fact, gold_docs: Sequence[dict], train_facts: set[NameFact]) -> bool:
+    d, h, t, r = fact
+    ents = gold_docs[d]["vertexSet"]
+    return any((m1["name"], m2["name"], r) in train_facts for m1 in ents[h] for m2 in ents[t])
+
+
+# --------------------------------------------------------------------------- main score
+def _score_facts(pred: set[Fact], gold: set[Fact], gold_docs: Sequence[dict],
+                 train_facts: set[NameFact]) -> dict[str, float | int]:
+    correct = pred & gold
+    # only correct predictions are checked against train, exactly as the official scorer
+    n_in_train = sum(_in_train(f, gold_docs, train_facts) for f in correct) if train_facts else 0
+    out = _prf(len(correct), len(pred), len(gold))
+    ign_p = _div(len(correct) - n_in_train, len(pred) - n_in_train)
+    out.update(ign_precision=ign_p, ign_recall=out["recall"], ign_f1=_f1(ign_p, out["recall"]),
+               n_correct_in_train=n_in_train, n_train_facts=len(train_facts))
+    return out
+
+
+def _train_facts_from(train_docs: Iterable[dict] | None, train_facts: Iterable | None) -> set[NameFact]:
+    if train_docs is not None and train_facts is not None:
+        raise ValueError("pass train_docs or train_facts, not both")
+    if train_facts is not None:
+        return {tuple(f) for f in train_facts}
+    if train_docs is not None:
+        return train_fact_set(train_docs)
+    return set()
+
+
+def score(predictions: Iterable[Mapping], gold_docs: Sequence[dict],
+          train_docs: Iterable[dict] | None = None,
+          train_facts: Iterable | None = None) -> dict[str, float | int]:
+    """Official DocRED relation-extraction scores of ``predictions`` against ``gold_docs``.
+
+    Returns precision, recall, f1, ign_precision, ign_recall (= recall), ign_f1, all in
+    [0, 1], and the counts n_pred, n_gold, n_correct, n_correct_in_train, n_train_facts.
+    The training set for Ign is given as documents (``train_docs``) or as a precomputed
+    name-fact set (``train_facts``, e.g. from :func:`read_fact_file`). With neither,
+    nothing is "in train" (n_train_facts == 0) and the ign_* values equal the plain ones.
+    """
+    tf = _train_facts_from(train_docs, train_facts)
+    return _score_facts(resolve_predictions(predictions, gold_docs), gold_facts(gold_docs), gold_docs, tf)
+
+
+# --------------------------------------------------------------------------- breakdowns
+def per_relation(predictions: Iterable[Mapping], gold_docs: Sequence[dict]) -> dict[str, dict]:
+    """{relation: tp, n_pred, n_gold, precision, recall, f1} for every relation in gold or predictions."""
+    pred, gold = resolve_predictions(predictions, gold_docs), gold_facts(gold_docs)
+    n_pred = Counter(f[3] for f in pred)
+    n_gold = Counter(f[3] for f in gold)
+    tp = Counter(f[3] for f in pred & gold)
+    out = {}
+    for r in sorted(set(n_pred) | set(n_gold), key=_rel_sort_key):
+        row = _prf(tp[r], n_pred[r], n_gold[r])
+        out[r] = {"tp": row.pop("n_correct"), **row}
+    return out
+
+
+def relation_groups(train_docs: Iterable[dict], n_head: int = 10, n_tail: int = 20,
+                    relations: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Split relations into "head" / "mid" / "tail" by how many training entity pairs carry them.
+
+    The paper (Table 3) ranks relations by the number of entity pairs labelled with them:
+    head = the top ``n_head``, tail = the bottom ``n_tail``, mid = the rest. Counts are of
+    distinct (document, h, t) pairs; ties go by relation code (P6 before P17) so the split
+    is deterministic. ``relations`` is the full vocabulary (a list, or rel2id itself; "Na"
+    is skipped): relations absent from training then count 0 and land at the tail end.
+    With fewer relations than n_head + n_tail, head is filled first, then tail.
+    """
+    pairs: dict[str, set[tuple[int, int, int]]] = {}
+    for i, doc in enumerate(train_docs):
+        for lab in doc.get("labels", []):
+            pairs.setdefault(lab["r"], set()).add((i, lab["h"], lab["t"]))
+    vocab = set(pairs) | {r for r in (relations or ()) if r != NA}
+    ranked = sorted(vocab, key=lambda r: (-len(pairs.get(r, ())),) + _rel_sort_key(r))
+    head = ranked[:n_head]
+    rest = ranked[len(head):]
+    n_t = min(n_tail, len(rest))
+    return {"head": head, "mid": rest[: len(rest) - n_t], "tail": rest[len(rest) - n_t:]}
+
+
+def group_scores(predictions: Iterable[Mapping], gold_docs: Sequence[dict],
+                 groups: Mapping[str, Iterable[str]]) -> dict[str, dict]:
+    """P/R/F1 per relation group, counting only gold and predicted facts whose relation is in it."""
+    pred, gold = resolve_predictions(predictions, gold_docs), gold_facts(gold_docs)
+    return _group_scores_facts(pred, gold, groups)
+
+
+def _group_scores_facts(pred: set[Fact], gold: set[Fact],
+                        groups: Mapping[str, Iterable[str]]) -> dict[str, dict]:
+    out = {}
+    for name, rels in groups.items():
+        keep = set(rels)
+        p = {f for f in pred if f[3] in keep}
+        g = {f for f in gold if f[3] in keep}
+        out[name] = _prf(len(p & g), len(p), len(g))
+    return out
+
+
+def _entity_sentences(doc: dict) -> list[set[int]]:
+    return [{m["sent_id"] for m in ent} for ent in doc["vertexSet"]]
+
+
+def _split_intra(facts: set[Fact], sents: list[list[set[int]]]) -> tuple[set[Fact], set[Fact]]:
+    # intra-sentence: some mention of h and some mention of t share a sentence
+    intra = {f for f in facts if sents[f[0]][f[1]] & sents[f[0]][f[2]]}
+    return intra, facts - intra
+
+
+def intra_inter_scores(predictions: Iterable[Mapping], gold_docs: Sequence[dict]) -> dict[str, dict]:
+    """P/R/F1 on intra-sentence and inter-sentence facts ("intra", "inter").
+
+    A pair is intra-sentence when some mention of its head and some mention of its tail
+    share a sentence; predictions are split by the same rule on the gold document, so a
+    correct prediction always falls on the side of its gold fact.
+    """
+    pred, gold = resolve_predictions(predictions, gold_docs), gold_facts(gold_docs)
+    return _intra_inter_facts(pred, gold, gold_docs)
+
+
+def _intra_inter_facts(pred: set[Fact], gold: set[Fact], gold_docs: Sequence[dict]) -> dict[str, dict]:
+    sents = [_entity_sentences(doc) for doc in gold_docs]
+    p_in, p_out = _split_intra(pred, sents)
+    g_in, g_out = _split_intra(gold, sents)
+    return {"intra": _prf(len(p_in & g_in), len(p_in), len(g_in)),
+            "inter": _prf(len(p_out & g_out), len(p_out), len(g_out))}
+
+
+def full_report(predictions: Iterable[Mapping], gold_docs: Sequence[dict],
+                train_docs: Sequence[dict] | None = None, *,
+                train_facts: Iterable | None = None,
+                relations: Iterable[str] | None = None) -> dict[str, float | int]:
+    """score() plus head/mid/tail and intra/inter breakdowns, as one flat dict.
+
+    Keys: everything score() returns, then ``{group}_{precision,recall,f1,n_pred,n_gold,n_correct}``
+    for head, mid, tail (only when train_docs is given: the groups are ranked on it) and
+    for intra, inter. Ign uses ``train_facts`` when given, else the facts of ``train_docs``.
+    Without a ``relations`` vocabulary the groups cover the relations of the training and
+    gold documents, so a gold relation unseen in training still lands in the tail.
+    """
+    pred, gold = resolve_predictions(predictions, gold_docs), gold_facts(gold_docs)
+    # here both may be given: groups are ranked on train_docs, Ign may use e.g. the full .fact file
+    tf = _train_facts_from(None, train_facts) if train_facts is not None else _train_facts_from(train_docs, None)
+    out: dict[str, float | int] = dict(_score_facts(pred, gold, gold_docs, tf))
+    parts: dict[str, dict] = {}
+    if train_docs is not None:
+        vocab = set(relations) if relations is not None else {f[3] for f in gold}
+        parts.update(_group_scores_facts(pred, gold, relation_groups(train_docs, relations=vocab)))
+    parts.update(_intra_inter_facts(pred, gold, gold_docs))
+    for name, row in parts.items():
+        for key, value in row.items():
+            out[f"{name}_{key}"] = value
+    return out
+
+
+# --------------------------------------------------------------------------- predictions IO
+def predictions_from_labels(docs: Sequence[dict]) -> list[dict]:
+    """A document set's own labels as official-format predictions (the oracle)."""
+    return [{"title": doc["title"], "h_idx": lab["h"], "t_idx": lab["t"], "r": lab["r"]}
+            for doc in docs for lab in doc.get("labels", [])]
+
+
+def write_predictions(predictions: Iterable[Mapping], path: str | Path) -> None:
+    """Write predictions as a JSON list, atomically (temp file in the same folder + os.replace).
+
+    Atomic so that a crash mid-write never leaves a truncated file that later reads as a
+    (wrongly scored) prediction set.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{k: (int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v)
+             for k, v in p.items()} for p in predictions]  # numpy ints are not JSON-serialisable
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(rows, f)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read_predictions(path: str | Path) -> list[dict]:
+    """Read and validate an official-format prediction file (JSON list of {title, h_idx, t_idx, r})."""
+    rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: predictions must be a JSON list, got {type(rows).__name__}")
+    for k, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: prediction {k} is not an object: {row!r}")
+        for field in REQUIRED_FIELDS:
+            if field not in row:
+                raise ValueError(f"{path}: prediction {k} has no {field!r} field: {row!r}")
+        for field in ("h_idx", "t_idx"):
+            _as_index(row[field], f"{path}: prediction {k}: {field}")
+        if not isinstance(row["r"], str):
+            raise ValueError(f"{path}: prediction {k}: r must be a relation code string, got {row['r']!r}")
+    return rows
+
+
+# --------------------------------------------------------------------------- CLI
+def main(argv: Sequence[str] | None = None) -> dict:
+    """python -m pemscl.evaluate PRED.json GOLD.json [--train TRAIN.json | --facts TRAIN.fact]"""
+    ap = argparse.ArgumentParser(prog="python -m pemscl.evaluate", description=main.__doc__)
+    ap.add_argument("predictions")
+    ap.add_argument("gold")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--train", help="training documents (JSON) for Ign F1 and head/mid/tail")
+    src.add_argument("--facts", help="a precomputed .fact file for Ign F1")
+    args = ap.parse_args(argv)
+    gold = json.loads(Path(args.gold).read_text(encoding="utf-8"))
+    train = json.loads(Path(args.train).read_text(encoding="utf-8")) if args.train else None
+    facts = read_fact_file(args.facts) if args.facts else None
+    rep = full_report(read_predictions(args.predictions), gold, train, train_facts=facts)
+    print(json.dumps(rep, indent=1))
+    return rep
+
+
+if __name__ == "__main__":
+    main()
