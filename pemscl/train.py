@@ -280,7 +280,14 @@ class Run:
 
 
 def run_dir_for(cfg: TrainConfig, root: str | Path | None = None) -> Path:
-    return Path(root or runs_dir()) / cfg.folder_name()
+    """The folder of cfg's run: an existing complete one with the same config hash (whatever
+    label it was trained under: the label names, it does not define), else a new one."""
+    root = Path(root or runs_dir())
+    if root.exists():
+        for p in sorted(root.glob(f"*-{cfg.key()}")):
+            if (p / "DONE").exists():
+                return p
+    return root / cfg.folder_name()
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:
@@ -304,7 +311,9 @@ def train(cfg: TrainConfig, root: str | Path | None = None, *, force: bool = Fal
     """Train (or reuse) the run for `cfg`; returns the Run with its dev/test scores."""
     out = run_dir_for(cfg, root)
     if (out / "DONE").exists() and not force:
-        return Run.load(out)
+        run = Run.load(out)
+        run.config = dataclasses.replace(run.config, label=cfg.label)  # the caller's name for it
+        return run
     if out.exists():
         shutil.rmtree(out)  # an incomplete folder from an interrupted run
     out.mkdir(parents=True)
@@ -378,7 +387,7 @@ def train(cfg: TrainConfig, root: str | Path | None = None, *, force: bool = Fal
             for k, v in {"loss": float(loss.detach()), **parts}.items():
                 sums[k] = sums.get(k, 0.0) + float(v)
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         row = {"epoch": epoch + 1, "train_seconds": time.time() - t0,
                **{f"train_{k}": v / max(1, steps_per_epoch) for k, v in sums.items()}}
         t1 = time.time()

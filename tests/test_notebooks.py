@@ -1,0 +1,161 @@
+"""The notebooks: committed without outputs, and the whole sequence runs under the smoke profile.
+
+The sequence is executed once per session (module fixture) with runs, figures, results and a
+README copy redirected into a temporary folder, so the repository's own results are never
+overwritten by smoke numbers. Each notebook writes a summary JSON that the tests read.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from pemscl import figures as F
+from pemscl import pipeline as P
+from pemscl import results as R
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = P.notebooks()
+VERDICTS = {"holds", "does not hold", "inconclusive (within noise)", "inconclusive (no spread)",
+            "inconclusive (missing runs)"}
+
+
+def test_notebooks_found():
+    names = [p.name[:2] for p in SOURCES]
+    for n in ("00", "01", "02", "03", "04", "07"):
+        assert n in names
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_source_notebook_has_no_outputs_and_a_parameters_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), \
+        f"{path.name} carries outputs: clear them before committing"
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1 and "profile" in tagged[0].source
+
+
+# --------------------------------------------------------------------------- the smoke sequence
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smoke")
+    readme = root / "README.md"
+    shutil.copyfile(REPO / "README.md", readme)
+    env = {"PEMSCL_RUNS": root / "runs", "PEMSCL_FIGURES": root / "figures", "PEMSCL_RESULTS": root / "results",
+           "PEMSCL_README": readme}
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, str(v))
+        out = root / "executed"
+        try:
+            res = P.run_pipeline("smoke", out=out)
+        except P.NotebookFailed as e:
+            pytest.fail(str(e))
+    summaries = {p.stem: json.loads(p.read_text()) for p in out.glob("*.json") if p.stem != "timings"}
+    return {"root": root, "out": out, "res": res, "summaries": summaries, **{k: Path(v) for k, v in env.items()}}
+
+
+def _figures_ok(summary: dict, folder: Path):
+    assert summary["figures"], "no figures saved"
+    for name, files in summary["figures"].items():
+        assert Path(files["html"]).parent == folder and Path(files["html"]).exists(), name
+        if F.png_required():
+            assert files["png"] and Path(files["png"]).stat().st_size > 0, f"{name}: no PNG"
+
+
+def _in_unit(x):
+    return x is None or 0.0 <= x <= 1.0
+
+
+@pytest.mark.slow
+def test_sequence_runs_every_notebook(smoke):
+    executed = sorted(p.name for p in smoke["out"].glob("*.ipynb"))
+    assert executed == [p.name for p in SOURCES]
+    timings = json.loads((smoke["out"] / "timings.json").read_text())
+    assert timings["profile"] == "smoke" and set(timings["seconds"]) == {p.stem for p in SOURCES}
+    for p in smoke["out"].glob("*.ipynb"):  # outputs kept, no error outputs
+        nb = nbformat.read(p, as_version=4)
+        outs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert outs and not [o for o in outs if o.get("output_type") == "error"], p.name
+
+
+@pytest.mark.slow
+def test_data_notebooks(smoke):
+    s = smoke["summaries"]["00_data"]
+    assert s["all_files_ok"] is True
+    assert s["groups"] == {"head": 10, "mid": 66, "tail": 20}
+    assert 0.3 < s["label_comparison"]["missing_from_original"] < 0.9
+    _figures_ok(s, smoke["PEMSCL_FIGURES"])
+    s = smoke["summaries"]["01_regimes"]
+    assert {"redocred-mini", "oog-mini", "ogg-mini"} <= set(s["regimes"])
+    _figures_ok(s, smoke["PEMSCL_FIGURES"])
+
+
+@pytest.mark.slow
+def test_train_notebook(smoke):
+    s = smoke["summaries"]["02_train"]
+    run = Path(s["run"])
+    assert run.parent == smoke["PEMSCL_RUNS"] and (run / "DONE").exists()
+    for f in ("config.json", "history.json", "scores.json", "predictions_dev.json", "predictions_test.json"):
+        assert (run / f).exists(), f
+    for split in ("dev", "test"):
+        assert all(_in_unit(s["scores"][split].get(k)) for k in ("f1", "ign_f1", "precision", "recall"))
+    _figures_ok(s, smoke["PEMSCL_FIGURES"])
+
+
+@pytest.mark.slow
+def test_ablation_and_noisy_notebooks(smoke):
+    s = smoke["summaries"]["03_ablations"]
+    assert [r["label"] for r in s["table2"]] == ["ATL", "BCE", "NCRL", "PEMSCL"]
+    assert [r["label"] for r in s["table3"]] == ["PEMSCL", "no EM", "no SCL", "no EM, no SCL"]
+    assert all(r["n"] == 2 and _in_unit(r["dev_f1"]) for r in s["table3"])
+    assert len(s["faithfulness"]) == 8
+    _figures_ok(s, smoke["PEMSCL_FIGURES"])
+    s = smoke["summaries"]["04_noisy_labels"]
+    assert {(r["regime"], r["label"]) for r in s["table4"]} == {
+        (g, m) for g in ("OOG", "OGG") for m in ("ATL", "NCRL", "PEMSCL", "PEMSCL+NS")}
+    assert all(_in_unit(r["test_f1"]) for r in s["table4"])
+    assert {(r["model"], r["ratio"]) for r in s["figure2"]} == {(m, x) for m in ("PEMSCL", "ATL") for x in (0.1, 1.0)}
+    _figures_ok(s, smoke["PEMSCL_FIGURES"])
+
+
+@pytest.mark.slow
+def test_every_run_complete_with_scores_in_unit_interval(smoke):
+    runs = [p for p in smoke["PEMSCL_RUNS"].iterdir() if p.is_dir()]
+    assert runs and all((p / "DONE").exists() for p in runs)
+    for p in runs:
+        scores = json.loads((p / "scores.json").read_text())
+        for split in ("dev", "test", "dev_gold"):
+            for k, v in scores.get(split, {}).items():
+                if k.endswith(("f1", "precision", "recall")):
+                    assert _in_unit(v), (p.name, split, k, v)
+
+
+@pytest.mark.slow
+def test_results_notebook(smoke):
+    s = smoke["summaries"]["07_results"]
+    data = json.loads((smoke["PEMSCL_RESULTS"] / "results.json").read_text())
+    t = data["tables"]
+    assert t["profile"] == "smoke" and not any(t["missing"].values())
+    assert [r["label"] for r in t["table3"]] == ["PEMSCL", "no EM", "no SCL", "no EM, no SCL"]
+    assert len(t["table2"]) == 4 and len(t["table4"]) == 8 and len(t["figure2"]) == 4
+    assert 0 < t["cost"]["n_runs"] <= len(list(smoke["PEMSCL_RUNS"].iterdir()))  # 05/06 may add their own
+    assert {c["id"] for c in data["claims"]} == set(s["verdicts"])
+    assert len(data["claims"]) == 6 and all(c["verdict"] in VERDICTS for c in data["claims"])
+    md = (smoke["PEMSCL_RESULTS"] / "results.md").read_text()
+    assert "Table 3" in md and "Claims" in md
+    readme = smoke["PEMSCL_README"].read_text()
+    inside = readme.split(R.README_START)[1].split(R.README_END)[0]
+    assert "Results (profile `smoke`)" in inside
+    # outside the marked section the README copy is the repository's
+    repo = (REPO / "README.md").read_text()
+    assert readme.split(R.README_START)[0] == repo.split(R.README_START)[0]
+    assert readme.split(R.README_END)[1] == repo.split(R.README_END)[1]
+    _figures_ok(s, smoke["PEMSCL_FIGURES"])
+    # the repository's own results were not touched
+    assert not (REPO / "results" / "results.json").exists() or \
+        json.loads((REPO / "results" / "results.json").read_text())["tables"]["profile"] != "smoke"
