@@ -53,20 +53,6 @@ def resolve_encoder(name: str) -> str:
     return name
 
 
-def load_tokenizer(encoder: str):
-    from transformers import AutoTokenizer
-
-    path = resolve_encoder(encoder)
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except OSError as e:
-        raise OSError(
-            f"cannot load tokenizer for encoder {encoder!r} ({path}): it is neither a local folder "
-            "nor in the Hugging Face cache. On an offline machine, download it elsewhere and pass "
-            "its folder, or use the default 'minilm'."
-        ) from e
-
-
 @dataclass
 class ModelConfig:
     encoder: str = "minilm"

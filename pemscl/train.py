@@ -17,17 +17,14 @@ are trained. This is what makes seeds, ablations and sweeps affordable on a CPU.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 import math
-import os
 import resource
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +34,7 @@ from . import evaluate as E
 from .features import docs_hash, load_features
 from .losses import LossSpec, compute_loss, loss_spec
 from .model import (DocREModel, ModelConfig, batch_to, checkpoint_path, collate, decide,
-                    load_tokenizer, parameter_groups, resolve_encoder, to_official)
+                    parameter_groups, resolve_encoder, to_official)
 from .utils import (atomic_torch_save, atomic_write_json, autocast, cache_dir, read_json,
                     resolve_device, resolve_precision, runs_dir, seed_everything, stable_hash)
 
@@ -161,7 +158,7 @@ class Splits:
     features: dict[str, list[dict]]
 
 
-def prepare(cfg: TrainConfig, tokenizer=None, progress: bool = True) -> Splits:
+def prepare(cfg: TrainConfig, progress: bool = True) -> Splits:
     regime = D.load_regime(cfg.regime)
     if cfg.noise_drop:
         regime = D.noisy(regime, drop=cfg.noise_drop, seed=cfg.noise_seed)
