@@ -277,6 +277,13 @@ def validate_docs(docs: Sequence[Any], source: str = "docs",
         def fail(fld: str, problem: str) -> None:
             raise DocumentError(f"{source}: document {i} (title {title!r}): field {fld}: {problem}")
 
+        def require(obj: Any, where: str, what: str, keys: tuple[str, ...]) -> None:
+            if not isinstance(obj, dict):
+                fail(where, f"{what} must be a dict")
+            for key in keys:
+                if key not in obj:
+                    fail(f"{where}.{key}", "missing")
+
         if not isinstance(doc, dict):
             fail("<document>", f"expected a dict, got {type(doc).__name__}")
         for key in ("title", "sents", "vertexSet"):
@@ -295,11 +302,7 @@ def validate_docs(docs: Sequence[Any], source: str = "docs",
                 fail(f"vertexSet[{e}]", "entity has no mentions")
             for m, men in enumerate(ent):
                 where = f"vertexSet[{e}][{m}]"
-                if not isinstance(men, dict):
-                    fail(where, "mention must be a dict")
-                for key in ("pos", "sent_id", "name"):
-                    if key not in men:
-                        fail(f"{where}.{key}", "missing")
+                require(men, where, "mention", ("pos", "sent_id", "name"))
                 sid, pos = men["sent_id"], men["pos"]
                 if not isinstance(sid, int) or not 0 <= sid < len(sents):
                     fail(f"{where}.sent_id", f"{sid!r} out of range for {len(sents)} sentences")
@@ -313,11 +316,7 @@ def validate_docs(docs: Sequence[Any], source: str = "docs",
             fail("labels", "must be a list")
         for k, lab in enumerate(labels):
             where = f"labels[{k}]"
-            if not isinstance(lab, dict):
-                fail(where, "label must be a dict")
-            for key in ("r", "h", "t"):
-                if key not in lab:
-                    fail(f"{where}.{key}", "missing")
+            require(lab, where, "label", ("r", "h", "t"))
             for key in ("h", "t"):
                 v = lab[key]
                 if not isinstance(v, int) or not 0 <= v < len(ents):

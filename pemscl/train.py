@@ -250,7 +250,7 @@ def tune_threshold(logits: torch.Tensor, features, docs, id2rel, top_k=None) -> 
     return best
 
 
-def report(logits, features, docs, train_docs, id2rel, *, top_k=None, threshold=None, relations=None):
+def report(logits, features, docs, train_docs, id2rel, *, top_k=None, threshold=None):
     preds = to_official(decide(logits, top_k=top_k, threshold=threshold), features, id2rel)
     rep = E.full_report(preds, docs, train_docs=train_docs) if docs and docs[0].get("labels") is not None else {}
     return rep, preds
