@@ -197,9 +197,17 @@ fig = F.grouped_bars(tables["table2"], metrics=["test_ign_f1", "test_f1"], names
 faith_runs = X.run_all(X.faithfulness(profile))
 tables = R.build_tables(head_runs + abl_runs + faith_runs, profile)
 R.show_table(tables["faithfulness"], R.FAITH_COLS)"""),
+    ("md", "## Fast path vs full fine-tuning\nThe same PEMSCL config trained end to end and with only the top "
+           "layers trained on cached lower layers: how much F1 the fast path used by the ablations, seeds and "
+           "sweeps gives up, and what it saves."),
+    ("code", """\
+layer_runs = X.run_all(X.layers(profile))
+tables = R.build_tables(head_runs + abl_runs + faith_runs + layer_runs, profile)
+R.show_table(tables["layers"], R.LAYER_COLS)"""),
     ("code", """\
 write_summary("03_ablations", {"table2": tables["table2"], "table3": tables["table3"],
-                               "faithfulness": tables["faithfulness"], "figures": saved}, profile)"""),
+                               "faithfulness": tables["faithfulness"], "layers": tables["layers"],
+                               "figures": saved}, profile)"""),
 ]
 
 NOTEBOOKS["04_noisy_labels"] = [

@@ -1,5 +1,6 @@
 """Experiment config lists per profile, summarising over seeds, claim verdicts, results files."""
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -34,11 +35,16 @@ def test_experiment_labels_and_sizes(profile):
     assert all("dev_gold" in c.track for c in n if c.regime == p.oog_regime)
 
     s = X.ratio_sweep(profile)
-    assert len(s) == 2 * len(p.ratios) * p.sweep_seeds
-    assert sorted(X.sweep_point(c) for c in s) == sorted((m, r) for m in ("PEMSCL", "ATL") for r in p.ratios)
+    atl_ratios = p.ratios if p.atl_ratios is None else p.atl_ratios
+    assert len(s) == (len(p.ratios) + len(atl_ratios)) * p.sweep_seeds
+    assert sorted(X.sweep_point(c) for c in s) == sorted([("PEMSCL", r) for r in p.ratios]
+                                                         + [("ATL", r) for r in atl_ratios])
 
     f = X.faithfulness(profile)
-    assert [c.label for c in f] == [lab for lab, _, _ in X.FAITHFULNESS] * p.faithfulness_seeds
+    wanted = [lab for lab, _, _ in X.FAITHFULNESS if lab != X.TOP4 and (
+        p.faithfulness_rows is None or lab in p.faithfulness_rows or lab.startswith("paper default"))]
+    assert [c.label for c in f] == wanted * p.faithfulness_seeds
+    assert X.TOP4 not in [c.label for c in f]  # a decision rule: scored on the default run, not trained
 
 
 def test_cpu_profile_full_finetuning_for_headline_fast_path_elsewhere():
@@ -46,7 +52,20 @@ def test_cpu_profile_full_finetuning_for_headline_fast_path_elsewhere():
     for fn in (X.ablation, X.noisy, X.ratio_sweep, X.faithfulness):
         assert all(c.train_layers == X.FAST_LAYERS for c in fn("cpu"))
     assert len(X.get_profile("cpu").seeds) >= 3
-    assert X.get_profile("cpu").ratios == (0.05, 0.1, 0.2, 0.5, 1.0)
+    assert X.get_profile("cpu").ratios[0] < X.get_profile("cpu").ns_ratio < X.get_profile("cpu").ratios[-1] == 1.0
+
+
+def test_layers_experiment_shares_runs_with_headline_and_ablation():
+    p = X.get_profile("cpu")
+    lay = X.layers("cpu")
+    assert [c.train_layers for c in lay] == [None, *p.layer_counts]
+    assert all(c.loss == lay[0].loss and c.seed == p.seeds[0] and c.epochs == lay[0].epochs for c in lay)
+    head = next(c for c in X.headline("cpu") if c.label == "PEMSCL")
+    assert lay[0].key() == head.key()  # full fine-tuning is the headline PEMSCL run
+    if p.headline_epochs == p.fast_epochs and X.FAST_LAYERS in p.layer_counts:
+        abl = next(c for c in X.ablation("cpu") if c.label == "PEMSCL" and c.seed == p.seeds[0])
+        assert abl.key() in {c.key() for c in lay}
+    assert X.layers("smoke") == [] or all(c.epochs == 1 for c in X.layers("smoke"))
 
 
 def test_smoke_profile_is_tiny():
@@ -83,13 +102,16 @@ def test_shared_configs_are_trained_once():
 
 
 def test_faithfulness_options_change_one_thing():
-    f = {c.label: c for c in X.faithfulness("cpu")}
+    every_row = dataclasses.replace(X.get_profile("cpu"), faithfulness_rows=None)
+    f = {c.label: c for c in X.faithfulness(every_row)}
     base = f["paper default"]
     assert f["SupCon SCL (#1)"].loss.scl_variant == "supcon"
     assert f["NA anchors (#2)"].loss.na_anchors is True
     assert f["mean reduction (#4)"].loss.reduction == "mean"
     assert f["EM batch-average weights (#5)"].loss.em_batch_average is True
-    assert f["top-4 cap (#8)"].top_k == 4 and f["top-4 cap (#8)"].loss == base.loss
+    for label, c in f.items():  # one field changed against its reference, nothing else
+        ref = base if c.regime == base.regime else f["paper default +NS"]
+        assert c.top_k is None and c.seed == ref.seed and c.train_layers == ref.train_layers, label
     assert f["NS mask per batch (#6)"].loss.neg_sample_per == "batch"
     assert f["NS mask per batch (#6)"].regime == "oog-mini"
 
@@ -163,8 +185,23 @@ def test_build_tables_matches_runs_by_config_hash():
     # noisy PEMSCL / ATL are also the sweep's ratio-1.0 points, PEMSCL+NS its 0.1 point
     assert {(r["model"], r["ratio"]) for r in t["figure2"]} == {("PEMSCL", 1.0), ("ATL", 1.0), ("PEMSCL", 0.1)}
     assert t["cost"]["n_runs"] == len(runs)
+    fa = {r["label"]: r for r in t["faithfulness"]}
+    assert "top-4 cap (#8)" not in fa  # the fake runs carry no test_top4 scores
     assert t["cost"]["total_seconds"] == pytest.approx(sum(r.scores["seconds"] for r in runs))
     assert R.infer_profile(runs) == "smoke"
+
+
+def test_top4_row_is_the_default_runs_test_scored_with_the_cap():
+    runs = []
+    for c in X.faithfulness("smoke"):
+        top4 = {"f1": 0.48, "ign_f1": 0.47, "tail_f1": 0.1} if c.label == "paper default" else None
+        extra = {"test_top4": top4} if top4 else {}
+        runs.append(_run("x", c.seed, 0.5, 0.45, cfg=c, **extra))
+    fa = {r["label"]: r for r in R.build_tables(runs, "smoke")["faithfulness"]}
+    assert fa["top-4 cap (#8)"]["test_f1"] == pytest.approx(0.48)
+    assert fa["top-4 cap (#8)"]["test_ign_f1"] == pytest.approx(0.47)
+    assert fa["top-4 cap (#8)"]["delta_test_f1"] == pytest.approx(0.48 - 0.45)
+    assert fa["paper default"]["test_f1"] == pytest.approx(0.45)
 
 
 # --------------------------------------------------------------------------- claims

@@ -276,6 +276,10 @@ def test_pair_gram_from_factors_matches_materialised(k, b):
     xn = F.normalize(x, dim=-1)
     torch.testing.assert_close(pair_gram((zh, zt)), xn @ xn.T, atol=1e-5, rtol=0)
     torch.testing.assert_close(pair_gram(x), xn @ xn.T, atol=1e-5, rtol=0)
+    # the anchor rows alone (what SCL uses) are the same rows of the full matrix
+    rows = torch.tensor([0, 7, 39])
+    torch.testing.assert_close(pair_gram((zh, zt), rows=rows), (xn @ xn.T)[rows], atol=1e-5, rtol=0)
+    torch.testing.assert_close(pair_gram(x, rows=rows), (xn @ xn.T)[rows], atol=1e-5, rtol=0)
 
 
 def test_scl_from_factors_matches_materialised_value_and_grad():
