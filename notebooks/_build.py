@@ -204,10 +204,17 @@ R.show_table(tables["faithfulness"], R.FAITH_COLS)"""),
 layer_runs = X.run_all(X.layers(profile))
 tables = R.build_tables(head_runs + abl_runs + faith_runs + layer_runs, profile)
 R.show_table(tables["layers"], R.LAYER_COLS)"""),
+    ("md", "## A small search on dev\nWhere the ablation disagrees with the paper, scale and hyperparameters "
+           "come before conclusions: SCL's weight λ and temperature τ, and ATL on the same fast path as the "
+           "ablation rows (one seed each; read against the seed spread of Table 3)."),
+    ("code", """\
+search_runs = X.run_all(X.search(profile))
+tables = R.build_tables(head_runs + abl_runs + faith_runs + layer_runs + search_runs, profile)
+R.show_table(tables["search"], R.SEARCH_COLS)"""),
     ("code", """\
 write_summary("03_ablations", {"table2": tables["table2"], "table3": tables["table3"],
                                "faithfulness": tables["faithfulness"], "layers": tables["layers"],
-                               "figures": saved}, profile)"""),
+                               "search": tables["search"], "figures": saved}, profile)"""),
 ]
 
 NOTEBOOKS["04_noisy_labels"] = [
@@ -277,7 +284,7 @@ fig = F.cost_bars([{**r, "label": f"{r['label']} s{r['seed']}"} for r in cost["r
     ("md", "## Written files\nThe README is updated only for the cpu and paper profiles (or when PEMSCL_README "
            "points elsewhere), so smoke numbers never land in it."),
     ("code", """\
-paths = R.write_results(tables, verdicts)
+paths = R.write_results(tables, verdicts, runs=runs)  # + runs.jsonl: every run's config, scores, curve
 md = R.markdown(tables, verdicts, level=3)
 readme = None
 if profile in ("cpu", "paper") or os.environ.get("PEMSCL_README"):

@@ -58,6 +58,9 @@ class Profile:
     atl_ratios: tuple[float, ...] | None = None  # ATL's points in Figure 2 (None: `ratios`)
     # the fast path's layer counts compared with full fine-tuning (PEMSCL, gold regime, first seed)
     layer_counts: tuple[int, ...] = ()
+    # a small hyperparameter search on gold dev, fast path, first seed: (row label, loss name,
+    # loss field overrides); the unchanged PEMSCL run is listed first as the reference
+    search: tuple[tuple[str, str, dict], ...] = ()
     # FAITHFULNESS rows to run (labels); None: all of them
     faithfulness_rows: tuple[str, ...] | None = None
     # OGG from the OOG runs: on the mini regimes both train on the same original-label documents
@@ -79,7 +82,9 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(name="cpu", preset="cpu", headline_layers=None, fast_layers=FAST_LAYERS,
                    headline_epochs=None, fast_epochs=None, fast_max_train_docs=400, seeds=(66, 67, 68),
                    ratios=(0.05, 0.1, 0.3, 1.0), atl_ratios=(0.1, 1.0), layer_counts=(1, 2),
-                   faithfulness_rows=("SupCon SCL (#1)", "NA anchors (#2)", "NS mask per batch (#6)")),
+                   faithfulness_rows=("SupCon SCL (#1)", "NA anchors (#2)", "NS mask per batch (#6)"),
+                   search=(("PEMSCL λ=1", "pemscl", {"scl_weight": 1.0}), ("PEMSCL τ=1", "pemscl", {"tau": 1.0}),
+                           ("ATL", "atl", {}))),
     "paper": Profile(name="paper", preset="paper-redocred", gold_regime="redocred", oog_regime="oog",
                      ogg_regime="ogg", headline_layers=None, fast_layers=None, seeds=(66, 67, 68),
                      headline_seeds=1, ogg_from_oog=False),
@@ -242,8 +247,20 @@ def layers(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
     return out
 
 
+def search(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
+    """The profile's small search (lambda, tau, the baseline on the same fast path), with the
+    default PEMSCL fast-path run (the ablation's first seed) as reference."""
+    p = get_profile(profile)
+    if not p.search:
+        return []
+    s = p.seeds[0]
+    ref = make_config(p, "PEMSCL (λ=0.1, τ=0.2)", make_loss(p, "pemscl"), regime=p.gold_regime, fast=True, seed=s)
+    return [ref] + [make_config(p, label, make_loss(p, name, **over), regime=p.gold_regime, fast=True, seed=s)
+                    for label, name, over in p.search]
+
+
 EXPERIMENTS = {"headline": headline, "ablation": ablation, "noisy": noisy, "ratio_sweep": ratio_sweep,
-               "faithfulness": faithfulness, "layers": layers}
+               "faithfulness": faithfulness, "layers": layers, "search": search}
 
 
 def all_configs(profile: str | Profile = "cpu", only: Iterable[str] | None = None) -> list[T.TrainConfig]:

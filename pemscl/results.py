@@ -13,6 +13,7 @@ whatever the profile trained (MiniLM on mini regimes for "cpu").
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -228,6 +229,10 @@ def build_tables(runs: Iterable, profile: str | None = None) -> dict:
                                    metrics=("dev_f1", "test_ign_f1", "test_f1", "dev_tail_f1", "seconds"))
     for r, c in zip(tables["layers"], [c for c, a in zip(cfgs.get("layers", []), att.get("layers", [])) if a]):
         r["train_layers"] = "all" if c.train_layers is None else c.train_layers
+
+    # the small search on gold dev (fast path, one seed)
+    tables["search"] = X.summarise(att.get("search", []),
+                                   metrics=("dev_f1", "dev_tail_f1", "test_ign_f1", "test_f1"))
 
     # cost: every distinct run that took part, once
     seen, cost = {}, []
@@ -471,6 +476,8 @@ FAITH_COLS = [("option", "label"), ("setting", "setting"), ("n", "n"), ("dev F1"
 LAYER_COLS = [("trained", "label"), ("n", "n"), ("dev F1", m("dev_f1")), ("test Ign F1", m("test_ign_f1")),
               ("test F1", m("test_f1")), ("dev tail F1", m("dev_tail_f1")),
               ("minutes", lambda r: None if r.get("seconds") is None else f"{r['seconds'] / 60:.1f}")]
+SEARCH_COLS = [("run", "label"), ("dev F1", m("dev_f1")), ("dev tail F1", m("dev_tail_f1")),
+               ("test Ign F1", m("test_ign_f1")), ("test F1", m("test_f1"))]
 CLAIM_COLS = [("claim", "claim"), ("verdict", lambda r: f"**{r['verdict']}**"), ("this workbench", "evidence"),
               ("paper", "paper")]
 
@@ -492,6 +499,9 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2) -> 
              f"{h}# Table 4: training on original labels (gold test)", "", table_md(tables["table4"], TABLE4_COLS), "",
              f"{h}# Figure 2: negative sampling ratio ({p.oog_regime})", "", table_md(tables["figure2"], FIGURE2_COLS), "",
              f"{h}# Paper vs released code (FAITHFULNESS.md)", "", table_md(tables["faithfulness"], FAITH_COLS), ""]
+    if tables.get("search"):
+        lines += [f"{h}# Small search on dev (fast path, one seed, {p.gold_regime})", "",
+                  table_md(tables["search"], SEARCH_COLS), ""]
     if tables.get("layers"):
         lines += [f"{h}# Fast path: trained layers vs full fine-tuning (PEMSCL, {p.gold_regime}, one seed)", "",
                   table_md(tables["layers"], LAYER_COLS), ""]
@@ -522,8 +532,52 @@ def _jsonable(x):
     return str(x)
 
 
-def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | Path | None = None) -> dict:
-    """results.json (tables, claims, the paper's numbers) and results.md; returns their paths."""
+_CURVE_KEYS = ("epoch", "train_seconds", "eval_seconds", "train_loss")
+
+
+def export_runs(runs: Iterable[T.Run], path: str | Path) -> Path:
+    """One JSON line per run: folder name, config, scores and the per-epoch curve (F1 metrics
+    only). Small enough to commit, and enough to rebuild every table (load_exported) on a
+    machine without the run folders; the models and predictions stay in the run folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines, seen = [], set()
+    for r in sorted(_as_runs(runs), key=lambda r: r.dir.name):
+        if r.config.key() in seen:
+            continue
+        seen.add(r.config.key())
+        curve = [{k: v for k, v in h.items() if k in _CURVE_KEYS or k.endswith(("_f1", "_precision", "_recall"))}
+                 for h in r.history]
+        lines.append(json.dumps(_jsonable({"folder": r.dir.name, "key": r.config.key(),
+                                           "config": dataclasses.asdict(r.config), "scores": r.scores,
+                                           "history": curve}), sort_keys=True))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    tmp.replace(path)
+    return path
+
+
+def load_exported(path: str | Path | None = None) -> list[T.Run]:
+    """The runs of an export_runs file (default results/runs.jsonl) as Run objects, so
+    build_tables(load_exported()) regenerates the committed tables. The config hash is checked:
+    a record whose config no longer hashes to its key was written by other code and is refused."""
+    path = Path(path) if path is not None else results_dir() / "runs.jsonl"
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        cfg = T.config_from_dict(rec["config"])
+        if cfg.key() != rec["key"]:
+            raise ValueError(f"{path}:{i} ({rec['folder']}): config hashes to {cfg.key()}, record says {rec['key']}")
+        out.append(T.Run(dir=T.runs_dir() / rec["folder"], config=cfg, scores=rec["scores"], history=rec["history"]))
+    return out
+
+
+def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | Path | None = None,
+                  runs: Iterable[T.Run] | None = None) -> dict:
+    """results.json (tables, claims, the paper's numbers), results.md and, given the runs,
+    runs.jsonl (export_runs); returns their paths."""
     folder = Path(folder) if folder is not None else results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     js, md = folder / "results.json", folder / "results.md"
@@ -532,7 +586,12 @@ def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | 
     tmp.write_text(json.dumps(_jsonable(payload), indent=1))
     tmp.replace(js)
     md.write_text(markdown(tables, claim_rows, level=1) + "\n")
-    return {"json": js, "md": md}
+    out = {"json": js, "md": md}
+    if runs is not None:
+        # only the runs the tables use, so the file holds this profile's evidence and nothing else
+        keys = {c.key() for fn in X.EXPERIMENTS.values() for c in fn(tables["profile"])}
+        out["runs"] = export_runs([r for r in _as_runs(runs) if r.config.key() in keys], folder / "runs.jsonl")
+    return out
 
 
 def update_readme(md: str, path: str | Path | None = None) -> Path:

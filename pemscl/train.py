@@ -90,7 +90,7 @@ class TrainConfig:
 
     def folder_name(self) -> str:
         slug = self.label or f"{self.regime}-{self.loss.kind}"
-        slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in slug)
+        slug = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "-" for c in slug)
         return f"{slug}-{self.key()}"
 
 

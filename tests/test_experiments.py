@@ -68,6 +68,21 @@ def test_layers_experiment_shares_runs_with_headline_and_ablation():
     assert X.layers("smoke") == [] or all(c.epochs == 1 for c in X.layers("smoke"))
 
 
+def test_search_points_change_one_field_against_the_shared_reference():
+    p = X.get_profile("cpu")
+    srch = X.search("cpu")
+    ref = srch[0]
+    abl = next(c for c in X.ablation("cpu") if c.label == "PEMSCL" and c.seed == p.seeds[0])
+    assert ref.key() == abl.key()  # the reference is trained once, for the ablation
+    assert [c.label for c in srch[1:]] == [lab for lab, _, _ in p.search]
+    for c, (_, name, over) in zip(srch[1:], p.search):
+        assert c.loss == X.make_loss(p, name, **over) and c.train_layers == ref.train_layers and c.seed == ref.seed
+    lam = next(c for c in srch if c.loss.scl_weight == 1.0)
+    assert dataclasses.replace(lam.loss, scl_weight=ref.loss.scl_weight) == ref.loss
+    assert all("λ" not in c.folder_name() and "τ" not in c.folder_name() for c in srch)  # ASCII folders
+    assert X.search("smoke") == []
+
+
 def test_smoke_profile_is_tiny():
     for c in X.all_configs("smoke"):
         assert c.epochs == 1 and c.train_layers == 1
@@ -311,6 +326,32 @@ def test_write_results_json_and_markdown(tmp_path):
     assert data["published"]["table2"]["PEMSCL"]["test_f1"] == 79.86
     md = out["md"].read_text()
     assert md.startswith("# Results (profile `smoke`)") and "## Claims" in md
+
+
+def test_exported_runs_rebuild_the_same_tables(tmp_path):
+    runs = []
+    for i, c in enumerate(X.ablation("smoke") + X.noisy("smoke")):
+        extra = {"dev_gold": {"f1": 0.3}, "by_dev_gold": {"epoch": 1, "dev_gold_f1": 0.3, "test_f1": 0.2}} \
+            if c.regime == "oog-mini" else {}
+        r = _run("x", c.seed, 0.4 + 0.01 * i, 0.3 + 0.02 * i, cfg=c, **extra)
+        r.history = [{"epoch": 1, "dev_f1": 0.4, "dev_n_pred": 7, "train_loss": 2.0}]
+        runs.append(r)
+    other = _run("not-in-profile", 1, 0.9, 0.9)  # no smoke experiment has this config: left out
+    t = R.build_tables(runs, "smoke")
+    out = R.write_results(t, R.claims(t), tmp_path, runs=runs + [other])
+    back = R.load_exported(out["runs"])
+    assert len(back) == len(runs) and {r.config.key() for r in back} == {r.config.key() for r in runs}
+    assert back[0].history[0] == {"epoch": 1, "dev_f1": 0.4, "train_loss": 2.0}  # counts dropped, F1 kept
+    t2 = R.build_tables(back, "smoke")
+    for name in ("table2", "table3", "table4", "figure2"):
+        assert t2[name] == t[name], name
+    # a record edited so that its config no longer matches its key is refused
+    lines = out["runs"].read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["config"]["seed"] = 12345
+    out["runs"].write_text(json.dumps(rec) + "\n")
+    with pytest.raises(ValueError, match="hashes to"):
+        R.load_exported(out["runs"])
 
 
 def test_pct_and_table_md():

@@ -148,6 +148,11 @@ def test_results_notebook(smoke):
     assert len(data["claims"]) == 6 and all(c["verdict"] in VERDICTS for c in data["claims"])
     md = (smoke["PEMSCL_RESULTS"] / "results.md").read_text()
     assert "Table 3" in md and "Claims" in md
+    # the committed evidence: every run behind the tables, which rebuild from it alone
+    exported = R.load_exported(smoke["PEMSCL_RESULTS"] / "runs.jsonl")
+    assert len(exported) == t["cost"]["n_runs"]
+    rebuilt = R.build_tables(exported, "smoke")
+    assert [r["dev_f1"] for r in rebuilt["table3"]] == pytest.approx([r["dev_f1"] for r in t["table3"]])
     readme = smoke["PEMSCL_README"].read_text()
     inside = readme.split(R.README_START)[1].split(R.README_END)[0]
     assert "Results (profile `smoke`)" in inside

@@ -112,3 +112,22 @@ def test_bf16_smoke_training_is_finite(runs_root):
     run = T.train(T.preset("smoke", precision="bf16", label="test-bf16"), root=runs_root, progress=False)
     assert run.scores["precision"] == "bfloat16"
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in run.history)
+
+
+def test_ogg_view_scores_test_once_with_the_gold_dev_selected_state(runs_root):
+    # original-label training tracked on original dev and gold dev; test is scored at the end for
+    # the epoch each dev set picks. It must equal what scoring test every epoch gives at that epoch.
+    base = dict(regime="oog-mini", epochs=3, batch_size=2, max_train_docs=6, max_dev_docs=4, max_test_docs=4,
+                train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False)
+    once = T.train(T.preset("smoke", track=("dev", "dev_gold"), label="test-ogg-once", **base),
+                   root=runs_root, progress=False)
+    every = T.train(T.preset("smoke", track=("dev", "dev_gold", "test"), label="test-ogg-every", **base),
+                    root=runs_root, progress=False)
+    g_once, g_every = once.scores["by_dev_gold"], every.scores["by_dev_gold"]
+    assert "test_f1" not in once.history[0] and "test_f1" in every.history[0]
+    assert g_once["epoch"] == g_every["epoch"]
+    assert [h["dev_gold_f1"] for h in once.history] == pytest.approx([h["dev_gold_f1"] for h in every.history])
+    assert g_once["test_f1"] == pytest.approx(g_every["test_f1"], abs=1e-9)
+    assert g_once["test_n_pred"] == g_every["test_n_pred"]
+    # the dev-selected (OOG) scores are untouched by the extra evaluation
+    assert once.scores["test"]["f1"] == pytest.approx(every.scores["test"]["f1"], abs=1e-9)
