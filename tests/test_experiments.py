@@ -275,9 +275,19 @@ def test_claim_does_not_hold_and_no_spread():
 def test_ratio_claim_does_not_hold_when_both_pick_the_same_ratio():
     t = _tables()
     t["figure2"] = [{"model": m, "ratio": r, "n": 1, "dev_f1": d, "test_f1": d}
-                    for m in ("PEMSCL", "ATL") for r, d in ((0.1, 0.5), (1.0, 0.4))]
+                    for m in ("PEMSCL", "ATL") for r, d in ((0.1, 0.5), (0.3, 0.45), (1.0, 0.4))]
     c = next(c for c in R.claims(t) if c["id"] == "original-dev-misleads-ratio")
     assert c["verdict"] == "does not hold"
+
+
+def test_ratio_claim_ignores_a_model_with_only_two_ratios():
+    t = _tables()  # PEMSCL at 0.1, 0.5, 1.0: original dev picks 1.0, gold test 0.1
+    t["figure2"] += [{"model": "ATL", "ratio": r, "n": 1, "dev_f1": 0.3, "test_f1": 0.3} for r in (0.1, 1.0)]
+    c = next(c for c in R.claims(t) if c["id"] == "original-dev-misleads-ratio")
+    assert c["verdict"] == "holds" and "too few" in c["evidence"]
+    t["figure2"] = t["figure2"][-2:]  # ATL's two points alone: nothing to judge
+    c = next(c for c in R.claims(t) if c["id"] == "original-dev-misleads-ratio")
+    assert c["verdict"].startswith("inconclusive")
 
 
 # --------------------------------------------------------------------------- files
