@@ -358,7 +358,7 @@ def train(cfg: TrainConfig, root: str | Path | None = None, *, force: bool = Fal
 
     history: list[dict] = []
     best = {"f1": -1.0, "epoch": -1, "state": None, "threshold": None}
-    best_gold = {"f1": -1.0, "epoch": -1, "state": None}  # the epoch a gold dev set would pick (OGG view)
+    best_gold = {"f1": -1.0, "epoch": -1, "state": None, "threshold": None}  # what a gold dev set picks (OGG view)
     bar = tqdm(total=total, desc=cfg.folder_name(), disable=not progress)
     for epoch in range(cfg.epochs):
         model.train()
@@ -413,7 +413,7 @@ def train(cfg: TrainConfig, root: str | Path | None = None, *, force: bool = Fal
         if score > best["f1"]:
             best = {"f1": score, "epoch": epoch + 1, "state": _trainable_state(model), "threshold": th}
         if "dev_gold_f1" in row and "test" not in cfg.track and row["dev_gold_f1"] > best_gold["f1"]:
-            best_gold = {"f1": row["dev_gold_f1"], "epoch": epoch + 1, "state": _trainable_state(model)}
+            best_gold = {"f1": row["dev_gold_f1"], "epoch": epoch + 1, "state": _trainable_state(model), "threshold": th}
     bar.close()
     if best["state"] is not None:
         model.load_state_dict(best["state"], strict=False)
@@ -442,7 +442,9 @@ def train(cfg: TrainConfig, root: str | Path | None = None, *, force: bool = Fal
                 model.load_state_dict(best_gold["state"], strict=False)
                 lg = infer(model, splits.features["test"], batch_size=cfg.batch_size, device=device, amp_dtype=amp,
                            cache=caches.get("test"), progress=progress, desc="eval test (by dev_gold)")["logits"]
-                rep, _ = report(lg, splits.features["test"], splits.docs["test"], train_docs, id2rel, top_k=cfg.top_k)
+                # BCE: that epoch's dev-tuned threshold, as the per-epoch test scores use
+                rep, _ = report(lg, splits.features["test"], splits.docs["test"], train_docs, id2rel, top_k=cfg.top_k,
+                                threshold=best_gold["threshold"])
                 model.load_state_dict(best["state"], strict=False)  # the saved model is the dev-selected one
             else:
                 rep = scores["test"]

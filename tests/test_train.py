@@ -114,14 +114,14 @@ def test_bf16_smoke_training_is_finite(runs_root):
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in run.history)
 
 
-def test_ogg_view_scores_test_once_with_the_gold_dev_selected_state(runs_root):
+def test_ogg_view_scores_test_once_with_the_gold_dev_selected_state(runs_root, loss="pemscl"):
     # original-label training tracked on original dev and gold dev; test is scored at the end for
     # the epoch each dev set picks. It must equal what scoring test every epoch gives at that epoch.
     base = dict(regime="oog-mini", epochs=3, batch_size=2, max_train_docs=6, max_dev_docs=4, max_test_docs=4,
-                train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False)
-    once = T.train(T.preset("smoke", track=("dev", "dev_gold"), label="test-ogg-once", **base),
+                train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=T.loss_spec(loss))
+    once = T.train(T.preset("smoke", track=("dev", "dev_gold"), label=f"test-ogg-once-{loss}", **base),
                    root=runs_root, progress=False)
-    every = T.train(T.preset("smoke", track=("dev", "dev_gold", "test"), label="test-ogg-every", **base),
+    every = T.train(T.preset("smoke", track=("dev", "dev_gold", "test"), label=f"test-ogg-every-{loss}", **base),
                     root=runs_root, progress=False)
     g_once, g_every = once.scores["by_dev_gold"], every.scores["by_dev_gold"]
     assert "test_f1" not in once.history[0] and "test_f1" in every.history[0]
@@ -131,3 +131,36 @@ def test_ogg_view_scores_test_once_with_the_gold_dev_selected_state(runs_root):
     assert g_once["test_n_pred"] == g_every["test_n_pred"]
     # the dev-selected (OOG) scores are untouched by the extra evaluation
     assert once.scores["test"]["f1"] == pytest.approx(every.scores["test"]["f1"], abs=1e-9)
+
+
+def test_ogg_view_when_the_two_dev_sets_pick_different_epochs(runs_root, monkeypatch):
+    # tiny runs do not learn, so both dev sets tie at epoch 1; force the split: original dev
+    # prefers the first epoch, gold dev the last. BCE, so the gold-selected test must also use
+    # the threshold tuned on dev at that epoch, exactly as scoring test every epoch does.
+    base = dict(regime="oog-mini", epochs=3, batch_size=2, max_train_docs=6, max_dev_docs=4, max_test_docs=4,
+                train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=T.loss_spec("bce"))
+    real = T.report
+
+    def run(track, label):
+        cfg = T.preset("smoke", track=track, label=label, **base)
+        splits = T.prepare(cfg, progress=False)
+        calls = {"dev": 0, "dev_gold": 0}
+
+        def report(lg, feats, docs, *a, **k):
+            out, preds = real(lg, feats, docs, *a, **k)
+            for split in calls:
+                if docs is splits.docs[split]:
+                    calls[split] += 1
+                    out = {**out, "f1": 0.1 * calls[split] if split == "dev_gold" else 1.0 - 0.1 * calls[split]}
+            return out, preds
+
+        monkeypatch.setattr(T, "report", report)
+        return T.train(cfg, root=runs_root, progress=False, splits=splits)
+
+    once = run(("dev", "dev_gold"), "test-ogg-split-once")
+    every = run(("dev", "dev_gold", "test"), "test-ogg-split-every")
+    assert once.scores["best_epoch"] == 1 and once.scores["by_dev_gold"]["epoch"] == 3
+    g_every = every.scores["by_dev_gold"]
+    for k in ("test_f1", "test_precision", "test_n_pred"):
+        assert once.scores["by_dev_gold"][k] == pytest.approx(g_every[k], abs=1e-9), k
+    assert once.scores["threshold"] == every.scores["threshold"]
