@@ -175,11 +175,11 @@ NOTEBOOKS["03_ablations"] = [
     ("code", SETUP),
     ("md", "## Losses on gold labels (Table 2)\nATL is ATLOP's adaptive threshold, BCE a tuned global threshold, "
            "NCRL and PEMSCL the pairwise alternatives."),
-    ("code", "head_runs = X.run_all(X.headline(profile))"),
+    ("code", "runs = X.run_all(X.headline(profile))  # every run this notebook shows, for build_tables"),
     ("md", "## Ablation over seeds (Table 3)\nThe paper's claim: each of EM and SCL helps, most on tail relations."),
-    ("code", "abl_runs = X.run_all(X.ablation(profile))"),
+    ("code", "runs += X.run_all(X.ablation(profile))"),
     ("code", """\
-tables = R.build_tables(head_runs + abl_runs, profile)
+tables = R.build_tables(runs, profile)
 R.show_table(tables["table2"], R.TABLE2_COLS)"""),
     ("code", "R.show_table(tables[\"table3\"], R.TABLE3_COLS)"),
     ("code", """\
@@ -194,22 +194,22 @@ fig = F.grouped_bars(tables["table2"], metrics=["test_ign_f1", "test_f1"], names
     ("md", "## Paper vs released code\nEach row changes one behaviour to what the authors' code does "
            "(FAITHFULNESS.md); Δ is against the paper default of the same setting."),
     ("code", """\
-faith_runs = X.run_all(X.faithfulness(profile))
-tables = R.build_tables(head_runs + abl_runs + faith_runs, profile)
+runs += X.run_all(X.faithfulness(profile))
+tables = R.build_tables(runs, profile)
 R.show_table(tables["faithfulness"], R.FAITH_COLS)"""),
     ("md", "## Fast path vs full fine-tuning\nThe same PEMSCL config trained end to end and with only the top "
            "layers trained on cached lower layers: how much F1 the fast path used by the ablations, seeds and "
            "sweeps gives up, and what it saves."),
     ("code", """\
-layer_runs = X.run_all(X.layers(profile))
-tables = R.build_tables(head_runs + abl_runs + faith_runs + layer_runs, profile)
+runs += X.run_all(X.layers(profile))
+tables = R.build_tables(runs, profile)
 R.show_table(tables["layers"], R.LAYER_COLS)"""),
     ("md", "## A small search on dev\nWhere the ablation disagrees with the paper, scale and hyperparameters "
            "come before conclusions: SCL's weight λ and temperature τ, and ATL on the same fast path as the "
            "ablation rows (one seed each; read against the seed spread of Table 3)."),
     ("code", """\
-search_runs = X.run_all(X.search(profile))
-tables = R.build_tables(head_runs + abl_runs + faith_runs + layer_runs + search_runs, profile)
+runs += X.run_all(X.search(profile))
+tables = R.build_tables(runs, profile)
 R.show_table(tables["search"], R.SEARCH_COLS)"""),
     ("code", """\
 write_summary("03_ablations", {"table2": tables["table2"], "table3": tables["table3"],

@@ -225,10 +225,8 @@ def build_tables(runs: Iterable, profile: str | None = None) -> dict:
     tables["faithfulness"] = fa
 
     # fast path: how many trained layers keep F1 near full fine-tuning (issue: pick FAST_LAYERS)
-    tables["layers"] = X.summarise(att.get("layers", []),
+    tables["layers"] = X.summarise(att.get("layers", []), by=("label", "train_layers"),  # None: all layers
                                    metrics=("dev_f1", "test_ign_f1", "test_f1", "dev_tail_f1", "seconds"))
-    for r, c in zip(tables["layers"], [c for c, a in zip(cfgs.get("layers", []), att.get("layers", [])) if a]):
-        r["train_layers"] = "all" if c.train_layers is None else c.train_layers
 
     # the small search on gold dev (fast path, one seed)
     tables["search"] = X.summarise(att.get("search", []),
