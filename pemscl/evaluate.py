@@ -172,15 +172,22 @@ def _in_train(fact: Fact, gold_docs: Sequence[dict], train_facts: set[NameFact])
 
 
 # --------------------------------------------------------------------------- main score
+def _scores_from_totals(n_pred: int, n_correct: int, n_in_train: int, n_gold: int) -> dict[str, float | int]:
+    """P/R/F1 and Ign P/R/F1 from the four counts; the one place these formulas live."""
+    out = _prf(n_correct, n_pred, n_gold)
+    ign_p = _div(n_correct - n_in_train, n_pred - n_in_train)
+    out.update(ign_precision=ign_p, ign_recall=out["recall"], ign_f1=_f1(ign_p, out["recall"]),
+               n_correct_in_train=n_in_train)
+    return out
+
+
 def _score_facts(pred: set[Fact], gold: set[Fact], gold_docs: Sequence[dict],
                  train_facts: set[NameFact]) -> dict[str, float | int]:
     correct = pred & gold
     # only correct predictions are checked against train, exactly as the official scorer
     n_in_train = sum(_in_train(f, gold_docs, train_facts) for f in correct) if train_facts else 0
-    out = _prf(len(correct), len(pred), len(gold))
-    ign_p = _div(len(correct) - n_in_train, len(pred) - n_in_train)
-    out.update(ign_precision=ign_p, ign_recall=out["recall"], ign_f1=_f1(ign_p, out["recall"]),
-               n_correct_in_train=n_in_train, n_train_facts=len(train_facts))
+    out = _scores_from_totals(len(pred), len(correct), n_in_train, len(gold))
+    out["n_train_facts"] = len(train_facts)
     return out
 
 
@@ -207,6 +214,65 @@ def score(predictions: Iterable[Mapping], gold_docs: Sequence[dict],
     """
     tf = _train_facts_from(train_docs, train_facts)
     return _score_facts(resolve_predictions(predictions, gold_docs), gold_facts(gold_docs), gold_docs, tf)
+
+
+# --------------------------------------------------------------------------- per-document counts
+# one row per gold document: [predicted, correct, correct_in_train, gold]
+COUNT_FIELDS = ("predicted", "correct", "correct_in_train", "gold")
+
+
+def doc_counts(predictions: Iterable[Mapping], gold_docs: Sequence[dict], *,
+               train_facts: Iterable | None = None, train_docs: Iterable[dict] | None = None,
+               groups: Mapping[str, Iterable[str]] | None = None) -> dict[str, list[list[int]]]:
+    """Per-document ``[predicted, correct, correct_in_train, gold]`` rows, in ``gold_docs`` order.
+
+    The counts follow :func:`score` exactly (de-duplicated facts, a correct prediction is
+    "in train" when some mention-name pair of its entities is a training fact), so that
+    ``scores_from_counts(out["all"])`` equals ``score(...)`` and any resample of documents
+    can be rescored from its rows (the bootstrap in :mod:`pemscl.stats`). Key "all" counts
+    every fact; each name of ``groups`` (e.g. relation_groups' head / mid / tail) counts only
+    facts whose relation is in that group. Ign's training set is ``train_facts`` or
+    ``train_docs`` (not both), as in score(); with neither, correct_in_train is 0.
+    """
+    if groups is not None and "all" in groups:
+        raise ValueError('a relation group may not be named "all": that key holds every fact')
+    pred, gold = resolve_predictions(predictions, gold_docs), gold_facts(gold_docs)
+    tf = _train_facts_from(train_docs, train_facts)
+    return _doc_counts_facts(pred, gold, gold_docs, tf, groups or {})
+
+
+def _doc_counts_facts(pred: set[Fact], gold: set[Fact], gold_docs: Sequence[dict],
+                      train_facts: set[NameFact], groups: Mapping[str, Iterable[str]]) -> dict[str, list[list[int]]]:
+    correct = pred & gold
+    in_train = {f for f in correct if _in_train(f, gold_docs, train_facts)} if train_facts else set()
+    selections: dict[str, set[str] | None] = {"all": None, **{g: set(rels) for g, rels in groups.items()}}
+    out = {}
+    for name, keep in selections.items():
+        rows = [[0, 0, 0, 0] for _ in gold_docs]
+        for column, facts in enumerate((pred, correct, in_train, gold)):
+            for f in facts:
+                if keep is None or f[3] in keep:
+                    rows[f[0]][column] += 1
+        out[name] = rows
+    return out
+
+
+def scores_from_counts(rows: Iterable[Sequence[int]]) -> dict[str, float | int]:
+    """score()'s numbers from summed per-document rows (see :func:`doc_counts`).
+
+    Returns precision, recall, f1, ign_precision, ign_recall, ign_f1, n_pred, n_gold,
+    n_correct, n_correct_in_train -- every key of score() except n_train_facts, which the
+    rows cannot know. Ign precision = (correct - correct_in_train) / (predicted -
+    correct_in_train), recall unadjusted, exactly as in score().
+    """
+    totals = [0, 0, 0, 0]
+    for k, row in enumerate(rows):
+        if len(row) != 4:
+            raise ValueError(f"count row {k} has {len(row)} fields, expected 4 {COUNT_FIELDS}: {row!r}")
+        for j in range(4):
+            totals[j] += int(row[j])
+    n_pred, n_correct, n_in_train, n_gold = totals
+    return _scores_from_totals(n_pred, n_correct, n_in_train, n_gold)
 
 
 # --------------------------------------------------------------------------- breakdowns
@@ -296,23 +362,37 @@ def _intra_inter_facts(pred: set[Fact], gold: set[Fact], gold_docs: Sequence[dic
 def full_report(predictions: Iterable[Mapping], gold_docs: Sequence[dict],
                 train_docs: Sequence[dict] | None = None, *,
                 train_facts: Iterable | None = None,
-                relations: Iterable[str] | None = None) -> dict[str, float | int]:
+                relations: Iterable[str] | None = None,
+                groups: Mapping[str, Iterable[str]] | None = None) -> dict[str, float | int]:
     """score() plus head/mid/tail and intra/inter breakdowns, as one flat dict.
 
     Keys: everything score() returns, then ``{group}_{precision,recall,f1,n_pred,n_gold,n_correct}``
-    for head, mid, tail (only when train_docs is given: the groups are ranked on it) and
-    for intra, inter. Ign uses ``train_facts`` when given, else the facts of ``train_docs``.
-    Without a ``relations`` vocabulary the groups cover the relations of the training and
-    gold documents, so a gold relation unseen in training still lands in the tail.
+    for each relation group and for intra, inter. Ign uses ``train_facts`` when given, else
+    the facts of ``train_docs``.
+
+    Relation groups: pass ``groups`` precomputed once, e.g.
+    ``relation_groups(train_docs, relations=rel2id)`` over the full vocabulary, so that every
+    split is broken down by the same head / mid / tail (the recommended use; train_docs is
+    then only Ign's training set). Without ``groups`` but with ``train_docs`` the groups are
+    ranked here on train_docs over ``relations`` if given, else over the relations seen in
+    the training and gold documents -- which can move relations between groups from one
+    scored split to the next (a gold relation unseen in training lands in the tail).
+    Without either, there are no head/mid/tail keys.
     """
+    if groups is not None and relations is not None:
+        raise ValueError("pass groups (precomputed) or relations (a vocabulary to rank here), not both")
+    if groups is not None and {"intra", "inter"} & set(groups):
+        raise ValueError("relation groups may not be named 'intra' or 'inter': those keys are taken")
     pred, gold = resolve_predictions(predictions, gold_docs), gold_facts(gold_docs)
     # here both may be given: groups are ranked on train_docs, Ign may use e.g. the full .fact file
     tf = _train_facts_from(None, train_facts) if train_facts is not None else _train_facts_from(train_docs, None)
     out: dict[str, float | int] = dict(_score_facts(pred, gold, gold_docs, tf))
     parts: dict[str, dict] = {}
-    if train_docs is not None:
+    if groups is None and train_docs is not None:
         vocab = set(relations) if relations is not None else {f[3] for f in gold}
-        parts.update(_group_scores_facts(pred, gold, relation_groups(train_docs, relations=vocab)))
+        groups = relation_groups(train_docs, relations=vocab)
+    if groups is not None:
+        parts.update(_group_scores_facts(pred, gold, groups))
     parts.update(_intra_inter_facts(pred, gold, gold_docs))
     for name, row in parts.items():
         for key, value in row.items():

@@ -1,33 +1,41 @@
 """The paper's experiments as lists of TrainConfigs, per profile; running and summarising them.
 
-    from pemscl import experiments as X
-    runs = X.run_all(X.ablation("cpu"))          # trains what is missing, reuses the rest
-    X.summarise(runs, metrics=("dev_f1", "dev_tail_f1"))   # mean ± std over seeds per label
+    from pemscl import experiments
+    runs = experiments.run_all(experiments.ablation("cpu"))   # trains what is missing, reuses the rest
+    experiments.summarise(runs, metrics=("test_f1", "test_tail_f1"))   # mean ± std over seeds per label
 
 A profile says how big everything is:
   smoke  CI: a few documents, one epoch, one trained layer; the whole notebook sequence in minutes
-  cpu    the real mini regimes with MiniLM on 2 CPU cores: full fine-tuning for the headline
-         rows, the fast top-layers path (FAST_LAYERS) for seeds, ablations and sweeps
-  paper  a GPU, the full data sets and the paper's presets (RoBERTa-large), full fine-tuning
+  quick  what `make workbench` runs by default: every experiment once (one seed) on the fast path
+         (top layers trained on cached lower layers), about an hour on 2 cores
+  cpu    the decisive profile: full fine-tuning on the mini regimes, early stopping on the selection
+         dev set, 3 paired seeds for every row a claim rests on (ATL and PEMSCL, no EM, no SCL on
+         Re-DocRED; PEMSCL and PEMSCL+NS on original labels), one seed for the other rows;
+         about 12 hours on 2 cores, recorded in results/runs.jsonl so it is trained once
+  paper  a GPU, the full data sets and the paper's presets (Table 5): Re-DocRED and DocRED, 5 seeds
+         for Table 2 and 3 for Table 3, the paper's fixed epochs
 
 Experiment functions return configs whose `label` is the row name ("PEMSCL", "no EM", ...).
 A run is identified by its config's hash, not its label, so the same config appearing in two
-experiments (the ablation's PEMSCL and the faithfulness baseline) is trained once.
+experiments (the ablation's PEMSCL and the headline's PEMSCL) is trained once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import runs as RS
 from . import train as T
 from .losses import LossSpec, loss_spec
 
-# Layers trained on the fast path of the cpu profile (MiniLM has 6). The lead tunes this.
+# Layers trained on the fast path (MiniLM has 6): the quick profile and the exploratory
+# released-code options. Full fine-tuning is 4.5-10 F1 points better at 4 epochs (session 2).
 FAST_LAYERS = 2
 
 
@@ -36,68 +44,73 @@ class Profile:
     """How large each experiment is. None in epochs / doc limits means: the preset's value."""
 
     name: str
-    preset: str = "cpu"  # pemscl.train preset every config starts from
+    preset: str = "cpu"  # pemscl.config preset every config starts from
     gold_regime: str = "redocred-mini"  # train, dev and test on gold labels
     oog_regime: str = "oog-mini"  # original train, original dev, gold test
     ogg_regime: str = "ogg-mini"  # original train, gold dev, gold test
-    headline_layers: int | None = None  # None: full fine-tuning
-    fast_layers: int | None = FAST_LAYERS  # None: full fine-tuning everywhere
-    headline_epochs: int | None = None
-    fast_epochs: int | None = None
+    docred_regime: str | None = None  # Table 2's DocRED columns (paper profile), with docred_preset
+    docred_preset: str = "paper-docred"
+    train_layers: int | None = None  # every run of Tables 2-4 and Fig. 2 (None: full fine-tuning)
+    faithfulness_layers: int | None = FAST_LAYERS  # the exploratory released-code options
+    epochs: int | None = None
+    patience: int | None | str = "preset"  # early stopping; "preset": the preset's value
     max_train_docs: int | None = None
-    fast_max_train_docs: int | None = None  # cap for fast-path runs only (None: max_train_docs)
+    original_max_train_docs: int | None = None  # cap for runs on original labels (oog-mini has 761)
     max_dev_docs: int | None = None
     max_test_docs: int | None = None
-    seeds: tuple[int, ...] = (66, 67, 68)  # ablation rows (paper Table 3: 3 runs)
-    headline_seeds: int = 1  # how many of `seeds` the other experiments use
-    noisy_seeds: int = 1
-    sweep_seeds: int = 1
-    faithfulness_seeds: int = 1
+    seeds: tuple[int, ...] = (66, 67, 68)
+    claim_seeds: int = 3  # rows a claim rests on (CLAIM_ROWS)
+    other_seeds: int = 1  # the other rows of Tables 2-4 and the ratio curve
+    table_seeds: dict = field(default_factory=dict)  # experiment -> seeds for all its rows (paper: 5 / 3)
     ns_ratio: float = 0.1  # the paper's negative sampling ratio (set on dev, Table 4)
     ratios: tuple[float, ...] = (0.05, 0.1, 0.2, 0.5, 1.0)
     atl_ratios: tuple[float, ...] | None = None  # ATL's points in Figure 2 (None: `ratios`)
     # the fast path's layer counts compared with full fine-tuning (PEMSCL, gold regime, first seed)
     layer_counts: tuple[int, ...] = ()
-    # a small hyperparameter search on gold dev, fast path, first seed: (row label, loss name,
-    # loss field overrides); the unchanged PEMSCL run is listed first as the reference
+    # a small hyperparameter search on gold dev, first seed: (row label, loss name, loss overrides)
     search: tuple[tuple[str, str, dict], ...] = ()
     # FAITHFULNESS rows to run (labels); None: all of them
     faithfulness_rows: tuple[str, ...] | None = None
     # OGG from the OOG runs: on the mini regimes both train on the same original-label documents
-    # and OGG's dev is OOG's dev_gold (same 138 docs, gold labels), so one run tracked on both
-    # dev sets gives both rows (the epoch each dev set picks). The full OGG dev (all of Re-DocRED
-    # dev) is larger than OOG's paired dev_gold, so the paper profile trains OGG separately.
+    # and OGG's dev is OOG's dev_gold (same 138 docs, gold labels), so one run selecting on both
+    # dev sets gives both rows. The full OGG dev (all of Re-DocRED dev) is larger than OOG's
+    # paired dev_gold, so the paper profile trains OGG separately.
     ogg_from_oog: bool = True
     overrides: dict = field(default_factory=dict)  # extra TrainConfig fields for every run
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile(name="smoke", preset="smoke", headline_layers=1, fast_layers=1, headline_epochs=1,
-                     fast_epochs=1, max_train_docs=4, max_dev_docs=3, max_test_docs=3, seeds=(66, 67),
+    "smoke": Profile(name="smoke", preset="smoke", train_layers=1, faithfulness_layers=1, epochs=1,
+                     max_train_docs=4, max_dev_docs=3, max_test_docs=3, seeds=(66, 67), claim_seeds=2,
                      ratios=(0.1, 1.0)),
-    # ~2 hours on 2 cores (measured: see results/). What was cut to get there: one seed outside
-    # the ablation, original-label runs on the first 400 of oog-mini's 761 training docs, a 4-point
-    # PEMSCL sweep and 2 ATL points, the released-code options that change training (#1, #2, #6;
-    # #8 is scored on every run), and n = 1, 2, 3 on the fast-path question.
-    "cpu": Profile(name="cpu", preset="cpu", headline_layers=None, fast_layers=FAST_LAYERS,
-                   headline_epochs=None, fast_epochs=None, fast_max_train_docs=400, seeds=(66, 67, 68),
-                   ratios=(0.05, 0.1, 0.3, 1.0), atl_ratios=(0.1, 1.0), layer_counts=(1, 2, 3),
-                   faithfulness_rows=("SupCon SCL (#1)", "NA anchors (#2)", "NS mask per batch (#6)"),
-                   search=(("PEMSCL λ=1", "pemscl", {"scl_weight": 1.0}), ("PEMSCL τ=1", "pemscl", {"tau": 1.0}),
-                           ("ATL", "atl", {}))),
+    # about an hour on 2 cores: one seed, the fast path, 4 epochs, 200 training documents
+    "quick": Profile(name="quick", preset="cpu", train_layers=FAST_LAYERS, epochs=4, patience=None,
+                     max_train_docs=200, original_max_train_docs=200, seeds=(66,), claim_seeds=1,
+                     ratios=(0.1, 1.0), atl_ratios=(0.1, 1.0),
+                     faithfulness_rows=("NS mask per batch (#6)",)),
+    # the decisive profile (issue 9): ~26 fully fine-tuned runs of 20-30 minutes
+    "cpu": Profile(name="cpu", preset="cpu", train_layers=None, original_max_train_docs=400,
+                   seeds=(66, 67, 68), claim_seeds=3, ratios=(0.05, 0.1, 0.3, 1.0), atl_ratios=(0.1, 1.0),
+                   faithfulness_rows=("SupCon SCL (#1)", "NA anchors (#2)", "NS mask per batch (#6)",
+                                      "gamma2 over sampled negatives (#5, NS)", "long-tail term x anchor share (#12)")),
     "paper": Profile(name="paper", preset="paper-redocred", gold_regime="redocred", oog_regime="oog",
-                     ogg_regime="ogg", headline_layers=None, fast_layers=None, seeds=(66, 67, 68),
-                     headline_seeds=1, ogg_from_oog=False),
+                     ogg_regime="ogg", docred_regime="docred", train_layers=None, faithfulness_layers=None,
+                     seeds=(66, 67, 68, 69, 70), claim_seeds=3, other_seeds=1,
+                     table_seeds={"headline": 5, "ablation": 3}, ogg_from_oog=False),
 }
 
 # row label -> loss_spec name
 HEADLINE = {"ATL": "atl", "BCE": "bce", "NCRL": "ncrl", "PEMSCL": "pemscl"}
 ABLATION = {"PEMSCL": "pemscl", "no EM": "pemscl-no-em", "no SCL": "pemscl-no-scl", "no EM, no SCL": "pemscl-no-em-no-scl"}
-NOISY = {"ATL": "atl", "NCRL": "ncrl", "PEMSCL": "pemscl", "PEMSCL+NS": "pemscl-ns"}
+ORIGINAL_LABELS = {"ATL": "atl", "NCRL": "ncrl", "PEMSCL": "pemscl", "PEMSCL+NS": "pemscl-ns"}
 SWEEP_MODELS = {"PEMSCL": "pemscl", "ATL": "atl"}
+# the rows each claim is judged on: these get `claim_seeds` paired seeds
+CLAIM_ROWS = {"headline": ("ATL", "PEMSCL"), "ablation": ("PEMSCL", "no EM", "no SCL"),
+              "original_labels": ("PEMSCL", "PEMSCL+NS")}
 
 # released-code behaviours (FAITHFULNESS.md #) as (label, where, TrainConfig/loss overrides);
-# where "gold" compares with the paper default on the gold regime, "oog" with PEMSCL+NS on OOG
+# where "gold" compares with the paper default on the gold regime, "oog" with PEMSCL+NS on OOG.
+# Exploratory: the fast path and one seed.
 FAITHFULNESS = [
     ("paper default", "gold", {}),
     ("SupCon SCL (#1)", "gold", {"loss_scl_variant": "supcon"}),
@@ -105,9 +118,12 @@ FAITHFULNESS = [
     ("mean reduction (#4)", "gold", {"loss_reduction": "mean"}),
     ("EM batch-average weights (#5)", "gold", {"loss_em_batch_average": True}),
     ("top-4 cap (#8)", "gold", {"top_k": 4}),  # no training of its own: the default run's test_top4
+    ("long-tail term x anchor share (#12)", "gold", {"loss_longtail_scale": "anchor-share"}),
     ("paper default +NS", "oog", {}),
     ("NS mask per batch (#6)", "oog", {"loss_neg_sample_per": "batch"}),
+    ("gamma2 over sampled negatives (#5, NS)", "oog", {"loss_neg_count": "sampled"}),
 ]
+TOP4 = "top-4 cap (#8)"
 
 
 def get_profile(profile: str | Profile) -> Profile:
@@ -119,66 +135,80 @@ def get_profile(profile: str | Profile) -> Profile:
 
 
 # --------------------------------------------------------------------------- building configs
-def _tuned_loss_fields(p: Profile) -> dict:
+def _tuned_loss_fields(p: Profile, preset: str | None = None) -> dict:
     """Loss fields the preset changes from the default PEMSCL spec (e.g. the paper's tau, lambda)."""
-    base, default = T.preset(p.preset).loss, loss_spec("pemscl")
+    base, default = T.preset(preset or p.preset).loss, loss_spec("pemscl")
     return {f.name: getattr(base, f.name) for f in dataclasses.fields(LossSpec)
             if getattr(base, f.name) != getattr(default, f.name)}
 
 
-def make_loss(p: Profile, name: str, **overrides) -> LossSpec:
+def make_loss(p: Profile, name: str, preset: str | None = None, **overrides) -> LossSpec:
     """The named loss with the profile's tuned hyperparameters, except the fields the named
     variant sets itself (so "pemscl-no-scl" keeps SCL off even when the preset tunes lambda)."""
     named, default = loss_spec(name), loss_spec("pemscl")
-    tuned = {k: v for k, v in _tuned_loss_fields(p).items() if getattr(named, k) == getattr(default, k)}
+    tuned = {k: v for k, v in _tuned_loss_fields(p, preset).items() if getattr(named, k) == getattr(default, k)}
     return dataclasses.replace(named, **{**tuned, **overrides})
 
 
-def make_config(p: Profile, label: str, loss: LossSpec, *, regime: str, fast: bool, seed: int,
-                **overrides) -> T.TrainConfig:
+def make_config(p: Profile, label: str, loss: LossSpec, *, regime: str, seed: int, fast: bool = False,
+                preset: str | None = None, **overrides) -> T.TrainConfig:
+    """One run of the profile. fast: the exploratory fast path (faithfulness_layers)."""
     over: dict[str, Any] = {"regime": regime, "loss": loss, "label": label, "seed": seed,
-                            "train_layers": p.fast_layers if fast else p.headline_layers}
-    epochs = p.fast_epochs if fast else p.headline_epochs
-    if epochs is not None:
-        over["epochs"] = epochs
+                            "train_layers": p.faithfulness_layers if fast else p.train_layers}
+    if p.epochs is not None:
+        over["epochs"] = p.epochs
+    if p.patience != "preset":
+        over["patience"] = p.patience
     for k in ("max_train_docs", "max_dev_docs", "max_test_docs"):
         if getattr(p, k) is not None:
             over[k] = getattr(p, k)
-    if fast and p.fast_max_train_docs is not None:
-        over["max_train_docs"] = p.fast_max_train_docs
-    if regime == p.oog_regime:
-        # score original dev and gold dev every epoch: one run gives the OOG row (selected on
-        # original dev) and the OGG view (selected on gold dev; its test is scored once at the end)
-        over["track"] = ("dev", "dev_gold")
+    if regime in (p.oog_regime, p.ogg_regime) and p.original_max_train_docs is not None:
+        over["max_train_docs"] = p.original_max_train_docs
+    if regime == p.oog_regime and p.ogg_from_oog:
+        # select on original dev and on gold dev: one run gives the OOG row and the OGG view
+        over["select"] = ("dev", "dev_gold")
     over.update(p.overrides)
     over.update(overrides)
-    return T.override(T.preset(p.preset), **over)
+    return T.override(T.preset(preset or p.preset), **over)
+
+
+def seeds_for(p: Profile, experiment: str, row: str) -> tuple[int, ...]:
+    if experiment in p.table_seeds:
+        return p.seeds[: p.table_seeds[experiment]]
+    claim = row in CLAIM_ROWS.get(experiment, ())
+    return p.seeds[: p.claim_seeds if claim else p.other_seeds]
 
 
 def headline(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
-    """Paper Table 2 at this scale: ATL, BCE, NCRL, PEMSCL on the gold regime (full fine-tuning)."""
+    """Paper Table 2 at this scale: ATL, BCE, NCRL, PEMSCL on the gold regime (and on DocRED in
+    the paper profile, whose test labels are not public: scored on dev)."""
     p = get_profile(profile)
-    return [make_config(p, label, make_loss(p, name), regime=p.gold_regime, fast=False, seed=s)
-            for s in p.seeds[: p.headline_seeds] for label, name in HEADLINE.items()]
+    out = [make_config(p, label, make_loss(p, name), regime=p.gold_regime, seed=s)
+           for label, name in HEADLINE.items() for s in seeds_for(p, "headline", label)]
+    if p.docred_regime:
+        out += [make_config(p, f"{label} (DocRED)", make_loss(p, name, preset=p.docred_preset),
+                            regime=p.docred_regime, seed=s, preset=p.docred_preset, eval_test=False)
+                for label, name in HEADLINE.items() for s in seeds_for(p, "headline", label)]
+    return out
 
 
 def ablation(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
-    """Paper Table 3: PEMSCL without EM, without SCL, without both, over the profile's seeds."""
+    """Paper Table 3: PEMSCL without EM, without SCL, without both."""
     p = get_profile(profile)
-    return [make_config(p, label, make_loss(p, name), regime=p.gold_regime, fast=True, seed=s)
-            for s in p.seeds for label, name in ABLATION.items()]
+    return [make_config(p, label, make_loss(p, name), regime=p.gold_regime, seed=s)
+            for label, name in ABLATION.items() for s in seeds_for(p, "ablation", label)]
 
 
-def noisy(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
-    """Paper Table 4: training on original labels, OOG and OGG regimes (OGG read from the OOG
-    runs when profile.ogg_from_oog)."""
+def original_labels(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
+    """Paper Table 4: training on original (noisy) labels, OOG and OGG regimes (OGG read from
+    the OOG runs when profile.ogg_from_oog)."""
     p = get_profile(profile)
     out = []
     for regime in (p.oog_regime,) if p.ogg_from_oog else (p.oog_regime, p.ogg_regime):
-        for s in p.seeds[: p.noisy_seeds]:
-            for label, name in NOISY.items():
-                over = {"neg_sample_ratio": p.ns_ratio} if name.endswith("-ns") else {}
-                out.append(make_config(p, label, make_loss(p, name, **over), regime=regime, fast=True, seed=s))
+        for label, name in ORIGINAL_LABELS.items():
+            over = {"neg_sample_ratio": p.ns_ratio} if name.endswith("-ns") else {}
+            out += [make_config(p, label, make_loss(p, name, **over), regime=regime, seed=s)
+                    for s in seeds_for(p, "original_labels", label)]
     return out
 
 
@@ -193,8 +223,8 @@ def ratio_sweep(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
     """Paper Figure 2: PEMSCL and ATL with negative label sampling ratios on OOG."""
     p = get_profile(profile)
     ratios = {"PEMSCL": p.ratios, "ATL": p.ratios if p.atl_ratios is None else p.atl_ratios}
-    return [make_config(p, f"{label} NS {r:g}", _ns_loss(p, name, r), regime=p.oog_regime, fast=True, seed=s)
-            for s in p.seeds[: p.sweep_seeds] for label, name in SWEEP_MODELS.items() for r in ratios[label]]
+    return [make_config(p, f"{label} NS {r:g}", _ns_loss(p, name, r), regime=p.oog_regime, seed=s)
+            for s in p.seeds[: p.other_seeds] for label, name in SWEEP_MODELS.items() for r in ratios[label]]
 
 
 def sweep_point(cfg: T.TrainConfig) -> tuple[str, float]:
@@ -205,62 +235,94 @@ def sweep_point(cfg: T.TrainConfig) -> tuple[str, float]:
 
 
 def faithfulness(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
-    """Paper default vs each released-code behaviour that changes results (FAITHFULNESS.md)."""
+    """Paper default vs each released-code behaviour that changes results (FAITHFULNESS.md).
+    Exploratory: the fast path (faithfulness_layers) and one seed."""
     p = get_profile(profile)
     out = []
-    for s in p.seeds[: p.faithfulness_seeds]:
+    for s in p.seeds[:1]:
         for label, where, over in FAITHFULNESS:
             if label == TOP4 or (p.faithfulness_rows is not None and label not in p.faithfulness_rows
                                  and label not in ("paper default", "paper default +NS")):
                 continue  # the top-4 cap is a decision rule: every run scores test_top4 beside test
+            loss_over = {k[5:]: v for k, v in over.items() if k.startswith("loss_")}
+            rest = {k: v for k, v in over.items() if not k.startswith("loss_")}
             if where == "gold":
-                loss_over = {k[5:]: v for k, v in over.items() if k.startswith("loss_")}
-                rest = {k: v for k, v in over.items() if not k.startswith("loss_")}
                 out.append(make_config(p, label, make_loss(p, "pemscl", **loss_over), regime=p.gold_regime,
                                        fast=True, seed=s, **rest))
             else:
-                loss_over = {"neg_sample_ratio": p.ns_ratio,
-                             **{k[5:]: v for k, v in over.items() if k.startswith("loss_")}}
+                loss_over = {"neg_sample_ratio": p.ns_ratio, **loss_over}
                 out.append(make_config(p, label, make_loss(p, "pemscl-ns", **loss_over), regime=p.oog_regime,
-                                       fast=True, seed=s))
+                                       fast=True, seed=s, **rest))
     return out
-
-
-TOP4 = "top-4 cap (#8)"
 
 
 def layers(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
     """PEMSCL on gold labels training only the top n layers (fast path) for each of the profile's
-    layer counts, plus full fine-tuning (the headline run when the epochs match): which n keeps
-    F1 close to full fine-tuning."""
+    layer counts, plus full fine-tuning: which n keeps F1 close to full fine-tuning."""
     p = get_profile(profile)
     if not p.layer_counts:
         return []
     s = p.seeds[0]
-    out = [make_config(p, "full fine-tuning", make_loss(p, "pemscl"), regime=p.gold_regime, fast=False, seed=s)]
+    out = [make_config(p, "full fine-tuning", make_loss(p, "pemscl"), regime=p.gold_regime, seed=s,
+                       train_layers=None)]
     for n in p.layer_counts:
-        cfg = make_config(p, f"top {n} layers", make_loss(p, "pemscl"), regime=p.gold_regime, fast=True, seed=s,
-                          train_layers=n)
-        if p.headline_epochs != p.fast_epochs:  # compare at equal training length
-            cfg = dataclasses.replace(cfg, epochs=p.headline_epochs or T.preset(p.preset).epochs)
-        out.append(cfg)
+        out.append(make_config(p, f"top {n} layers", make_loss(p, "pemscl"), regime=p.gold_regime, seed=s,
+                               train_layers=n))
     return out
 
 
 def search(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
-    """The profile's small search (lambda, tau, the baseline on the same fast path), with the
-    default PEMSCL fast-path run (the ablation's first seed) as reference."""
+    """The profile's small search (lambda, tau, the baseline), with the default PEMSCL run as
+    reference."""
     p = get_profile(profile)
     if not p.search:
         return []
     s = p.seeds[0]
-    ref = make_config(p, "PEMSCL (λ=0.1, τ=0.2)", make_loss(p, "pemscl"), regime=p.gold_regime, fast=True, seed=s)
-    return [ref] + [make_config(p, label, make_loss(p, name, **over), regime=p.gold_regime, fast=True, seed=s)
+    ref = make_config(p, "PEMSCL (λ=0.1, τ=0.2)", make_loss(p, "pemscl"), regime=p.gold_regime, seed=s)
+    return [ref] + [make_config(p, label, make_loss(p, name, **over), regime=p.gold_regime, seed=s)
                     for label, name, over in p.search]
 
 
-EXPERIMENTS = {"headline": headline, "ablation": ablation, "noisy": noisy, "ratio_sweep": ratio_sweep,
-               "faithfulness": faithfulness, "layers": layers, "search": search}
+def headline_configs(profile: str = "cpu", first: str = "atl", second: str = "pemscl"):
+    """Two of the headline's configs by loss kind, first seed (default ATL vs PEMSCL, as paper
+    Fig. 3): the case study's pair."""
+    cfgs = headline(profile)
+    seed = min(c.seed for c in cfgs)
+    pick = {}
+    for c in cfgs:
+        if c.seed == seed and c.loss.kind in (first, second) and c.regime == get_profile(profile).gold_regime:
+            pick.setdefault(c.loss.kind, c)
+    missing = {first, second} - set(pick)
+    if missing:
+        raise ValueError(f"the {profile} headline has no {sorted(missing)} config")
+    return pick[first], pick[second]
+
+
+def _loss_diff(a: LossSpec, b: LossSpec) -> int:
+    return sum(getattr(a, f.name) != getattr(b, f.name) for f in dataclasses.fields(LossSpec))
+
+
+def scl_configs(profile: str = "cpu", seed_index: int = 0):
+    """(with SCL, without SCL): the ablation's PEMSCL row and its no-SCL row for one seed.
+
+    Picked by config, not label: SCL is on when loss.scl_weight > 0. Of all on/off pairs, the
+    one whose losses differ in the fewest fields, the earliest row first on ties (PEMSCL vs
+    no SCL, not no EM vs no EM, no SCL): the embedding view's pair.
+    """
+    cfgs = ablation(profile)
+    seed = sorted({c.seed for c in cfgs})[seed_index]
+    cfgs = [c for c in cfgs if c.seed == seed]
+    with_scl = [c for c in cfgs if c.loss.scl_weight > 0]
+    without = [c for c in cfgs if not c.loss.scl_weight > 0]
+    if not with_scl or not without:
+        raise ValueError(f"the {profile} ablation has no SCL on/off pair for seed {seed}")
+    pairs = [(_loss_diff(a.loss, b.loss), cfgs.index(a), cfgs.index(b)) for a in with_scl for b in without]
+    _, i, j = min(pairs)
+    return cfgs[i], cfgs[j]
+
+
+EXPERIMENTS = {"headline": headline, "ablation": ablation, "original_labels": original_labels,
+               "ratio_sweep": ratio_sweep, "faithfulness": faithfulness, "layers": layers, "search": search}
 
 
 def all_configs(profile: str | Profile = "cpu", only: Iterable[str] | None = None) -> list[T.TrainConfig]:
@@ -293,49 +355,50 @@ def plan(profile: str | Profile = "cpu") -> list[dict]:
 
 # --------------------------------------------------------------------------- running
 def find_run(cfg: T.TrainConfig, root: str | Path | None = None) -> T.Run | None:
-    """The complete run of this config (matched by hash, whatever its folder label), or None."""
-    root = Path(root or T.runs_dir())
-    if not root.exists():
-        return None
-    for d in sorted(root.glob(f"*-{cfg.key()}")):
-        if (d / "DONE").exists():
-            return T.Run.load(d)
-    return None
-
-
-def _as(run: T.Run, cfg: T.TrainConfig) -> T.Run:
-    # carry the experiment's label: the same run may be "PEMSCL" in one table and
-    # "paper default" in another
-    return dataclasses.replace(run, config=dataclasses.replace(run.config, label=cfg.label))
+    """The complete local run of this config (matched by hash, whatever its folder label), or None."""
+    return RS.find_run(cfg, root)
 
 
 def _fmt(x) -> str:
     return "  -  " if x is None else f"{100 * x:5.1f}"
 
 
-def run_line(run: T.Run, reused: bool = False) -> str:
+def run_line(run: T.Run, source: str = "trained") -> str:
     s = run.scores
     dev, test = (s.get("dev") or {}).get("f1"), (s.get("test") or {}).get("f1")
+    conv = "" if s.get("converged") is None else ("  converged" if s["converged"] else "  CUT SHORT")
     return (f"{run.config.label or run.dir.name:<28} {run.config.regime:<14} seed {run.config.seed:<3} "
-            f"{s.get('seconds', 0):7.1f}s  dev F1 {_fmt(dev)}  test F1 {_fmt(test)}"
-            + ("  (reused)" if reused else ""))
+            f"{s.get('seconds', 0):7.1f}s  ep {s.get('best_epoch', '-')}/{s.get('epochs_run', '-')}  "
+            f"dev F1 {_fmt(dev)}  test F1 {_fmt(test)}{conv}" + ("" if source == "trained" else f"  ({source})"))
+
+
+def retrain_requested() -> bool:
+    return os.environ.get("PEMSCL_RETRAIN", "") not in ("", "0")
 
 
 def run_all(configs: Sequence[T.TrainConfig], progress: bool = True, root: str | Path | None = None,
-            train_progress: bool = False) -> list[T.Run]:
-    """Train each config in turn (never in parallel: one torch job per machine), reusing
-    complete runs; one summary line per run. Returns runs labelled as the configs."""
+            train_progress: bool = False, *, need_weights: bool = False, record: bool = True,
+            retrain: bool | None = None) -> list[T.Run]:
+    """Train each config in turn (never in parallel: one torch job per machine) unless it is
+    already done: a complete local run folder, else a run recorded in results/runs.jsonl
+    (unless need_weights: a notebook that loads the model; or retrain / $PEMSCL_RETRAIN=1).
+    Each newly trained run is merged into runs.jsonl at once (record), so an interrupted
+    profile keeps every finished run. One summary line per run; runs labelled as the configs."""
+    retrain = retrain_requested() if retrain is None else retrain
+    records = [] if (retrain or need_weights) else RS.load_exported(strict=False)
     out = []
     t0 = time.time()
     for i, cfg in enumerate(configs):
-        run = find_run(cfg, root)
-        reused = run is not None
+        run, source = RS.find_run(cfg, root), "local"
+        if run is None and records:
+            run, source = RS.recorded(cfg, records), "recorded"
         if run is None:
-            run = T.train(cfg, root=root, progress=train_progress)
-        run = _as(run, cfg)
-        out.append(run)
+            run, source = T.train(cfg, root=root, progress=train_progress), "trained"
+            if record:
+                RS.export_runs([run])
+        out.append(run.labelled(cfg.label))
         if progress:
-            print(f"[{i + 1}/{len(configs)}] {run_line(run, reused)}", flush=True)
+            print(f"[{i + 1}/{len(configs)}] {run_line(out[-1], source)}", flush=True)
     if progress and configs:
         print(f"{len(configs)} runs, {time.time() - t0:.0f}s wall", flush=True)
     return out
@@ -344,7 +407,7 @@ def run_all(configs: Sequence[T.TrainConfig], progress: bool = True, root: str |
 def attach(configs: Sequence[T.TrainConfig], runs: Iterable[T.Run]) -> list[T.Run | None]:
     """The run of each config among `runs` (by hash), labelled as the config; None if missing."""
     by_key = {r.config.key(): r for r in runs}
-    return [_as(by_key[c.key()], c) if c.key() in by_key else None for c in configs]
+    return [by_key[c.key()].labelled(c.label) if c.key() in by_key else None for c in configs]
 
 
 # --------------------------------------------------------------------------- summarising
@@ -363,7 +426,8 @@ def flat_scores(run: T.Run | Mapping) -> dict:
                            "key": c.key(), "dir": str(run.dir), "best_epoch": s.get("best_epoch"),
                            "seconds": s.get("seconds"), "peak_rss_mb": s.get("peak_rss_mb"),
                            "peak_cuda_mb": s.get("peak_cuda_mb"), "device": s.get("device"),
-                           "precision": s.get("precision")}
+                           "precision": s.get("precision"), "converged": s.get("converged"),
+                           "epochs_run": s.get("epochs_run"), "stopped_early": s.get("stopped_early")}
     for split in ("dev", "dev_gold", "test", "test_top4", "by_dev_gold"):
         for k, v in (s.get(split) or {}).items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -1,4 +1,5 @@
-"""Losses for DocRE: PEMSCL (PMT + EM + SCL + negative label sampling) and the ATL / BCE / NCRL baselines.
+"""Losses for DocRE: PEMSCL (PMT + EM + SCL + negative label sampling) and the ATL / BCE / NCRL baselines,
+behind a registry so that a new loss is one function and one name.
 
 Conventions shared by every loss here:
 
@@ -13,6 +14,19 @@ Conventions shared by every loss here:
   give finite losses and gradients; pairwise terms use logsigmoid / softplus of the margins
   m_r = f_r - f_NA instead of softmaxes over 1e30-masked logits.
 
+Composition. A :class:`LossSpec` is a loss as configuration; :func:`compute_loss` (what the
+training loop calls) runs the registered loss named by ``spec.kind`` for L1, then adds the generic
+parts every kind shares: negative label sampling (Eq. 12-13, a ``neg_mask`` handed to the loss) and
+``scl_weight`` x SCL (Eq. 8-11). The built-in kinds pemscl / atl / bce / ncrl are registered through
+the same :func:`register_loss` as user losses; a loss's own hyper-parameters live in
+``LossSpec.params`` (declared with defaults at registration). Presets (``loss_spec(name)``) come from
+:func:`register_loss` / :func:`register_preset`.
+
+Paper vs released code (FAITHFULNESS.md): every default is the paper; the released code's
+behaviours are named options - scl_variant="supcon" (#1), na_anchors (#2), reduction="mean" (#4),
+em_batch_average (#5), neg_sample_per="batch" (#6), longtail_scale="anchor-share" (#12);
+neg_count="all" (#5 / Eq. 12) is both the paper's and the released code's gamma2 under sampling.
+
 Paper: Guo, Kok, Bing, "Towards Integration of Discriminability and Robustness for
 Document-Level Relation Extraction" (EACL 2023), Sections 3.3-3.5 and Appendix D.
 """
@@ -20,8 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass, replace
-from typing import Iterator, Sequence, Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -81,14 +95,17 @@ def _check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS) -> Non
 
 
 # --------------------------------------------------------------------------- PMT + EM (Eq. 3-7, 12)
+NEG_COUNTS = ("all", "sampled")
+
+
 def pmt_em_terms(logits: torch.Tensor, labels: torch.Tensor, *, gamma: str = "count",
                  neg_mask: torch.Tensor | None = None, em_batch_average: bool = False,
-                 neg_count: str = "entered") -> tuple[torch.Tensor, torch.Tensor]:
+                 neg_count: str = "all") -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pair PMT (Eq. 4) and EM (Eq. 6) terms, each of shape (N,). See :func:`pmt_loss`."""
     if gamma not in ("count", "one"):
         raise ValueError(f"gamma must be 'count' or 'one', got {gamma!r}")
-    if neg_count not in ("entered", "all"):
-        raise ValueError(f"neg_count must be 'entered' or 'all', got {neg_count!r}")
+    if neg_count not in NEG_COUNTS:
+        raise ValueError(f"neg_count must be one of {NEG_COUNTS}, got {neg_count!r}")
     with _full_precision(logits.device):
         lg, lb = _prep(logits, labels)
         pos = lb[:, 1:]
@@ -109,9 +126,11 @@ def pmt_em_terms(logits: torch.Tensor, labels: torch.Tensor, *, gamma: str = "co
             w_pos = w_neg = torch.ones_like(h_pos)
         else:
             # Eq. 6 with gamma1 = |P_{h,t}|, gamma2 = |N_{h,t}| per pair; max(.,1) for NA pairs
-            # (no positives) and all-positive pairs. Under sampling, "entered" counts N'_{h,t}
-            # (the entropies actually summed), "all" the full |N_{h,t}| (as the released NS code).
-            n_neg = neg if neg_count == "entered" else ~pos
+            # (no positives) and all-positive pairs. Under sampling (Eq. 12, FAITHFULNESS #5)
+            # "all" keeps gamma2 = |N_{h,t}|, every negative of the pair, as Eq. 12 literally
+            # reuses Eq. 6's gamma2 and as the released NS code divides; "sampled" counts
+            # |N'_{h,t}|, the entropies actually summed (a per-negative mean).
+            n_neg = ~pos if neg_count == "all" else neg
             w_pos = 1.0 / pos.sum(1).clamp(min=1).float()
             w_neg = 1.0 / n_neg.sum(1).clamp(min=1).float()
             if em_batch_average:
@@ -127,15 +146,15 @@ def pmt_em_terms(logits: torch.Tensor, labels: torch.Tensor, *, gamma: str = "co
 
 def pmt_loss(logits: torch.Tensor, labels: torch.Tensor, *, entropy: bool = True, gamma: str = "count",
              neg_mask: torch.Tensor | None = None, em_batch_average: bool = False,
-             neg_count: str = "entered", reduction: str = "mean") -> torch.Tensor:
+             neg_count: str = "all", reduction: str = "mean") -> torch.Tensor:
     """Pairwise moving-threshold loss (Eq. 4), plus entropy minimisation (Eq. 6) when ``entropy``.
 
     Each relation r in 1..R is compared with NA alone (Eq. 3), so positives are never ranked
     against each other. ``gamma``: "count" -> 1/|P|, 1/|N| per pair (Re-DocRED), "one" -> 1
     (DocRED, Table 5). ``neg_mask`` (bool (N, 1+R), from :func:`sample_negative_mask`) drops
-    negatives where False from both the PMT and EM sums (Eq. 12); positives always enter, and
-    with ``neg_count="entered"`` gamma2 counts only the negatives that enter ("all": every negative,
-    as the released NS code and a literal reading of Eq. 12's reuse of Eq. 6's gamma2).
+    negatives where False from both the PMT and EM sums (Eq. 12); positives always enter.
+    ``neg_count``: what gamma2 counts under sampling - "all" negatives of the pair (Eq. 12 as
+    written, and the released NS code) or only the "sampled" ones that enter.
     ``em_batch_average``: the released code's broadcasting of the EM weights (FAITHFULNESS #5).
     """
     _check_reduction(reduction)
@@ -232,8 +251,11 @@ def pair_gram(features: Features, rows: torch.Tensor | None = None) -> torch.Ten
 
 
 # --------------------------------------------------------------------------- SCL (Eq. 8-10)
+LONGTAIL_SCALES = ("paper", "anchor-share")
+
+
 def scl_loss(features: Features, labels: torch.Tensor, *, tau: float, variant: str = "paper",
-             na_anchors: bool = False, reduction: str = "mean") -> torch.Tensor:
+             na_anchors: bool = False, longtail_scale: str = "paper", reduction: str = "mean") -> torch.Tensor:
     """Supervised contrastive loss for multi-label, long-tailed pairs (Eq. 8-10).
 
     Anchors are the pairs with >= 1 positive relation (B_P of Eq. 10). The positives S_i of anchor
@@ -244,6 +266,9 @@ def scl_loss(features: Features, labels: torch.Tensor, *, tau: float, variant: s
     Anchor with S_i empty (long tail): Eq. 9, log sum_{d != i} exp(s_id/tau).
     ``na_anchors`` (FAITHFULNESS #2, released fp32 behaviour): NA pairs are anchors too and get
     the Eq. 9 term (they are never positives of each other).
+    ``longtail_scale`` (FAITHFULNESS #12): "paper" keeps Eq. 9 as is; "anchor-share" multiplies
+    each Eq. 9 term by A / N, the batch's share of anchors, as the released code does under
+    mixed precision (A = N, a factor of 1, with ``na_anchors``).
     ``reduction``: "none" (N,) with 0 for non-anchors, "sum" over anchors (Eq. 10), "mean" over
     anchors, "mean_all" over all N pairs with non-anchors as zeros (released code, FAITHFULNESS #4).
     A batch with < 2 pairs or no anchor gives 0, still attached to the graph.
@@ -253,6 +278,8 @@ def scl_loss(features: Features, labels: torch.Tensor, *, tau: float, variant: s
     """
     if variant not in ("paper", "supcon"):
         raise ValueError(f"variant must be 'paper' or 'supcon', got {variant!r}")
+    if longtail_scale not in LONGTAIL_SCALES:
+        raise ValueError(f"longtail_scale must be one of {LONGTAIL_SCALES}, got {longtail_scale!r}")
     _check_reduction(reduction, REDUCTIONS + ("mean_all",))
     if not tau > 0:
         raise ValueError(f"tau must be > 0, got {tau}")
@@ -290,8 +317,14 @@ def scl_loss(features: Features, labels: torch.Tensor, *, tau: float, variant: s
             else:
                 mean_pos_s = torch.where(share, s, 0.0).sum(1) / n_pos.clamp(min=1)
                 term = log_den - mean_pos_s
+            long_tail = log_den
+            if longtail_scale == "anchor-share":
+                # FAITHFULNESS #12: the released code adds an (N, 1) column of Eq. 9 values to an
+                # (N,) row of Eq. 8 values and masks the columns by anchor, so the mean over the
+                # N x N result weights each Eq. 9 value by A / N^2 instead of 1 / N
+                long_tail = log_den * (idx.numel() / n)
             # Eq. 10: Eq. 8 if |S| > 0 else Eq. 9; non-anchors stay 0
-            val = val.index_put((idx,), torch.where(has_partner, term, log_den))
+            val = val.index_put((idx,), torch.where(has_partner, term, long_tail))
     if reduction == "mean":
         return val.sum() / anchors.sum().clamp(min=1)
     if reduction == "mean_all":
@@ -379,12 +412,16 @@ def ncrl_loss(logits: torch.Tensor, labels: torch.Tensor, *, shift: float = 0.0,
     return _reduce(v, reduction)
 
 
-# --------------------------------------------------------------------------- composition
+# --------------------------------------------------------------------------- loss specification
 @dataclass
 class LossSpec:
-    """A loss as configuration, so ablations and released-code behaviours are configs, not edits."""
+    """A loss as configuration, so ablations and released-code behaviours are configs, not edits.
 
-    kind: str = "pemscl"          # "pemscl" | "atl" | "bce" | "ncrl"
+    ``kind`` names a loss of the registry (:func:`register_loss`); the SCL term (scl_weight, tau,
+    ...) and negative label sampling are generic and apply to every kind. Every default is the
+    paper's behaviour; the released code's behaviours are the named alternatives."""
+
+    kind: str = "pemscl"          # a registered loss: "pemscl" | "atl" | "bce" | "ncrl" | registered_losses()
     entropy: bool = True          # EM term, Eq. 6 (pemscl)
     gamma: str = "count"          # EM weights: "count" (1/|P|, 1/|N|) or "one"
     scl_weight: float = 0.1       # lambda of Eq. 11 (0 disables SCL); FAITHFULNESS #3 folds tau/tau_base in here
@@ -405,20 +442,113 @@ class LossSpec:
     # "mean" the clip rarely fires. Nothing here makes the sum unstable at lr 2e-5 (Adam absorbs the
     # scale), so the paper's sum is the default; "mean" reproduces the released code.
     reduction: str = "sum"
+    # gamma2 of the EM term under negative sampling (FAITHFULNESS #5, Eq. 12): "all" = |N_{h,t}|,
+    # every negative of the pair (Eq. 12 reuses Eq. 6's gamma2; the released NS code divides by
+    # it too) | "sampled" = |N'_{h,t}|, only the negatives that enter the sum
+    neg_count: str = "all"
+    # SCL long-tail term, Eq. 9 (FAITHFULNESS #12): "paper" as written | "anchor-share" each
+    # anchor's term times A / N, the batch's share of anchors (released code under mixed precision)
+    longtail_scale: str = "paper"
+    # hyper-parameters of the kind's own loss (names and defaults declared by register_loss);
+    # string keys and JSON values, so the spec hashes and round-trips through JSON
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, Mapping):
+            raise TypeError(f"LossSpec.params must be a dict, got {type(self.params).__name__}")
+        self.params = dict(self.params)  # a copy: presets never share a mutable dict with their users
+        bad = [k for k in self.params if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"LossSpec.params keys must be strings (JSON), got {bad}")
 
 
-LOSS_PRESETS: dict[str, LossSpec] = {
-    "pemscl": LossSpec(),
-    "pemscl-no-em": LossSpec(entropy=False),
-    "pemscl-no-scl": LossSpec(scl_weight=0.0),
-    "pemscl-no-em-no-scl": LossSpec(entropy=False, scl_weight=0.0),
-    "pemscl-ns": LossSpec(neg_sample_ratio=0.1),  # the paper's OOG / OGG ratio (Table 4)
-    "atl": LossSpec(kind="atl", entropy=False, scl_weight=0.0),
-    "bce": LossSpec(kind="bce", entropy=False, scl_weight=0.0),
-    "ncrl": LossSpec(kind="ncrl", entropy=False, scl_weight=0.0),
-}
+# --------------------------------------------------------------------------- registry
+# A loss function maps (logits, labels) to the reduced L1 term and named parts for logging:
+#   fn(logits, labels, *, spec, features, neg_mask, reduction) -> (l1, parts)
+# logits / labels (N, 1+R) with column 0 = NA (see the module docstring); spec: the LossSpec, its
+# params completed with the registered defaults; features: the pair features or group factors
+# (zh, zt), or None; neg_mask: bool (N, 1+R) of the negatives that enter (Eq. 12), or None when
+# not sampling; reduction: "sum" or "mean" over pairs. l1 is a 0-dim tensor, parts a dict of
+# 0-dim tensors (not "l1" / "scl", which compute_loss fills in).
+LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+RESERVED_PARTS = ("l1", "scl")
 
-_KINDS = ("pemscl", "atl", "bce", "ncrl")
+
+@dataclass(frozen=True)
+class RegisteredLoss:
+    name: str
+    fn: LossFn
+    defaults: Mapping[str, Any]  # the params this loss accepts, with their default values
+
+
+_LOSSES: dict[str, RegisteredLoss] = {}
+LOSS_PRESETS: dict[str, LossSpec] = {}
+_DEFAULT_PRESET = object()  # sentinel: "register the plain preset LossSpec(kind=name, no EM, no SCL)"
+
+
+def register_loss(name: str, fn: LossFn | None = None, *, defaults: Mapping[str, Any] | None = None,
+                  preset: LossSpec | None = _DEFAULT_PRESET, replace: bool = False):  # type: ignore[assignment]
+    """Register ``fn`` as the loss of kind ``name``; usable directly or as a decorator::
+
+        @register_loss("softmax-ce", defaults={"temperature": 1.0})
+        def softmax_ce(logits, labels, *, spec, features, neg_mask, reduction):
+            ...
+            return l1, {}
+
+    ``defaults``: the hyper-parameters the loss reads from ``spec.params`` and their defaults;
+    any other key in spec.params is an error. ``preset``: also registered as loss_spec(name);
+    left out, ``LossSpec(kind=name, entropy=False, scl_weight=0.0)`` (like the baselines: no
+    SCL), None for no preset. ``replace``: overwrite an existing loss (and preset) of that name.
+    Returns ``fn`` (so the decorator leaves the function usable on its own)."""
+    if fn is None:
+        return lambda f: register_loss(name, f, defaults=defaults, preset=preset, replace=replace)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a loss name must be a non-empty string, got {name!r}")
+    if not callable(fn):
+        raise TypeError(f"loss {name!r}: fn must be callable, got {type(fn).__name__}")
+    if name in _LOSSES and not replace:
+        raise ValueError(f"loss {name!r} is already registered; pass replace=True to overwrite it")
+    if preset is _DEFAULT_PRESET:
+        preset = LossSpec(kind=name, entropy=False, scl_weight=0.0)
+    if preset is not None:
+        if preset.kind != name:
+            raise ValueError(f"the preset of loss {name!r} has kind {preset.kind!r}")
+        if name in LOSS_PRESETS and not replace:
+            raise ValueError(f"loss preset {name!r} already exists; pass replace=True to overwrite it")
+    _LOSSES[name] = RegisteredLoss(name, fn, dict(defaults or {}))
+    if preset is not None:
+        LOSS_PRESETS[name] = preset
+    return fn
+
+
+def register_preset(name: str, spec: LossSpec, *, replace: bool = False) -> LossSpec:
+    """Make ``loss_spec(name)`` return ``spec`` (a variant of a registered loss)."""
+    if spec.kind not in _LOSSES:
+        raise ValueError(f"preset {name!r}: unknown loss kind {spec.kind!r}; registered: {registered_losses()}")
+    if name in LOSS_PRESETS and not replace:
+        raise ValueError(f"loss preset {name!r} already exists; pass replace=True to overwrite it")
+    LOSS_PRESETS[name] = spec
+    return spec
+
+
+def unregister_loss(name: str) -> None:
+    """Remove loss ``name`` and every preset of that kind (for notebooks and tests)."""
+    if name not in _LOSSES:
+        raise ValueError(f"unknown loss kind {name!r}; registered: {registered_losses()}")
+    del _LOSSES[name]
+    for preset_name in [k for k, v in LOSS_PRESETS.items() if v.kind == name]:
+        del LOSS_PRESETS[preset_name]
+
+
+def registered_losses() -> tuple[str, ...]:
+    """The registered loss kinds, sorted."""
+    return tuple(sorted(_LOSSES))
+
+
+def get_loss(kind: str) -> RegisteredLoss:
+    if kind not in _LOSSES:
+        raise ValueError(f"unknown loss kind {kind!r}; registered: {registered_losses()}")
+    return _LOSSES[kind]
 
 
 def loss_spec(name: str = "pemscl", **overrides) -> LossSpec:
@@ -428,47 +558,98 @@ def loss_spec(name: str = "pemscl", **overrides) -> LossSpec:
     return replace(LOSS_PRESETS[name], **overrides)
 
 
+# --------------------------------------------------------------------------- built-in losses
+@register_loss("pemscl", preset=LossSpec())
+def _pemscl_l1(logits, labels, *, spec, features, neg_mask, reduction):
+    """Eq. 7 (or L_NA1 of Eq. 13 under sampling): PMT + EM, parts "pmt" and "em"."""
+    pmt, em = pmt_em_terms(logits, labels, gamma=spec.gamma, neg_mask=neg_mask,
+                           em_batch_average=spec.em_batch_average, neg_count=spec.neg_count)
+    parts = {"pmt": _reduce(pmt, reduction)}
+    l1 = parts["pmt"]
+    if spec.entropy:
+        parts["em"] = _reduce(em, reduction)
+        l1 = l1 + parts["em"]
+    return l1, parts
+
+
+register_preset("pemscl-no-em", LossSpec(entropy=False))
+register_preset("pemscl-no-scl", LossSpec(scl_weight=0.0))
+register_preset("pemscl-no-em-no-scl", LossSpec(entropy=False, scl_weight=0.0))
+register_preset("pemscl-ns", LossSpec(neg_sample_ratio=0.1))  # the paper's OOG / OGG ratio (Table 4)
+
+
+@register_loss("atl")
+def _atl_l1(logits, labels, *, spec, features, neg_mask, reduction):
+    return atl_loss(logits, labels, neg_mask=neg_mask, reduction=reduction), {}
+
+
+@register_loss("bce")
+def _bce_l1(logits, labels, *, spec, features, neg_mask, reduction):
+    return bce_loss(logits, labels, neg_mask=neg_mask, reduction=reduction), {}
+
+
+@register_loss("ncrl")
+def _ncrl_l1(logits, labels, *, spec, features, neg_mask, reduction):
+    return ncrl_loss(logits, labels, shift=spec.ncrl_shift, neg_mask=neg_mask, reduction=reduction), {}
+
+
+# --------------------------------------------------------------------------- composition
+def _check_spec(spec: LossSpec) -> RegisteredLoss:
+    """The registered loss of spec.kind, after checking the generic fields and params."""
+    entry = get_loss(spec.kind)
+    if spec.reduction not in ("sum", "mean"):
+        raise ValueError(f"LossSpec.reduction must be 'sum' or 'mean', got {spec.reduction!r}")
+    if spec.neg_count not in NEG_COUNTS:
+        raise ValueError(f"LossSpec.neg_count must be one of {NEG_COUNTS}, got {spec.neg_count!r}")
+    if spec.longtail_scale not in LONGTAIL_SCALES:
+        raise ValueError(f"LossSpec.longtail_scale must be one of {LONGTAIL_SCALES}, got {spec.longtail_scale!r}")
+    unknown = sorted(set(spec.params) - set(entry.defaults))
+    if unknown:
+        raise ValueError(f"loss {spec.kind!r} has no params {unknown}; it accepts {sorted(entry.defaults)}")
+    return entry
+
+
+def _check_output(kind: str, l1, parts) -> None:
+    if not (isinstance(l1, torch.Tensor) and l1.dim() == 0):
+        raise ValueError(f"loss {kind!r} must return a 0-dim tensor as L1 (reduced as asked), got "
+                         f"{tuple(l1.shape) if isinstance(l1, torch.Tensor) else type(l1).__name__}")
+    if not isinstance(parts, Mapping):
+        raise ValueError(f"loss {kind!r} must return (l1, parts) with parts a dict, got {type(parts).__name__}")
+    clash = sorted(set(parts) & set(RESERVED_PARTS))
+    if clash:
+        raise ValueError(f"loss {kind!r} returned reserved part names {clash}")
+    bad = sorted(k for k, v in parts.items() if torch.as_tensor(v).dim() != 0)
+    if bad:
+        raise ValueError(f"loss {kind!r}: parts {bad} are not scalars (reduce them as asked)")
+
+
 def compute_loss(spec: LossSpec, logits: torch.Tensor, labels: torch.Tensor, features: Features | None = None,
                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss of ``spec`` (Eq. 11, or Eq. 13 with negative sampling) and its parts for logging.
 
-    Parts: "l1" (the classification loss: Eq. 7 / L_NA1, or the baseline's), "pmt" and "em" for
-    pemscl, "scl" (L2, before lambda) when scl_weight > 0. ``features`` (the pair embedding, or the
-    group factors (zh, zt)) is required when scl_weight > 0. ``generator`` drives the sampling.
+    Parts: "l1" (the registered loss of spec.kind: Eq. 7 / L_NA1 for pemscl, or the baseline's),
+    the kind's own parts ("pmt" and "em" for pemscl), "scl" (L2, before lambda) when
+    scl_weight > 0. ``features`` (the pair embedding, or the group factors (zh, zt)) is required
+    when scl_weight > 0. ``generator`` drives the sampling.
     """
-    if spec.kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {spec.kind!r}")
-    if spec.reduction not in ("sum", "mean"):
-        raise ValueError(f"LossSpec.reduction must be 'sum' or 'mean', got {spec.reduction!r}")
+    entry = _check_spec(spec)
     red = spec.reduction
     neg_mask = None
     if spec.neg_sample_ratio is not None and spec.neg_sample_ratio < 1:
         neg_mask = sample_negative_mask(labels, spec.neg_sample_ratio, generator, per=spec.neg_sample_per)
-    parts: dict[str, torch.Tensor] = {}
-    if spec.kind == "pemscl":
-        pmt, em = pmt_em_terms(logits, labels, gamma=spec.gamma, neg_mask=neg_mask,
-                               em_batch_average=spec.em_batch_average)
-        parts["pmt"] = _reduce(pmt, red)
-        l1 = parts["pmt"]
-        if spec.entropy:
-            parts["em"] = _reduce(em, red)
-            l1 = l1 + parts["em"]
-    elif spec.kind == "atl":
-        l1 = atl_loss(logits, labels, neg_mask=neg_mask, reduction=red)
-    elif spec.kind == "bce":
-        l1 = bce_loss(logits, labels, neg_mask=neg_mask, reduction=red)
-    else:
-        l1 = ncrl_loss(logits, labels, shift=spec.ncrl_shift, neg_mask=neg_mask, reduction=red)
-    parts["l1"] = l1
+    full = replace(spec, params={**entry.defaults, **spec.params}) if entry.defaults else spec
+    l1, own = entry.fn(logits, labels, spec=full, features=features, neg_mask=neg_mask, reduction=red)
+    _check_output(spec.kind, l1, own)
+    parts: dict[str, torch.Tensor] = {**own, "l1": l1}
     total = l1
     if spec.scl_weight:
         if features is None:
             raise ValueError("scl_weight > 0 needs the pair features (or group factors (zh, zt))")
         # Eq. 13: L2 is unchanged by negative sampling (it works on embeddings, not labels)
         l2 = scl_loss(features, labels, tau=spec.tau, variant=spec.scl_variant, na_anchors=spec.na_anchors,
-                      reduction="sum" if red == "sum" else "mean_all")
+                      longtail_scale=spec.longtail_scale, reduction="sum" if red == "sum" else "mean_all")
         parts["scl"] = l2
         total = total + spec.scl_weight * l2
     # one device sync for all parts instead of one per float()
-    values = torch.stack([v.detach().float() for v in parts.values()]).tolist()
+    values = torch.stack([torch.as_tensor(v).detach().float().to(l1.device) for v in parts.values()]).tolist()
     return total, dict(zip(parts, values))

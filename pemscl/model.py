@@ -3,7 +3,9 @@
 One forward pass over a batch of documents:
 
   windows    documents longer than the encoder's 512 positions become two overlapping
-             windows; outputs and last-layer attentions are averaged over the overlap
+             windows; outputs and last-layer attentions are averaged over the overlap. As in
+             ATLOP, the first window ends in one SEP for BERT-style encoders and in two for
+             RoBERTa-style ones (`window_end_repeat`)
   mentions   hidden state at each mention's start marker `*`
   entities   logsumexp over an entity's mentions; its attention = mean over mentions
   context    c_ht = A_ht H, with A_ht the head-averaged product of head and tail attention
@@ -21,6 +23,7 @@ the top n transformer layers plus the head; see `encode_bottom` and `LayerCache`
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -63,28 +66,46 @@ class ModelConfig:
 
 
 # --------------------------------------------------------------------------- batching
-def make_windows(n_tokens: int, window: int) -> list[tuple[int, int, int, int]]:
-    """How a document of n_tokens (CLS ... SEP included) maps onto encoder windows.
+# ATLOP (wzhouad/ATLOP, model.py encode + long_seq.py) closes the first window of a long document with
+# end_tokens = [SEP] for transformer_type "bert" and [SEP, SEP] for "roberta" (RoBERTa's pair separator
+# "</s></s>"); the second window always opens with the one start token [CLS] / <s>. PEMSCL's released
+# DocRED script runs microsoft/deberta-v2-xlarge with transformer_type "roberta", so DeBERTa (v1 and v2,
+# whose tokens are [CLS] / [SEP]) gets two as well. Keyed by the Hugging Face config's model_type.
+WINDOW_END_REPEAT = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "deberta": 2, "deberta-v2": 2}
+
+
+def window_end_repeat(model_type: str | None) -> int:
+    """How many SEP/EOS tokens close a long document's first window for this model_type (default 1)."""
+    return WINDOW_END_REPEAT.get(model_type or "", 1)
+
+
+def make_windows(n_tokens: int, window: int, n_end: int = 1) -> list[tuple[int, int, int, int]]:
+    """How a document of n_tokens (CLS ... SEP included) maps onto encoder windows, as ATLOP does.
 
     Returns (doc_start, doc_end, win_offset, kind) per window: window tokens
     [win_offset, win_offset + doc_end - doc_start) are document tokens [doc_start, doc_end).
-    kind 0 = the whole document, 1 = first window (document prefix + SEP appended),
-    2 = second window (CLS prepended + document suffix). Both long-document windows are
-    exactly `window` tokens; they overlap by 2*(window-1) - n_tokens tokens.
+    kind 0 = the whole document; 1 = first window: document tokens [0, window - n_end) followed by
+    n_end SEP tokens; 2 = second window: CLS followed by the last window - 1 document tokens.
+    Both long-document windows are exactly `window` tokens. Documents of more than
+    2 * window - 1 - n_end tokens leave a gap between the windows; like ATLOP, its tokens get
+    zero hidden states and attention (at most n_end + 1 tokens for documents up to 2 * window).
     """
     if n_tokens <= window:
         return [(0, n_tokens, 0, 0)]
-    if n_tokens > 2 * (window - 1):
-        raise ValueError(f"document of {n_tokens} tokens exceeds two windows of {window}")
-    return [(0, window - 1, 0, 1), (n_tokens - (window - 1), n_tokens, 1, 2)]
+    if n_tokens > 2 * window:
+        raise ValueError(f"document of {n_tokens} tokens exceeds two windows of {window}: "
+                         f"featurize with max_len <= {2 * window}")
+    return [(0, window - n_end, 0, 1), (n_tokens - (window - 1), n_tokens, 1, 2)]
 
 
 def collate(features: Sequence[dict], window: int = 512, cls_id: int | None = None,
-            sep_id: int | None = None, with_labels: bool = True) -> dict[str, Any]:
+            sep_id: int | None = None, with_labels: bool = True, sep_repeat: int = 1) -> dict[str, Any]:
     """Batch features into padded windows plus flat mention / entity / pair index tensors.
 
     cls_id / sep_id default to the first / last token of each document (features always
-    start with CLS/BOS and end with SEP/EOS), which is what the windows need.
+    start with CLS/BOS and end with SEP/EOS), which is what the windows need. sep_repeat: SEP
+    tokens closing a long document's first window (`window_end_repeat`; `DocREModel.collate`
+    fills it in from the encoder).
     """
     win_ids: list[list[int]] = []
     win_doc: list[int] = []
@@ -100,10 +121,10 @@ def collate(features: Sequence[dict], window: int = 512, cls_id: int | None = No
         lengths.append(L)
         c = ids[0] if cls_id is None else cls_id
         s = ids[-1] if sep_id is None else sep_id
-        for d0, d1, off, kind in make_windows(L, window):
+        for d0, d1, off, kind in make_windows(L, window, sep_repeat):
             w = ids[d0:d1]
             if kind == 1:
-                w = w + [s]
+                w = w + [s] * sep_repeat
             elif kind == 2:
                 w = [c] + w
             win_ids.append(w)
@@ -144,6 +165,7 @@ def collate(features: Sequence[dict], window: int = 512, cls_id: int | None = No
         "pair_doc": torch.tensor(pair_doc, dtype=torch.long),
         "pair_slot": torch.tensor(pair_slot, dtype=torch.long),
         "n_pairs_max": max((len(f["hts"]) for f in features), default=0),
+        "sep_repeat": sep_repeat,
     }
     if with_labels and all("labels" in f for f in features):
         import numpy as np
@@ -157,6 +179,17 @@ def batch_to(batch: dict, device: torch.device) -> dict:
 
 
 # --------------------------------------------------------------------------- model
+def _ensure_eager_attention(plm: nn.Module) -> None:
+    """Switch a model built with SDPA / flash attention to the eager kernels, which return the
+    attention probabilities (DeBERTa has only its own eager attention and is left as is)."""
+    impl = getattr(plm.config, "_attn_implementation", None)
+    if impl not in (None, "eager") and hasattr(plm, "set_attn_implementation"):
+        try:
+            plm.set_attn_implementation("eager")
+        except (ValueError, NotImplementedError):
+            pass  # run_encoder explains the failure if the attentions then go missing
+
+
 class DocREModel(nn.Module):
     """ATLOP encoder + group bilinear classifier over 1 + R classes."""
 
@@ -167,10 +200,11 @@ class DocREModel(nn.Module):
             from transformers import AutoModel
 
             path = resolve_encoder(config.encoder)
-            # attentions are only returned by the eager implementation in transformers 5
+            # SDPA / flash kernels never materialise the attention probabilities ATLOP pools with
             plm = AutoModel.from_pretrained(path, attn_implementation="eager")
             if getattr(plm, "pooler", None) is not None:
                 plm.pooler = None  # ATLOP never uses the pooler; dropping it keeps it out of the optimiser
+        _ensure_eager_attention(plm)
         self.plm = plm
         hidden = plm.config.hidden_size
         emb = config.emb_size or hidden
@@ -183,9 +217,15 @@ class DocREModel(nn.Module):
         self.head_extractor = nn.Linear(2 * hidden, emb)
         self.tail_extractor = nn.Linear(2 * hidden, emb)
         self.classifier = nn.Linear(emb * config.block_size, config.num_classes)
+        self.model_type = getattr(plm.config, "model_type", None)
+        self.sep_repeat = window_end_repeat(self.model_type)
         self._att_store: list[torch.Tensor] = []
         self._att_hook = None
         self._install_attention_hook()
+
+    def collate(self, features: Sequence[dict], with_labels: bool = True) -> dict[str, Any]:
+        """`collate` with this encoder's window length and window-closing convention."""
+        return collate(features, window=self.config.window, with_labels=with_labels, sep_repeat=self.sep_repeat)
 
     # -- encoder ------------------------------------------------------------
     @property
@@ -195,19 +235,27 @@ class DocREModel(nn.Module):
         if layers is None:
             raise NotImplementedError(
                 f"{type(self.plm).__name__} has no encoder.layer list; the cached fast path "
-                "supports BERT/RoBERTa-style encoders (full fine-tuning works with any)"
+                "supports BERT/RoBERTa/DeBERTa-style encoders (full fine-tuning works with any)"
             )
         return layers
+
+    @property
+    def _relative(self) -> bool:
+        """DeBERTa-style encoder: layers take a relative-position bias and a 0/1 pairwise mask."""
+        return hasattr(self.plm.encoder, "get_rel_embedding")
 
     def _install_attention_hook(self) -> None:
         """Capture the last layer's attention probabilities with a forward hook.
 
         Asking the model for output_attentions keeps every layer's maps; ATLOP needs only
         the last one, and the fast path runs the top layers by hand, so a hook on the last
-        self-attention module serves both paths.
+        self-attention module serves both paths. BERT and RoBERTa (eager) always return
+        the probabilities; DeBERTa layers only when called with output_attentions=True,
+        which a pre-hook sets on the last layer alone.
         """
         try:
-            module = self.layers[-1].attention.self
+            last = self.layers[-1]
+            module = last.attention.self
         except (NotImplementedError, AttributeError):
             return
 
@@ -216,37 +264,66 @@ class DocREModel(nn.Module):
                 self._att_store.append(out[1])
 
         self._att_hook = module.register_forward_hook(hook)
+        if "output_attentions" in inspect.signature(last.forward).parameters:
+            def ask(_mod, args, kwargs):
+                return args, {**kwargs, "output_attentions": True}
+
+            last.register_forward_pre_hook(ask, with_kwargs=True)
+
+    def _captured_attention(self) -> torch.Tensor:
+        if not self._att_store:
+            raise RuntimeError(
+                f"{type(self.plm).__name__} returned no attention probabilities from its last layer; ATLOP's "
+                "context pooling needs them: load the encoder with attn_implementation='eager'")
+        att = self._att_store[-1]
+        self._att_store.clear()
+        return att
 
     def run_encoder(self, input_ids, attention_mask):
         """Full encoder on windows: (last hidden state, last-layer attention)."""
         self._att_store.clear()
         if self._att_hook is not None:
             out = self.plm(input_ids=input_ids, attention_mask=attention_mask)
-            att = self._att_store[-1]
-        else:
-            out = self.plm(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
-            att = out.attentions[-1]
-        self._att_store.clear()
-        return out.last_hidden_state, att
+            return out.last_hidden_state, self._captured_attention()
+        out = self.plm(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+        if not out.attentions or out.attentions[-1] is None:
+            self._captured_attention()  # raises the explanatory error
+        return out.last_hidden_state, out.attentions[-1]
 
     def run_top_layers(self, hidden, attention_mask, first_layer: int):
         """Layers [first_layer, n) on cached hidden states (the fast path)."""
         if self._att_hook is None:
-            raise NotImplementedError("fast path needs a BERT/RoBERTa-style encoder")
-        dtype = hidden.dtype
-        ext = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+            raise NotImplementedError("fast path needs a BERT/RoBERTa/DeBERTa-style encoder")
         self._att_store.clear()
-        for layer in self.layers[first_layer:]:
-            out = layer(hidden, attention_mask=ext)
-            hidden = out[0] if isinstance(out, tuple) else out
-        att = self._att_store[-1]
-        self._att_store.clear()
-        return hidden, att
+        if self._relative:
+            hidden = self._run_relative_layers(hidden, attention_mask, first_layer)
+        else:
+            dtype = hidden.dtype
+            ext = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+            for layer in self.layers[first_layer:]:
+                out = layer(hidden, attention_mask=ext)
+                hidden = out[0] if isinstance(out, tuple) else out
+        return hidden, self._captured_attention()
+
+    def _run_relative_layers(self, hidden, attention_mask, first_layer: int):
+        """DeBERTa v1/v2 layers [first_layer, n), fed as their encoder feeds them."""
+        enc = self.plm.encoder
+        if getattr(self.plm, "z_steps", 0) > 1:
+            raise NotImplementedError("fast path does not support DeBERTa's z_steps > 1")
+        pair_mask = enc.get_attention_mask(attention_mask)
+        rel_pos = enc.get_rel_pos(hidden)  # depends on the sequence length only
+        rel_emb = enc.get_rel_embedding()
+        conv = getattr(enc, "conv", None)  # DeBERTa-v2: a convolution over the embeddings joins layer 0's output
+        for i in range(first_layer, len(self.layers)):
+            out = self.layers[i](hidden, pair_mask, relative_pos=rel_pos, rel_embeddings=rel_emb)[0]
+            hidden = conv(hidden, out, attention_mask) if i == 0 and conv is not None else out
+        return hidden
 
     @torch.no_grad()
     def encode_bottom(self, input_ids, attention_mask, upto_layer: int) -> torch.Tensor:
         """Hidden states after `upto_layer` layers (0 = embeddings), for the layer cache."""
         out = self.plm(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        self._att_store.clear()  # the hook fired on the last layer; nothing to keep
         return out.hidden_states[upto_layer]
 
     def stitch(self, win_hidden, win_att, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,6 +352,14 @@ class DocREModel(nn.Module):
             sub = att[idx]
             att = att.index_copy(0, idx, sub / (sub.sum(-1, keepdim=True) + 1e-10))
         return seq, att
+
+    def _check_windows(self, batch) -> None:
+        """Long documents must be windowed with this encoder's SEP convention (see WINDOW_END_REPEAT)."""
+        two_windows = len(batch["win_doc"]) > len(batch["lengths"])
+        if two_windows and batch.get("sep_repeat", 1) != self.sep_repeat:
+            raise ValueError(
+                f"batch windows end in {batch.get('sep_repeat', 1)} SEP token(s) but {self.model_type} uses "
+                f"{self.sep_repeat}: build batches with model.collate(...) or collate(..., sep_repeat=model.sep_repeat)")
 
     # -- pooling and head -----------------------------------------------------
     def pool(self, seq, att, batch):
@@ -314,6 +399,7 @@ class DocREModel(nn.Module):
         return logits, zh, zt
 
     def forward(self, batch, cached_hidden: torch.Tensor | None = None, first_layer: int = 0):
+        self._check_windows(batch)
         if cached_hidden is None:
             win_hidden, win_att = self.run_encoder(batch["input_ids"], batch["attention_mask"])
         else:

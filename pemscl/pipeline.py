@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .notebooks import NotebooksOutOfSync, require_in_sync
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 KERNEL = "pemscl"
@@ -136,6 +138,7 @@ def run_pipeline(profile: str = "cpu", only: Sequence[str] | None = None, out: s
     nbs = notebooks(only, folder)
     if not nbs:
         raise FileNotFoundError(f"no notebooks matching {only} in {folder}")
+    require_in_sync(folder, stems=[p.stem for p in nbs])  # an unsynced .py edit would otherwise run stale code
     kernel = ensure_kernel()
     env = {"PEMSCL_EXECUTED": str(out.resolve()), "PEMSCL_PROFILE": profile,
            # the kernel imports pemscl from this checkout even without `pip install -e .`
@@ -197,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run_pipeline(a.profile, only=[s for s in a.only.split(",") if s] or None, out=a.out, log_output=a.log_output,
                      cell_timeout=a.cell_timeout)
-    except NotebookFailed as e:
+    except (NotebookFailed, NotebooksOutOfSync) as e:
         print(f"\n✗ {e}", file=sys.stderr)
         return 1
     return 0

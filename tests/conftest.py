@@ -20,3 +20,8 @@ def data_dir() -> Path:
     if not (d / "meta" / "rel2id.json").exists():
         pytest.fail(f"real DocRED data not found at {d}; set PEMSCL_DATA (see README)")
     return d
+
+
+# Experiments merge every run they train into results/runs.jsonl; under test that record is a
+# throwaway file, never the repository's (tests that need their own set PEMSCL_RESULTS themselves).
+os.environ.setdefault("PEMSCL_RESULTS", str(Path(__import__("tempfile").mkdtemp(prefix="pemscl-results-"))))

@@ -292,3 +292,102 @@ def test_cli_scores_files(tmp_path, capsys):
     rep = E.main([str(tmp_path / "pred.json"), str(tmp_path / "gold.json"), "--train", str(tmp_path / "train.json")])
     assert rep["ign_f1"] == pytest.approx(6 / 13)
     assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(2 / 3)
+
+
+# --------------------------------------------------------------------------- (8) per-document counts
+# A third gold document with no prediction at all, so one row is all-missed.
+GAMMA = {"title": "Gamma", "sents": [["w"]],
+         "vertexSet": [[ment("Rome", 0)], [ment("Italy", 0)]], "labels": [lab(0, 1, "P17")]}
+
+
+def test_doc_counts_hand_worked():
+    c = E.doc_counts(PREDS, GOLD + [GAMMA], train_docs=TRAIN, groups={"head": ["P17"], "tail": ["P131"]})
+    assert set(c) == {"all", "head", "tail"}
+    # rows are [predicted, correct, correct_in_train, gold], one per document in gold order
+    # Alpha: predicted (0,1,P17) (2,1,P17) (2,1,P131) = 3 (the duplicate once); correct 2; of those
+    #        (0,1,P17) is in train via (Paris, French Republic); gold 3
+    # Beta:  predicted (0,1,P17) (1,0,P17) = 2; correct 1, in train via (Berlin, Germany); gold 1
+    # Gamma: nothing predicted, 1 gold fact
+    assert c["all"] == [[3, 2, 1, 3], [2, 1, 1, 1], [0, 0, 0, 1]]
+    # only P17 facts: Alpha loses the wrong P131 prediction and the missed P131 gold fact
+    assert c["head"] == [[2, 2, 1, 2], [2, 1, 1, 1], [0, 0, 0, 1]]
+    assert c["tail"] == [[1, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
+    s = E.scores_from_counts(c["all"])
+    # totals [5, 3, 2, 5]: P = 3/5, R = 3/5, F1 = 3/5; Ign P = (3-2)/(5-2) = 1/3,
+    # Ign F1 = 2 * (1/3) * (3/5) / (1/3 + 3/5) = (2/5) / (14/15) = 3/7
+    assert (s["n_pred"], s["n_correct"], s["n_correct_in_train"], s["n_gold"]) == (5, 3, 2, 5)
+    assert s["f1"] == pytest.approx(3 / 5) and s["ign_precision"] == pytest.approx(1 / 3)
+    assert s["ign_f1"] == pytest.approx(3 / 7) and s["ign_recall"] == s["recall"]
+    full = E.score(PREDS, GOLD + [GAMMA], train_docs=TRAIN)
+    assert s == {k: v for k, v in full.items() if k != "n_train_facts"}
+    # no training set: nothing in train; both training sets at once: refused, as in score()
+    assert [r[2] for r in E.doc_counts(PREDS, GOLD)["all"]] == [0, 0]
+    with pytest.raises(ValueError, match="not both"):
+        E.doc_counts(PREDS, GOLD, train_docs=TRAIN, train_facts=E.train_fact_set(TRAIN))
+    with pytest.raises(ValueError, match='"all"'):
+        E.doc_counts(PREDS, GOLD, groups={"all": ["P17"]})
+    with pytest.raises(ValueError, match="has 3 fields, expected 4"):
+        E.scores_from_counts([[1, 1, 0]])
+
+
+def _perturbed(docs, rng):
+    """Gold labels, some dropped, some reversed or relabelled (wrong), some duplicated."""
+    out = []
+    rels = sorted({l["r"] for d in docs for l in d["labels"]})
+    for p in E.predictions_from_labels(docs):
+        u = rng.random()
+        if u < 0.2:
+            continue                                                    # missed
+        if u < 0.3:
+            p = dict(p, h_idx=p["t_idx"], t_idx=p["h_idx"])             # usually wrong
+        elif u < 0.4:
+            p = dict(p, r=rels[int(rng.integers(len(rels)))])           # usually wrong
+        out.append(p)
+        if rng.random() < 0.05:
+            out.append(dict(p))                                         # duplicate row
+    return out
+
+
+def test_summed_doc_counts_reproduce_score_on_real_data(redocred_dev, data_dir):
+    docs = redocred_dev[:25]
+    facts = E.read_fact_file(data_dir / "docred/train_annotated.fact")
+    train = json.loads((data_dir / "docred/train_annotated.subset.json").read_text())
+    rel2id = json.loads((data_dir / "meta/rel2id.json").read_text())
+    groups = E.relation_groups(train, relations=rel2id)
+    rng = np.random.default_rng(7)
+    for _ in range(4):
+        preds = _perturbed(docs, rng)
+        c = E.doc_counts(preds, docs, train_facts=facts, groups=groups)
+        assert len(c["all"]) == len(docs)
+        s = E.score(preds, docs, train_facts=facts)
+        assert 0 < s["n_correct_in_train"] < s["n_correct"] < s["n_pred"]  # Ign is exercised
+        assert E.scores_from_counts(c["all"]) == {k: v for k, v in s.items() if k != "n_train_facts"}
+        # the groups partition the whole vocabulary, so their rows add up to "all", row by row
+        summed = np.sum([c[g] for g in ("head", "mid", "tail")], axis=0)
+        assert summed.tolist() == c["all"]
+        gs = E.group_scores(preds, docs, groups)
+        for g in ("head", "mid", "tail"):
+            t = E.scores_from_counts(c[g])
+            assert (t["n_pred"], t["n_correct"], t["n_gold"]) == (
+                gs[g]["n_pred"], gs[g]["n_correct"], gs[g]["n_gold"])
+            assert t["f1"] == gs[g]["f1"]
+
+
+def test_full_report_uses_precomputed_groups_verbatim():
+    groups = {"head": ["P17"], "mid": [], "tail": ["P131"]}
+    rep = E.full_report(PREDS, GOLD, train_docs=TRAIN, groups=groups)
+    # ranked on TRAIN both relations would be head (see test_full_report_is_flat_and_consistent);
+    # the given groups win: P17 -> predicted 4, correct 3, gold 3; P131 -> predicted 1, correct 0, gold 1
+    assert (rep["head_n_pred"], rep["head_n_correct"], rep["head_n_gold"]) == (4, 3, 3)
+    assert (rep["tail_n_pred"], rep["tail_n_correct"], rep["tail_n_gold"]) == (1, 0, 1)
+    assert rep["mid_n_gold"] == 0 and rep["tail_f1"] == 0.0
+    assert rep["ign_f1"] == pytest.approx(6 / 13)  # train_docs still serve Ign
+    # groups need no training documents, and the same groups give the same keys on every split
+    other = E.full_report(E.predictions_from_labels([BETA]), [BETA], groups=groups)
+    assert {k for k in rep if k.startswith(("head_", "mid_", "tail_"))} == \
+           {k for k in other if k.startswith(("head_", "mid_", "tail_"))}
+    assert other["head_f1"] == 1.0 and other["tail_n_gold"] == 0
+    with pytest.raises(ValueError, match="not both"):
+        E.full_report(PREDS, GOLD, TRAIN, groups=groups, relations=["P17"])
+    with pytest.raises(ValueError, match="intra"):
+        E.full_report(PREDS, GOLD, groups={"intra": ["P17"]})

@@ -93,16 +93,26 @@ def test_neg_mask_excludes_negative_from_pmt_and_em():
     mask = torch.ones(3, 4, dtype=torch.bool)
     mask[1, 3] = False  # NA pair B: relation 3 leaves both sums
     mask[2, 1] = False  # a positive never leaves
-    got = pmt_loss(LOGITS, LABELS, neg_mask=mask, reduction="none")
     p, negs = pmt_hand(F_B, [], keep=[0, 1])
     assert negs == [0, 1]
-    assert got[1].item() == pytest.approx(p + em_hand(F_B, [], negs), abs=1e-5)  # gamma2 = 2, not 3
+    m = margins(F_B)
+    # default (Eq. 12 literally, FAITHFULNESS #5): gamma2 = |N_{h,t}| = 3, every negative of B,
+    # although only the 2 sampled entropies are summed
+    got = pmt_loss(LOGITS, LABELS, neg_mask=mask, reduction="none")
+    assert got[1].item() == pytest.approx(p + (H(m[0]) + H(m[1])) / 3, abs=1e-5)
     assert got[0].item() == pytest.approx(hand_rows()[0], abs=1e-5)
     assert got[2].item() == pytest.approx(hand_rows()[2], abs=1e-5)
-    # gamma2 over every negative (released NS code) instead of the entered ones
-    all_cnt = pmt_loss(LOGITS, LABELS, neg_mask=mask, neg_count="all", reduction="none")
-    m = margins(F_B)
-    assert all_cnt[1].item() == pytest.approx(p + (H(m[0]) + H(m[1])) / 3, abs=1e-5)
+    torch.testing.assert_close(got, pmt_loss(LOGITS, LABELS, neg_mask=mask, neg_count="all", reduction="none"))
+    # "sampled": gamma2 = |N'_{h,t}| = 2, the entropies that enter
+    smp = pmt_loss(LOGITS, LABELS, neg_mask=mask, neg_count="sampled", reduction="none")
+    assert smp[1].item() == pytest.approx(p + em_hand(F_B, [], negs), abs=1e-5)
+    assert smp[1].item() == pytest.approx(p + (H(m[0]) + H(m[1])) / 2, abs=1e-5)
+    torch.testing.assert_close(smp[[0, 2]], got[[0, 2]])  # unsampled pairs: the counts agree
+    # without a mask both counts are the same
+    torch.testing.assert_close(pmt_loss(LOGITS, LABELS, neg_count="sampled", reduction="none"),
+                               pmt_loss(LOGITS, LABELS, reduction="none"))
+    with pytest.raises(ValueError, match="neg_count"):
+        pmt_loss(LOGITS, LABELS, neg_count="entered")
 
 
 def test_em_batch_average_matches_released_broadcasting():
@@ -229,6 +239,40 @@ def test_scl_reductions_and_na_anchors():
     na = scl_loss(x, SCL_LABELS, tau=TAU, na_anchors=True, reduction="none")
     assert na.tolist() == pytest.approx(scl_hand(na_anchors=True), abs=1e-5)
     assert float(scl_loss(x, SCL_LABELS, tau=TAU, na_anchors=True, reduction="sum")) > anchors_sum + 1e-3
+
+
+def test_scl_longtail_anchor_share_hand_values():
+    x = scl_feats()
+    hand = scl_hand()
+    got = scl_loss(x, SCL_LABELS, tau=TAU, longtail_scale="anchor-share", reduction="none")
+    # 4 anchors (0, 1, 2, 4) among 5 pairs: only pair 4's Eq. 9 term is scaled, by 4 / 5
+    assert got.tolist() == pytest.approx(hand[:4] + [math.log(den(4)) * 4 / 5], abs=1e-5)
+    summed = scl_loss(x, SCL_LABELS, tau=TAU, longtail_scale="anchor-share", reduction="sum")
+    assert float(summed) == pytest.approx(sum(hand[:4]) + math.log(den(4)) * 0.8, abs=1e-5)
+    # every pair an anchor (FAITHFULNESS #2): the share is 1, nothing changes
+    na = scl_loss(x, SCL_LABELS, tau=TAU, na_anchors=True, longtail_scale="anchor-share", reduction="none")
+    assert na.tolist() == pytest.approx(scl_hand(na_anchors=True), abs=1e-5)
+    with pytest.raises(ValueError, match="longtail_scale"):
+        scl_loss(x, SCL_LABELS, tau=TAU, longtail_scale="half")
+
+
+def test_scl_longtail_anchor_share_equals_broadcast_mean():
+    # the released form: (N,) Eq. 8 row + (N, 1) Eq. 9 column, columns masked by anchor, N x N mean
+    g = torch.Generator().manual_seed(8)
+    n = 12
+    x = torch.randn(n, 5, generator=g)
+    lb = torch.zeros(n, 5)
+    lb[torch.arange(n), torch.tensor([0, 1, 1, 2, 0, 3, 4, 0, 2, 0, 0, 1])] = 1  # 3 and 4 partnerless
+    rel = lb[:, 1:] > 0
+    anchor = rel.any(1).float()
+    terms = scl_loss(x, lb, tau=0.3, variant="supcon", reduction="none")
+    partner = ((rel.float() @ rel.float().T) > 0).fill_diagonal_(False).any(1)
+    eq8 = torch.where(partner, terms, 0.0)
+    eq9 = torch.where(partner, 0.0, terms) * anchor
+    released = ((eq8[None, :] + eq9[:, None]) * anchor[None, :]).mean()
+    got = scl_loss(x, lb, tau=0.3, variant="supcon", longtail_scale="anchor-share", reduction="mean_all")
+    assert float(got) == pytest.approx(float(released), rel=1e-6)
+    assert float(eq9.sum()) > 0.1  # the long-tail terms are really there
 
 
 def test_scl_gradients_finite_with_partnerless_anchor():
@@ -409,6 +453,40 @@ def test_compute_loss_negative_sampling_is_seeded_and_reaches_baselines():
         ns, _ = compute_loss(loss_spec(name, neg_sample_ratio=0.1), lg, lb, generator=torch.Generator().manual_seed(7))
         plain, _ = compute_loss(loss_spec(name), lg, lb)
         assert float(ns) != float(plain)
+
+
+def test_compute_loss_neg_count_hand_values():
+    # Eq. 12: gamma2 under sampling counts every negative ("all", default) or the sampled ones
+    ratio, seed = 0.5, 3
+    mask = sample_negative_mask(LABELS, ratio, torch.Generator().manual_seed(seed))  # what compute_loss draws
+    kept = [r - 1 for r in range(1, 4) if mask[1, r]]  # NA pair B's sampled negatives
+    assert 0 < len(kept) < 3  # this seed keeps a strict, non-empty subset
+    m = margins(F_B)
+    pmt_b = sum(sp(m[r]) for r in kept)
+    ent_b = sum(H(m[r]) for r in kept)
+    rows = hand_rows()
+    for neg_count, gamma2 in (("all", 3), ("sampled", len(kept))):
+        spec = loss_spec("pemscl-ns", neg_sample_ratio=ratio, scl_weight=0.0, neg_count=neg_count)
+        total, parts = compute_loss(spec, LOGITS, LABELS, generator=torch.Generator().manual_seed(seed))
+        want = rows[0] + rows[2] + pmt_b + ent_b / gamma2
+        assert float(total) == pytest.approx(want, abs=1e-5), neg_count
+        assert parts["pmt"] == pytest.approx(sum(hand_rows(entropy=False)[i] for i in (0, 2)) + pmt_b, abs=1e-5)
+    assert loss_spec("pemscl-ns").neg_count == "all"
+    with pytest.raises(ValueError, match="neg_count"):
+        compute_loss(loss_spec("pemscl", neg_count="entered", scl_weight=0.0), LOGITS, LABELS)
+
+
+def test_compute_loss_longtail_scale():
+    x = scl_feats()
+    lg = torch.zeros(5, 4)
+    _, paper = compute_loss(loss_spec("pemscl", tau=TAU), lg, SCL_LABELS, features=x)
+    _, share = compute_loss(loss_spec("pemscl", tau=TAU, longtail_scale="anchor-share"), lg, SCL_LABELS,
+                           features=x)
+    assert LossSpec().longtail_scale == "paper"
+    hand = scl_hand()
+    assert paper["scl"] == pytest.approx(sum(hand), abs=1e-4)
+    assert share["scl"] == pytest.approx(sum(hand[:4]) + math.log(den(4)) * 0.8, abs=1e-4)
+    assert share["l1"] == paper["l1"]
 
 
 def test_label_dtypes_agree():

@@ -43,8 +43,35 @@ def test_make_windows():
     assert make_windows(16, 16) == [(0, 16, 0, 0)]
     # 24 tokens: window 1 = doc[0:15] + SEP, window 2 = CLS + doc[9:24]; both 16 long
     assert make_windows(24, 16) == [(0, 15, 0, 1), (9, 24, 1, 2)]
-    with pytest.raises(ValueError):
-        make_windows(31, 16)
+    # RoBERTa-style: window 1 = doc[0:14] + SEP SEP; window 2 unchanged
+    assert make_windows(24, 16, n_end=2) == [(0, 14, 0, 1), (9, 24, 1, 2)]
+    # as in ATLOP, 31 = 2 * 16 - 1 tokens leave doc[15] in neither window; 32 is the most two windows take
+    assert make_windows(31, 16) == [(0, 15, 0, 1), (16, 31, 1, 2)]
+    with pytest.raises(ValueError, match="max_len <= 32"):
+        make_windows(33, 16)
+
+
+def test_gap_between_windows_gets_zero_states_like_atlop():
+    m = tiny_model()
+    f = feature(31, [[(1, 3)], [(15, 17)], [(25, 27)]])  # entity 1's start marker is the gap token 15
+    b = collate([f], window=WINDOW)
+    with torch.no_grad():
+        seq, att = m.stitch(*m.run_encoder(b["input_ids"], b["attention_mask"]), b)
+    assert torch.all(seq[0, 15] == 0) and torch.all(att[0, :, 15] == 0) and torch.all(att[0, :, :, 15] == 0)
+    assert torch.allclose(att[0, :, 14].sum(-1), torch.ones(4), atol=1e-5)
+    with torch.no_grad():
+        assert torch.isfinite(m(b)["logits"]).all()
+
+
+def test_double_sep_windows():
+    f = feature(24, [[(1, 3)], [(20, 22)]])
+    ids = f["input_ids"]
+    b = collate([f], window=WINDOW, sep_repeat=2)
+    assert b["input_ids"][0].tolist() == ids[:14] + [ids[-1], ids[-1]]
+    assert b["input_ids"][1].tolist() == [ids[0]] + ids[9:]
+    assert b["win_spans"] == [(0, 14, 0), (9, 24, 1)]
+    with pytest.raises(ValueError, match=r"end in 2 SEP token\(s\) but bert uses 1"):  # a BERT model refuses RoBERTa-style windows
+        tiny_model()(b)
 
 
 def test_long_document_is_stitched_from_two_windows():
@@ -153,9 +180,17 @@ def test_bf16_autocast_forward_backward_is_finite():
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
-def test_device_and_precision_resolution():
+def test_device_and_precision_resolution(monkeypatch):
     assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else resolve_device("auto").type)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit device is taken as given
+    # "auto": CUDA first, then Apple MPS, then CPU, whatever this machine has
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("auto").type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu"
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) is None
     assert resolve_precision("bf16", cpu) is torch.bfloat16
@@ -177,8 +212,12 @@ def test_decide_threshold_topk_and_fixed_threshold():
     d2 = decide(lg, top_k=2)
     assert d2[2, :4].tolist() == [False, True, True, False]
     d3 = decide(lg, threshold=0.8)  # sigmoid(x) > 0.8  <=>  x > log(4) = 1.386
-    assert math.log(4) < 1.5
     assert d3[:, :4].tolist() == [[False, False, False, True], [True, False, False, False], [False, True, True, True]]
+    # either side of the boundary: sigmoid(log 4 -+ 0.01) = 0.7987 / 0.8013; NA's own logit plays no part
+    near = torch.full((2, 97), -9.0)
+    near[:, 0] = 5.0
+    near[0, 1], near[1, 1] = math.log(4) - 0.01, math.log(4) + 0.01
+    assert decide(near, threshold=0.8)[:, :2].tolist() == [[True, False], [False, True]]
 
 
 def test_to_official_maps_rows_to_titles_and_pairs():

@@ -1,4 +1,5 @@
-"""The notebooks: committed without outputs, and the whole sequence runs under the smoke profile.
+"""The notebooks: paired with their .py sources, committed without outputs, and the whole
+sequence runs under the smoke profile.
 
 The sequence is executed once per session (module fixture) with runs, figures, results and a
 README copy redirected into a temporary folder, so the repository's own results are never
@@ -13,6 +14,7 @@ import nbformat
 import pytest
 
 from pemscl import figures as F
+from pemscl import notebooks as N
 from pemscl import pipeline as P
 from pemscl import results as R
 
@@ -37,6 +39,88 @@ def test_source_notebook_has_no_outputs_and_a_parameters_cell(path):
         f"{path.name} carries outputs: clear them before committing"
     tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1 and "profile" in tagged[0].source
+
+
+# --------------------------------------------------------------------------- jupytext pairs
+def test_every_notebook_is_in_sync_with_its_py_source():
+    assert all(p.with_suffix(".py").exists() for p in SOURCES)
+    problems = N.check_pairs(P.NOTEBOOKS)
+    assert not problems, "\n".join(problems) + f"\nthe .py is the source: run `{N.SYNC_COMMAND}`"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_py_source_tags_the_parameters_cell(path):
+    text = path.with_suffix(".py").read_text()
+    assert text.count('# %% tags=["parameters"]') == 1
+    nb = N.read_source(path.with_suffix(".py"))
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code" and tagged[0].source.startswith("profile = ")
+
+
+@pytest.fixture
+def pair(tmp_path):
+    """A copy of 02_train's pair and the jupytext config, to edit freely."""
+    for name in ("02_train.py", "02_train.ipynb", "jupytext.toml"):
+        shutil.copyfile(P.NOTEBOOKS / name, tmp_path / name)
+    return tmp_path
+
+
+def test_edited_py_is_detected_and_sync_repairs_it(pair):
+    py, ipynb = pair / "02_train.py", pair / "02_train.ipynb"
+    before = nbformat.read(ipynb, as_version=4)
+    i = next(k for k, c in enumerate(before.cells) if c.source.startswith("run = "))
+    py.write_text(py.read_text().replace("print(run.dir)", "print(run.dir, run.scores.get('best_epoch'))"))
+    problems = N.check_pairs(pair)
+    assert problems == [f"02_train.ipynb is out of sync with 02_train.py: cell {i} differs (source); "
+                        "in the .py it starts 'run = experiments.run_all([cfg])[0]'"]
+    with pytest.raises(N.NotebooksOutOfSync, match=r"02_train\.ipynb[\s\S]*python -m pemscl\.notebooks sync"):
+        N.require_in_sync(pair)
+    # the pipeline refuses before starting a kernel: a stale .ipynb must not run
+    with pytest.raises(N.NotebooksOutOfSync, match="02_train"):
+        P.run_pipeline("smoke", out=pair / "out", folder=pair)
+
+    assert N.sync(pair) == [ipynb]
+    assert N.check_pairs(pair) == [] and N.sync(pair) == []  # a second sync has nothing to do
+    after = nbformat.read(ipynb, as_version=4)
+    nbformat.validate(after)
+    assert after.cells[i].source == "run = experiments.run_all([cfg])[0]\nprint(run.dir, run.scores.get('best_epoch'))"
+    assert [c.id for c in after.cells] == [c.id for c in before.cells]  # ids kept: the diff is the edit alone
+    assert after.metadata == before.metadata and all(not c.get("outputs") for c in after.cells if c.cell_type == "code")
+
+
+def test_added_cell_and_lost_tag_are_detected(pair):
+    py = pair / "02_train.py"
+    text = py.read_text()
+    py.write_text(text + "\n# %% [markdown]\n# A note added in the .py.\n")
+    n = len(nbformat.read(pair / "02_train.ipynb", as_version=4).cells)
+    assert N.check_pairs(pair) == [f"02_train.ipynb is out of sync with 02_train.py: the .py has {n + 1} cells, "
+                                   f"the .ipynb {n}"]
+    py.write_text(text.replace('# %% tags=["parameters"]', "# %%"))
+    start = 'profile = "cpu"  # smoke | cpu | paper (the pipeline sets it'  # the first 60 characters
+    assert N.check_pairs(pair) == [f"02_train.ipynb is out of sync with 02_train.py: cell 1 differs (tags); "
+                                   f"in the .py it starts {start!r}"]
+
+
+def test_sync_clears_outputs_saved_from_jupyterlab(pair):
+    ipynb = pair / "02_train.ipynb"
+    nb = nbformat.read(ipynb, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("run = "))
+    code.execution_count, code.outputs = 3, [nbformat.v4.new_output("stream", name="stdout", text="runs/x\n")]
+    nbformat.write(nb, ipynb)
+    assert N.check_pairs(pair) == []  # outputs are not drift: the pipeline may run it as it is
+    assert N.sync(pair) == [ipynb]
+    code = next(c for c in nbformat.read(ipynb, as_version=4).cells if c.source.startswith("run = "))
+    assert code.outputs == [] and code.execution_count is None
+
+
+def test_unpaired_files_are_reported_and_sync_writes_the_twin(pair):
+    (pair / "02_train.py").rename(pair / "03_other.py")  # a .py alone, and an .ipynb alone
+    assert N.check_pairs(pair) == ["02_train.ipynb has no 02_train.py twin", "03_other.py has no 03_other.ipynb twin"]
+    assert sorted(N.sync(pair)) == [pair / "02_train.py", pair / "03_other.ipynb"]
+    assert N.check_pairs(pair) == []
+    assert not (pair / "02_train.py").read_text().startswith("# ---")  # no YAML header (jupytext.toml)
+    new = nbformat.read(pair / "03_other.ipynb", as_version=4)
+    assert new.metadata.kernelspec.name == "python3" and "jupytext" not in new.metadata
 
 
 # --------------------------------------------------------------------------- the smoke sequence

@@ -18,7 +18,7 @@ from pemscl.evaluate import score
 # frequent relations (country, located in, ...): 48 training documents, 6 epochs.
 LEARN = dict(regime="redocred-mini", encoder="minilm", train_layers=2, epochs=6, batch_size=4,
              max_train_docs=48, max_dev_docs=16, max_test_docs=8, lr_encoder=1e-4, lr_head=1e-3,
-             warmup_ratio=0.1, seed=7, label="test-learn")
+             warmup_ratio=0.1, seed=7, patience=None, label="test-learn")
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +119,10 @@ def test_ogg_view_scores_test_once_with_the_gold_dev_selected_state(runs_root, l
     # the epoch each dev set picks. It must equal what scoring test every epoch gives at that epoch.
     base = dict(regime="oog-mini", epochs=3, batch_size=2, max_train_docs=6, max_dev_docs=4, max_test_docs=4,
                 train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=T.loss_spec(loss))
-    once = T.train(T.preset("smoke", track=("dev", "dev_gold"), label=f"test-ogg-once-{loss}", **base),
+    sel = ("dev", "dev_gold")
+    once = T.train(T.preset("smoke", select=sel, label=f"test-ogg-once-{loss}", **base),
                    root=runs_root, progress=False)
-    every = T.train(T.preset("smoke", track=("dev", "dev_gold", "test"), label=f"test-ogg-every-{loss}", **base),
+    every = T.train(T.preset("smoke", select=sel, track=("test",), label=f"test-ogg-every-{loss}", **base),
                     root=runs_root, progress=False)
     g_once, g_every = once.scores["by_dev_gold"], every.scores["by_dev_gold"]
     assert "test_f1" not in once.history[0] and "test_f1" in every.history[0]
@@ -135,16 +136,17 @@ def test_ogg_view_scores_test_once_with_the_gold_dev_selected_state(runs_root, l
 
 def test_ogg_view_when_the_two_dev_sets_pick_different_epochs(runs_root, monkeypatch):
     # tiny runs do not learn, so both dev sets tie at epoch 1; force the split: original dev
-    # prefers the first epoch, gold dev the last. BCE, so the gold-selected test must also use
-    # the threshold tuned on dev at that epoch, exactly as scoring test every epoch does.
+    # prefers the first epoch, gold dev the last. BCE, so each dev set tunes its own threshold
+    # (issue 9: OGG's threshold on gold dev) and the gold-selected test uses gold dev's.
     base = dict(regime="oog-mini", epochs=3, batch_size=2, max_train_docs=6, max_dev_docs=4, max_test_docs=4,
                 train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=T.loss_spec("bce"))
-    real = T.report
+    real, real_tune = T.report, T.tune_threshold
 
     def run(track, label):
-        cfg = T.preset("smoke", track=track, label=label, **base)
+        cfg = T.preset("smoke", select=("dev", "dev_gold"), track=track, label=label, **base)
         splits = T.prepare(cfg, progress=False)
         calls = {"dev": 0, "dev_gold": 0}
+        tuned = {"dev": [], "dev_gold": []}
 
         def report(lg, feats, docs, *a, **k):
             out, preds = real(lg, feats, docs, *a, **k)
@@ -154,13 +156,131 @@ def test_ogg_view_when_the_two_dev_sets_pick_different_epochs(runs_root, monkeyp
                     out = {**out, "f1": 0.1 * calls[split] if split == "dev_gold" else 1.0 - 0.1 * calls[split]}
             return out, preds
 
-        monkeypatch.setattr(T, "report", report)
-        return T.train(cfg, root=runs_root, progress=False, splits=splits)
+        def tune(lg, feats, docs, *a, **k):
+            # a different threshold per dev set, so using the wrong one would show
+            th = 0.3 if docs is splits.docs["dev_gold"] else 0.7
+            tuned["dev_gold" if docs is splits.docs["dev_gold"] else "dev"].append(th)
+            return th
 
-    once = run(("dev", "dev_gold"), "test-ogg-split-once")
-    every = run(("dev", "dev_gold", "test"), "test-ogg-split-every")
+        monkeypatch.setattr(T, "report", report)
+        monkeypatch.setattr(T, "tune_threshold", tune)
+        return T.train(cfg, root=runs_root, progress=False, splits=splits), splits, tuned
+
+    (once, splits, tuned), (every, _, _) = run((), "test-ogg-split-once"), run(("test",), "test-ogg-split-every")
+    assert tuned == {"dev": [0.7] * 3, "dev_gold": [0.3] * 3}
     assert once.scores["best_epoch"] == 1 and once.scores["by_dev_gold"]["epoch"] == 3
-    g_every = every.scores["by_dev_gold"]
+    assert once.scores["threshold"] == 0.7 and once.scores["by_dev_gold"]["threshold"] == 0.3
+    # test as gold dev chose it: the epoch-3 state with gold dev's threshold, rescored once
+    g_once, g_every = once.scores["by_dev_gold"], every.scores["by_dev_gold"]
+    assert "test@dev_gold" in once.scores["doc_counts"]
+    assert g_once["epoch"] == g_every["epoch"] == 3
     for k in ("test_f1", "test_precision", "test_n_pred"):
-        assert once.scores["by_dev_gold"][k] == pytest.approx(g_every[k], abs=1e-9), k
-    assert once.scores["threshold"] == every.scores["threshold"]
+        assert g_once[k] == pytest.approx(g_every[k], abs=1e-9), k
+
+
+# --------------------------------------------------------------------------- protocol (issue 9, 10)
+def _strip_times(history):
+    return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in history]
+
+
+def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path):
+    # an uninterrupted 3-epoch run, and the same config interrupted after epoch 1 then rerun
+    cfg = T.preset("smoke", epochs=3, precision="fp32", max_train_docs=4, label="test-resume",
+                   loss=T.loss_spec("pemscl-ns"))
+    whole = T.train(cfg, root=tmp_path / "a", progress=False)
+
+    class Preempted(Exception):
+        pass
+
+    def preempt(row, ctx):
+        if row["epoch"] == 1:
+            raise Preempted
+
+    with pytest.raises(Preempted):
+        T.train(cfg, root=tmp_path / "b", progress=False, on_epoch_end=preempt)
+    d = T.run_dir_for(cfg, tmp_path / "b")
+    assert (d / T.STATE).exists() and not (d / "DONE").exists()
+    assert len(json.loads((d / "config.json").read_text())["select"]) == 1
+    resumed = T.train(cfg, root=tmp_path / "b", progress=False)
+    assert resumed.dir == d and not (d / T.STATE).exists()  # a complete run keeps only what load needs
+    assert _strip_times(resumed.history) == _strip_times(whole.history)
+    a = torch.load(whole.dir / "model.pt", weights_only=True)
+    b = torch.load(resumed.dir / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.scores["test"]["f1"] == whole.scores["test"]["f1"]
+
+
+def test_same_seed_different_losses_see_the_same_documents_in_the_same_order(tmp_path, monkeypatch):
+    seen: dict[str, list] = {}
+    real_step, real_build = T.train_step, T.build
+
+    def build(cfg, splits, **k):
+        ctx = real_build(cfg, splits, **k)
+        seen.setdefault(cfg.label, []).append(("head", ctx.model.head_extractor.weight.detach().clone()))
+        return ctx
+
+    def step(ctx, idx):
+        seen[ctx.cfg.label].append(("batch", [ctx.splits.docs["train"][i]["title"] for i in idx]))
+        return real_step(ctx, idx)
+
+    monkeypatch.setattr(T, "train_step", step)
+    monkeypatch.setattr(T, "build", build)
+    base = dict(epochs=2, max_train_docs=6, seed=5, precision="fp32", save_model=False)
+    T.train(T.preset("smoke", loss=T.loss_spec("pemscl"), label="plain", **base), root=tmp_path, progress=False)
+    T.train(T.preset("smoke", loss=T.loss_spec("pemscl-ns"), label="ns", **base), root=tmp_path, progress=False)
+    T.train(T.preset("smoke", loss=T.loss_spec("atl"), label="atl", **base), root=tmp_path, progress=False)
+    plain, ns, atl = seen["plain"], seen["ns"], seen["atl"]
+    assert torch.equal(plain[0][1], ns[0][1]) and torch.equal(plain[0][1], atl[0][1])  # same initial head
+    batches = [b for kind, b in plain if kind == "batch"]
+    assert batches == [b for kind, b in ns if kind == "batch"] == [b for kind, b in atl if kind == "batch"]
+    assert len(batches) == 6 and batches[:3] != batches[3:]  # 3 steps an epoch, reshuffled each epoch
+
+
+def test_convergence_rule_and_early_stopping(tmp_path, monkeypatch):
+    # converged: best epoch followed by two epochs not beating it, or the last two gained <= 0.5 F1
+    assert T.converged([0.1, 0.3, 0.2, 0.25], best_epoch=2)
+    assert not T.converged([0.1, 0.3, 0.2], best_epoch=2)
+    assert T.converged([0.1, 0.300, 0.302, 0.304], best_epoch=4)
+    assert not T.converged([0.1, 0.2, 0.3, 0.4], best_epoch=4)
+    assert not T.converged([0.5], best_epoch=1)
+    # a dev curve that peaks at epoch 2 stops after epoch 4 with patience 2
+    curve = iter([0.1, 0.5, 0.4, 0.45] + [0.9] * 10)
+    real = T.report
+
+    def report(lg, feats, docs, *a, **k):
+        out, preds = real(lg, feats, docs, *a, **k)
+        if k.get("groups") is not None and docs and len(docs) == 2 and not report.final:
+            out = {**out, "f1": next(curve)}
+        return out, preds
+
+    report.final = False
+    real_final = T.final_scores
+
+    def final(*a, **k):
+        report.final = True
+        return real_final(*a, **k)
+
+    monkeypatch.setattr(T, "report", report)
+    monkeypatch.setattr(T, "final_scores", final)
+    run = T.train(T.preset("smoke", epochs=8, patience=2, label="test-early"), root=tmp_path, progress=False)
+    assert [h["dev_f1"] for h in run.history] == [0.1, 0.5, 0.4, 0.45]
+    assert run.scores["best_epoch"] == 2 and run.scores["stopped_early"] and run.scores["converged"]
+    assert run.scores["epochs_run"] == 4
+
+
+def test_config_hash_ignores_defaults_resolves_values_and_is_versioned(monkeypatch):
+    from pemscl import config as C
+
+    cfg = T.preset("smoke")
+    h = cfg.hashed()
+    assert h["v"] == C.HASH_VERSION and "label" not in h and "encoder" not in h  # default encoder left out
+    assert h["device_type"] == "cpu" and h["precision"] in ("fp32", "bfloat16")
+    # "auto" hashes as what it resolves to here
+    monkeypatch.setenv("PEMSCL_PRECISION", "fp32")
+    assert T.override(cfg, precision="auto").key() == T.override(cfg, precision="fp32").key()
+    assert T.override(cfg, precision="bf16").key() != T.override(cfg, precision="fp32").key()
+    # a field at its default hashes like an absent field: adding an option orphans nothing
+    assert T.override(cfg, patience=None).key() == cfg.key()
+    assert T.override(cfg, patience=2).key() != cfg.key()
+    monkeypatch.setattr(C, "HASH_VERSION", C.HASH_VERSION + 1)
+    assert cfg.hashed()["v"] == C.HASH_VERSION

@@ -1,0 +1,175 @@
+"""Run storage: the Run record, run folders, and the committed record results/runs.jsonl.
+
+A run folder (runs/<label>-<config hash>/) holds config.json, history.json (a row per
+epoch), scores.json, predictions_<split>.json, model.pt (trained parameters only) and DONE,
+written last. While a run trains it also holds state.pt (everything needed to continue after
+a crash or a preempted job); a complete run drops it.
+
+`results/runs.jsonl` is the record that outlives machines and sessions: one JSON line per run
+(config, scores with per-document counts, the per-epoch curve). It is only ever merged into,
+never rewritten from the folders present on one machine, so a fresh clone, or a smaller
+profile, never erases what earlier sessions recorded. Records written under an older
+HASH_VERSION are kept in the file but not used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from . import evaluate as E
+from .config import HASH_VERSION, TrainConfig, config_from_dict
+from .utils import atomic_write_text, read_json, results_dir, runs_dir
+
+
+@dataclass
+class Run:
+    dir: Path
+    config: TrainConfig
+    scores: dict
+    history: list
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "Run":
+        run_dir = Path(run_dir)
+        if not is_complete(run_dir):
+            raise FileNotFoundError(f"{run_dir} is not a complete run (no DONE marker)")
+        return cls(dir=run_dir, config=config_from_dict(read_json(run_dir / "config.json")),
+                   scores=read_json(run_dir / "scores.json"), history=read_json(run_dir / "history.json"))
+
+    def labelled(self, label: str) -> "Run":
+        """The same run under another row name (one run can be "PEMSCL" in one table and
+        "paper default" in another)."""
+        return dataclasses.replace(self, config=dataclasses.replace(self.config, label=label))
+
+    @property
+    def has_folder(self) -> bool:
+        """False for a run known only from runs.jsonl (no model, no predictions here)."""
+        return is_complete(self.dir)
+
+    def predictions(self, split: str = "test") -> list[dict]:
+        return E.read_predictions(self.dir / f"predictions_{split}.json")
+
+
+def is_complete(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / "DONE").exists()
+
+
+def run_dir_for(cfg: TrainConfig, root: str | Path | None = None) -> Path:
+    """The folder of cfg's run: an existing one with the same config hash (complete first,
+    then an interrupted one that can be resumed), whatever label it was trained under (the
+    label names, it does not define), else a new one."""
+    root = Path(root or runs_dir())
+    if root.exists():
+        found = sorted(root.glob(f"*-{cfg.key()}"), key=lambda p: (not is_complete(p), p.name))
+        if found:
+            return found[0]
+    return root / cfg.folder_name()
+
+
+def find_run(cfg: TrainConfig, root: str | Path | None = None) -> Run | None:
+    """The complete local run of this config, labelled as the config, or None."""
+    d = run_dir_for(cfg, root)
+    return Run.load(d).labelled(cfg.label) if is_complete(d) else None
+
+
+def list_runs(root: str | Path | None = None) -> list[Run]:
+    root = Path(root or runs_dir())
+    if not root.exists():
+        return []
+    return [Run.load(p) for p in sorted(root.iterdir()) if is_complete(p)]
+
+
+# --------------------------------------------------------------------------- the record
+def record_path() -> Path:
+    return results_dir() / "runs.jsonl"
+
+
+def _jsonable(x):
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return None
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
+
+
+_CURVE_KEYS = ("epoch", "train_seconds", "eval_seconds", "train_loss")
+
+
+def to_record(run: Run) -> dict:
+    curve = [{k: v for k, v in h.items() if k in _CURVE_KEYS or k.endswith(("_f1", "_precision", "_recall"))}
+             for h in run.history]
+    return _jsonable({"folder": run.dir.name, "key": run.config.key(), "v": HASH_VERSION,
+                      "config": dataclasses.asdict(run.config), "scores": run.scores, "history": curve})
+
+
+def _read_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{i} is not JSON ({e}); fix or remove that line") from e
+    return out
+
+
+def export_runs(runs: Iterable[Run], path: str | Path | None = None) -> Path:
+    """Merge runs into the record: a run already recorded (same key) is replaced by the newer
+    one, every other line is kept as it was. Lines are sorted by folder name so diffs stay small."""
+    path = Path(path) if path is not None else record_path()
+    recs = {(r.get("key"), r.get("v")): r for r in _read_lines(path)}
+    for run in runs:
+        rec = to_record(run)
+        recs[(rec["key"], rec["v"])] = rec
+    lines = sorted(recs.values(), key=lambda r: (str(r.get("v")), r.get("folder", "")))
+    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in lines))
+    return path
+
+
+def load_exported(path: str | Path | None = None, *, strict: bool = True) -> list[Run]:
+    """The current-version runs of the record as Run objects (their folders may not exist here).
+
+    A record of this HASH_VERSION whose config no longer hashes to its key was written by other
+    code: refused (strict) with the line named. Older versions are skipped, not used."""
+    path = Path(path) if path is not None else record_path()
+    out = []
+    for i, rec in enumerate(_read_lines(path), 1):
+        if rec.get("v") != HASH_VERSION:
+            continue
+        cfg = config_from_dict(rec["config"])
+        if cfg.key() != rec["key"]:
+            if strict:
+                raise ValueError(f"{path}:{i} ({rec['folder']}): config hashes to {cfg.key()}, "
+                                 f"record says {rec['key']}")
+            continue
+        out.append(Run(dir=runs_dir() / rec["folder"], config=cfg, scores=rec["scores"], history=rec["history"]))
+    return out
+
+
+def record_summary(path: str | Path | None = None) -> dict[str, int]:
+    """How many records the file holds per hash version (older ones are kept, not used)."""
+    path = Path(path) if path is not None else record_path()
+    counts: dict[str, int] = {}
+    for rec in _read_lines(path):
+        v = str(rec.get("v", 1))
+        counts[v] = counts.get(v, 0) + 1
+    return counts
+
+
+def recorded(cfg: TrainConfig, records: Iterable[Run]) -> Run | None:
+    key = cfg.key()
+    for r in records:
+        if r.config.key() == key:
+            return r.labelled(cfg.label)
+    return None
