@@ -7,7 +7,7 @@
 profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
-from pemscl import data, evaluate, figures, results
+from pemscl import data, evaluate, figures, report
 from pemscl.pipeline import write_summary
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end
@@ -20,7 +20,7 @@ saved = {}  # figure name -> files written, for the summary at the end
 # %%
 rows, all_ok = data.check()
 print("data directory:", data.data_dir(), "| all listed files ok:", all_ok)
-results.show_table(rows, [("file", "file"), ("bytes", "bytes"), ("status", "status")])
+report.show_table(rows, [("file", "file"), ("bytes", "bytes"), ("status", "status")])
 
 # %% [markdown]
 # ## Per-file statistics (compare paper Table 1)
@@ -39,7 +39,7 @@ for rel, source in FILES.items():
     except data.DataNotFoundError:
         pass  # optional full files
 cols = [(k, k) for k in stats[0]]
-results.show_table(stats, cols)
+report.show_table(stats, cols)
 
 # %% [markdown]
 # ## The long tail
@@ -69,7 +69,7 @@ fig
 original = data.load_docs("docred/dev.subset.json")
 gold = data.load_docs("redocred/dev_revised.json") + data.load_docs("redocred/test_revised.json")
 comparison = data.label_comparison(original, gold)
-results.show_table([comparison], [(k, k) for k in comparison])
+report.show_table([comparison], [(k, k) for k in comparison])
 
 # %%
 per_rel = data.label_comparison_per_relation(original, gold, names=data.relation_names())

@@ -7,7 +7,7 @@
 profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
-from pemscl import data, figures, results
+from pemscl import data, figures, report
 from pemscl.pipeline import write_summary
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end
@@ -18,7 +18,7 @@ saved = {}  # figure name -> files written, for the summary at the end
 
 # %%
 regimes, rows = {}, []
-for name in data.REGIMES:
+for name in data.regime_names():
     try:
         regimes[name] = data.load_regime(name)
     except data.DataNotFoundError as e:
@@ -26,7 +26,7 @@ for name in data.REGIMES:
         continue
     rows += data.regime_stats(regimes[name])
     print(f"{name}: {regimes[name].description}")
-results.show_table(rows, [(k, k) for k in rows[0]])
+report.show_table(rows, [(k, k) for k in rows[0]])
 
 # %% [markdown]
 # ## Facts per document
@@ -55,7 +55,7 @@ for drop in (0.0, 0.1, 0.3, 0.5, 0.63):
     st = data.split_stats(data.noisy(base, drop=drop, seed=0).train)
     noise_rows.append({"drop": drop, "positive_facts": st["positive_facts"], "na_pairs": st["na_pairs"],
                        "kept": st["positive_facts"] / data.split_stats(base.train)["positive_facts"]})
-results.show_table(noise_rows, [(k, k) for k in noise_rows[0]])
+report.show_table(noise_rows, [(k, k) for k in noise_rows[0]])
 
 # %%
 fig = figures.grouped_bars([{"label": f"drop {r['drop']:g}", "kept": r["kept"]} for r in noise_rows],

@@ -7,13 +7,14 @@
 profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
-from pemscl import experiments, figures, results
+from pemscl import experiments, figures, report
+from pemscl.tables import build_tables
 from pemscl.pipeline import write_summary
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end
 
 # %%
-noisy_runs = experiments.run_all(experiments.noisy(profile))
+label_runs = experiments.run_all(experiments.original_labels(profile))
 sweep_runs = experiments.run_all(experiments.ratio_sweep(profile))
 
 # %% [markdown]
@@ -22,8 +23,8 @@ sweep_runs = experiments.run_all(experiments.ratio_sweep(profile))
 # sampling) is the paper's fix.
 
 # %%
-tables = results.build_tables(noisy_runs + sweep_runs, profile)
-results.show_table(tables["table4"], results.TABLE4_COLS)
+tables = build_tables(label_runs + sweep_runs, profile)
+report.show_table(tables["table4"], report.TABLE4_COLS)
 
 # %%
 fig = figures.noisy_bars(tables["table4"], metric="test_f1", error="test_f1_std")
@@ -36,7 +37,7 @@ fig
 # different ratios, original dev misleads the choice.
 
 # %%
-results.show_table(tables["figure2"], results.FIGURE2_COLS)
+report.show_table(tables["figure2"], report.FIGURE2_COLS)
 
 # %%
 fig = figures.ratio_sweep(tables["figure2"], model="model", x="ratio", dev="dev_f1", test="test_f1")
@@ -48,7 +49,7 @@ fig
 # One PEMSCL+NS run scored on all three sets after every epoch.
 
 # %%
-ns = next(r for r in noisy_runs if r.config.label == "PEMSCL+NS")
+ns = next(r for r in label_runs if r.config.label == "PEMSCL+NS")
 fig = figures.learning_curves({"PEMSCL+NS": ns.history}, metrics=("dev_f1", "dev_gold_f1", "test_f1"),
                               title="PEMSCL+NS on OOG: original dev (solid), gold dev (dash), gold test (dot)")
 saved["04_dev_vs_gold_curves"] = figures.save_figure(fig, "04_dev_vs_gold_curves", FIG)

@@ -18,7 +18,7 @@ method = method or ("pca" if profile == "smoke" else "umap")
 saved = {}
 
 # %%
-cfg_scl, cfg_no_scl = embeddings.scl_configs(profile)  # ablation rows picked by loss.scl_weight, first seed
+cfg_scl, cfg_no_scl = experiments.scl_configs(profile)  # ablation rows picked by loss.scl_weight, first seed
 runs = experiments.run_all([cfg_scl, cfg_no_scl])  # trains what is missing, reuses complete runs
 models = [train.load(r)[0] for r in runs]
 docs = embeddings.split_docs(cfg_scl, "test")[:max_docs]

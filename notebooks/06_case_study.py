@@ -15,7 +15,7 @@ from pemscl.pipeline import write_summary
 saved = {}
 
 # %%
-cfg_atl, cfg_pemscl = casestudy.headline_configs(profile)  # picked by loss kind, first seed
+cfg_atl, cfg_pemscl = experiments.headline_configs(profile)  # picked by loss kind, first seed
 runs = experiments.run_all([cfg_atl, cfg_pemscl])  # trains what is missing, reuses complete runs
 study = casestudy.CaseStudy(*runs, casestudy.split_docs(cfg_atl, "test"), names=("ATL", "PEMSCL"))
 

@@ -1,42 +1,63 @@
 # %% [markdown]
 # # 07 · Results
-# Every run of this profile's experiments, gathered into the paper's tables, a verdict per claim,
-# `results/results.{json,md}` and the README's results section. Nothing is trained here.
+# Every run of this profile's experiments (local run folders and the record `results/runs.jsonl`), gathered
+# into the paper's tables, a verdict per claim, `results/results.{json,md}` and the README's results section.
+# Nothing is trained here.
 
 # %% tags=["parameters"]
 profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
 import os
-from pemscl import figures, results, train
+from pemscl import claims, figures, report, runs as run_record
 from pemscl.pipeline import write_summary
+from pemscl.tables import build_tables, gather_runs
 from pemscl.utils import runs_dir
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end
 
 # %%
-runs = train.list_runs()
-tables = results.build_tables(runs, profile)
-verdicts = results.claims(tables)
+runs = gather_runs()  # local folders, then recorded runs without a folder here
+tables = build_tables(runs, profile)
+verdicts = claims.judge(runs, profile)
 missing = {k: v for k, v in tables["missing"].items() if v}
-print(f"{len(runs)} run folders under {runs_dir()}; missing for profile {profile}: {missing or 'none'}")
+print(f"{len(runs)} runs (folders under {runs_dir()} and {run_record.record_path()}); "
+      f"missing for profile {profile}: {missing or 'none'}")
+print(report.record_line(run_record.record_summary()))
 
 # %% [markdown]
 # ## Claims
-# *holds* / *does not hold* need a difference beyond 2 standard errors of the seed spread; otherwise
-# *inconclusive*.
+# Each claim is A − B between two rows, on gold test, over seed-matched pairs of runs, with a 95% document
+# bootstrap interval and the minimum detectable effect (MDE). *holds* / *contradicted*: the interval excludes 0
+# on the paper's / the other side; *not measurable here*: it contains 0 and the MDE is more than twice the
+# paper's effect; *not resolved*: it contains 0 although the paper's effect was within reach.
 
 # %%
-results.show_table(verdicts, results.CLAIM_COLS)
+report.show_table(verdicts, report.CLAIM_COLS)
 
 # %%
-results.show_table(tables["table2"], results.TABLE2_COLS)
+fig = figures.forest_plot(claims.forest_rows(verdicts))
+saved["07_claims_forest"] = figures.save_figure(fig, "07_claims_forest", FIG)
+fig
 
 # %%
-results.show_table(tables["table3"], results.TABLE3_COLS)
+report.show_table(tables["table2"], report.TABLE2_COLS)
 
 # %%
-results.show_table(tables["table4"], results.TABLE4_COLS)
+report.show_table(tables["table3"], report.TABLE3_COLS)
+
+# %%
+report.show_table(tables["groups"], report.GROUP_COLS)
+
+# %%
+report.show_table(tables["table4"], report.TABLE4_COLS)
+
+# %% [markdown]
+# ## Convergence
+# How many runs of each kind converged, and how many epochs they needed to reach their best epoch.
+
+# %%
+report.show_table(tables["convergence"], report.CONVERGENCE_COLS)
 
 # %% [markdown]
 # ## This workbench vs the paper
@@ -69,11 +90,11 @@ fig
 # numbers never land in it.
 
 # %%
-paths = results.write_results(tables, verdicts, runs=runs)  # + runs.jsonl: every run's config, scores, curve
-md = results.markdown(tables, verdicts, level=3)
+paths = report.write_results(tables, verdicts, runs=runs)  # merges this profile's runs into runs.jsonl
+md = report.markdown(tables, verdicts, level=3)
 readme = None
 if profile in ("cpu", "paper") or os.environ.get("PEMSCL_README"):
-    readme = results.update_readme(md)
+    readme = report.update_readme(md)
 print(paths, readme)
 
 # %%

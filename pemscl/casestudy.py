@@ -10,7 +10,7 @@ logit, so the interesting quantity is the margin f_r - f_NA, per model:
     casestudy.static_example(run_atl, run_pemscl, docs)  # a fixed example, no widgets
 
 Runs may be `train.Run`s, run folders, or DocREModel instances. Each document's logits are
-computed once per model and cached in the CaseStudy. `headline_configs(profile)` picks the
+computed once per model and cached in the CaseStudy. `experiments.headline_configs(profile)` picks the
 two runs of the headline table to compare (ATL and PEMSCL, by loss kind).
 """
 
@@ -108,6 +108,7 @@ class _Side:
     name: str
     top_k: int | None
     threshold: float | None  # None: the learned NA threshold; else the BCE probability threshold
+    regime: str | None = None  # the run's regime (its relation set), when known
 
 
 _MODELS: dict[str, _Side] = {}
@@ -125,30 +126,45 @@ def _side(run) -> _Side:
     key = str(Path(run.dir).resolve())
     if key not in _MODELS:
         model, cfg = T.load(run)
-        _MODELS[key] = _Side(model, cfg.label or Path(run.dir).name, cfg.top_k, getattr(model, "threshold", None))
+        _MODELS[key] = _Side(model, cfg.label or Path(run.dir).name, cfg.top_k, getattr(model, "threshold", None),
+                             cfg.regime)
     return _MODELS[key]
 
 
-def _relation_names() -> dict[int, str]:
+def _relation_names(rel2id=None) -> dict[int, str]:
     from .embeddings import relation_labels
 
-    return relation_labels()
+    return relation_labels(rel2id)
+
+
+def _sides_rel2id(sides: Sequence[_Side]) -> dict[str, int]:
+    """The relation set both models were trained with: their runs' regime, else DocRED's."""
+    from . import data as D
+    from .embeddings import model_rel2id
+
+    sets = {s.regime: D.regime_rel2id(s.regime) for s in sides if s.regime is not None}
+    if len({tuple(sorted(r.items())) for r in sets.values()}) > 1:
+        raise ValueError(f"the two runs have different relation sets (regimes {sorted(sets)})")
+    rel2id = next(iter(sets.values()), None)
+    for s in sides:
+        rel2id = model_rel2id(s.model, rel2id)  # a bare model must fit it too
+    return rel2id
 
 
 # --------------------------------------------------------------------------- the study
 class CaseStudy:
     """Two models on the same documents, with per-document logits cached for both."""
 
-    def __init__(self, run_a, run_b, docs: Sequence[dict], names: Sequence[str] | None = None):
-        from . import data as D
-
+    def __init__(self, run_a, run_b, docs: Sequence[dict], names: Sequence[str] | None = None,
+                 rel2id: dict[str, int] | None = None):
         self.sides = [_side(run_a), _side(run_b)]
         self.names = list(names) if names else [s.name for s in self.sides]
         if self.names[0] == self.names[1]:
             self.names = [f"{self.names[0]} (A)", f"{self.names[1]} (B)"]
         self.docs = list(docs)
-        self.rel2id = D.load_rel2id()
-        self.rel_names = _relation_names()
+        # the runs' own relation set (their regime's), so a CDR model reads its columns as Na, CID
+        self.rel2id = dict(rel2id) if rel2id is not None else _sides_rel2id(self.sides)
+        self.rel_names = _relation_names(self.rel2id)
         self._cache: dict[int, dict] = {}
 
     # -- per document -------------------------------------------------------
@@ -162,7 +178,7 @@ class CaseStudy:
         d = self.docs[i]
         logits, decisions, hts = [], [], None
         for s in self.sides:
-            _, out, feats = predict(s.model, [d], return_logits=True, precision="fp32")
+            _, out, feats = predict(s.model, [d], return_logits=True, precision="fp32", rel2id=self.rel2id)
             lg = out["logits"].float()
             logits.append(lg.numpy())
             decisions.append(decide(lg, top_k=s.top_k, threshold=s.threshold).numpy())
@@ -316,23 +332,6 @@ def summary_html(view: dict) -> str:
 
 
 # --------------------------------------------------------------------------- which runs
-def headline_configs(profile: str = "cpu", first: str = "atl", second: str = "pemscl"):
-    """The headline table's configs for two losses (default ATL vs PEMSCL, as paper Fig. 3),
-    picked by loss kind and the first seed, not by label."""
-    from . import experiments as X
-
-    cfgs = X.headline(profile)
-    seed = min(c.seed for c in cfgs)
-    pick = {}
-    for c in cfgs:
-        if c.seed == seed and c.loss.kind in (first, second):
-            pick.setdefault(c.loss.kind, c)
-    missing = {first, second} - set(pick)
-    if missing:
-        raise ValueError(f"the {profile} headline has no {sorted(missing)} config")
-    return pick[first], pick[second]
-
-
 # --------------------------------------------------------------------------- module-level entry points
 def pair_view(run_a, run_b, docs, doc_index: int, h: int, t: int, names=None) -> dict:
     return CaseStudy(run_a, run_b, docs, names).pair_view(doc_index, h, t)

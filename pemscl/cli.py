@@ -18,7 +18,9 @@ import argparse
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import json
+import os
 import sys
 import types
 import typing
@@ -94,8 +96,6 @@ def _config_fields(cls) -> list[tuple[str, Any, Any]]:
 
 def _comment(cls, name: str) -> str:
     """The `# ...` comment on a field's line in its class source: the option's help."""
-    import inspect
-
     try:
         src = inspect.getsource(cls).splitlines()
     except (OSError, TypeError):
@@ -225,7 +225,8 @@ def main(argv: Sequence[str] | None = None):
 
     args, cfg = parse(argv)
     if args.print_config:
-        print(json.dumps(describe(cfg), indent=1, default=str))
+        if os.environ.get("RANK", "0") == "0":  # once, also under torchrun
+            print(json.dumps(describe(cfg), indent=1, default=str))
         return None
     dist = distributed.init()
     try:

@@ -6,6 +6,12 @@
     D.regime_stats(reg)                   # one row per split
     D.noisy("redocred-mini", drop=0.5)    # simulated false negatives, seeded
 
+A data set of one's own, with its own relations (BC5CDR is registered this way as "cdr"):
+
+    D.register_regime(D.CustomRegime("mydata", train="/abs/train.json", dev="my/dev.json",
+                                     test="my/test.json", relations=("CID",), no_relation="NR"))
+    reg = D.load_regime("mydata")         # reg.rel2id == {"Na": 0, "CID": 1}; reg.cleaning per split
+
 A document is a dict with `title`, `sents` (list of word lists), `vertexSet` (entities, each
 a list of mentions {name, pos, sent_id, type}) and optionally `labels` ({h, t, r, evidence}).
 Documents are always addressed by their position in a list: titles are not unique in general.
@@ -26,13 +32,15 @@ import re
 import sys
 import warnings
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
 NA = "Na"
+# DocRED's relation set (meta/rel2id.json) only: a regime with its own relations carries its
+# own rel2id (Regime.rel2id, regime_rel2id), and nothing else here assumes these sizes.
 NUM_RELATIONS = 96
 NUM_CLASSES = 97  # column 0 = NA
 
@@ -86,7 +94,8 @@ KNOWN_FILES: dict[str, DataFile] = {
     "cdr/test.json": DataFile("BC5CDR test in DocRED format", "https://github.com/tri154/DocReDataParse"),
 }
 
-# Files whose labels use another vocabulary than meta/rel2id.json ("NR" = no relation).
+# Files whose labels use another vocabulary than meta/rel2id.json, as written in the files
+# ("NR" = no relation given explicitly; the "cdr" regime removes it, see CDR below).
 CDR_REL2ID = {"NR": 0, "CID": 1}
 OTHER_VOCAB = {p: CDR_REL2ID for p in ("cdr/train.json", "cdr/dev.json", "cdr/test.json")}
 
@@ -403,6 +412,11 @@ class Regime:
     label_source: dict[str, str]  # split -> "gold" | "original" | "none" | "...-dropped"
     description: str = ""
     dev_gold: list[dict] | None = None  # gold labels for the same dev docs, when both exist (oog)
+    # the relation set: None = DocRED's 97 classes of meta/rel2id.json; else {"Na": 0, r1: 1, ...}
+    rel2id: dict[str, int] | None = None
+    # split -> {what was removed or repaired while loading: count} (see clean_labels)
+    cleaning: dict[str, dict[str, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # readable findings about the files
 
     def split(self, name: str) -> list[dict]:
         if name not in ("train", "dev", "test", "dev_gold") or (name == "dev_gold" and self.dev_gold is None):
@@ -411,6 +425,10 @@ class Regime:
 
     def splits(self) -> list[str]:
         return ["train", "dev", "test"] + (["dev_gold"] if self.dev_gold is not None else [])
+
+    def relation_ids(self, root: str | Path | None = None) -> dict[str, int]:
+        """This regime's rel2id: its own, else DocRED's (meta/rel2id.json)."""
+        return dict(self.rel2id) if self.rel2id is not None else load_rel2id(root)
 
 
 REGIMES = ("redocred-mini", "oog-mini", "ogg-mini", "redocred", "docred", "oog", "ogg")
@@ -447,9 +465,14 @@ def _oog_dev(original: list[dict], gold: list[dict]) -> tuple[list[dict], list[d
 
 
 def load_regime(name: str, root: str | Path | None = None) -> Regime:
-    """One of REGIMES. The "-mini" regimes run on the shared data; the others need full files."""
+    """A regime by name: one of REGIMES (DocRED's relations) or a registered one (regime_names()).
+
+    The "-mini" regimes and "cdr" run on the shared data; the other DocRED regimes need full files.
+    """
+    if name in _REGISTRY:
+        return _load_registered(name, _root(root))
     if name not in REGIMES:
-        raise ValueError(f"unknown regime {name!r}; known: {', '.join(REGIMES)}")
+        raise ValueError(f"unknown regime {name!r}; known: {', '.join(regime_names())}")
     base = _root(root)
     load = lambda rel: load_docs(rel, base)  # noqa: E731
     gold3 = {"train": "gold", "dev": "gold", "test": "gold"}
@@ -500,6 +523,278 @@ def load_regime(name: str, root: str | Path | None = None) -> Regime:
     _require(base, name, files)
     return Regime(name, *(load(f) for f in files), {"train": "original", "dev": "gold", "test": "gold"},
                   "OGG-DocRE: DocRED train (original); dev and test: Re-DocRED (gold).")
+
+
+# --------------------------------------------------------------------------- one's own data sets
+def make_rel2id(relations: Sequence[str]) -> dict[str, int]:
+    """{"Na": 0, relations[0]: 1, ...}: the layout every regime's rel2id has (column 0 = NA)."""
+    rels = list(relations)
+    dup = sorted(r for r, c in Counter(rels).items() if c > 1)
+    if not rels or dup or NA in rels or not all(isinstance(r, str) and r for r in rels):
+        raise ValueError(f"relations must be distinct non-empty strings other than {NA!r}, at least one; "
+                         f"got {rels!r}" + (f" (repeated: {dup})" if dup else ""))
+    return {NA: 0, **{r: i + 1 for i, r in enumerate(rels)}}
+
+
+def check_rel2id(rel2id: Mapping[str, int], what: str = "rel2id") -> dict[str, int]:
+    """A regime's rel2id must map "Na" to 0 and its relations to 1..n (the model's columns)."""
+    if not isinstance(rel2id, Mapping) or rel2id.get(NA) != 0 or sorted(rel2id.values()) != list(range(len(rel2id))):
+        raise ValueError(f"{what} must map {NA!r} to 0 and its relations to 1..n, got {rel2id!r}")
+    if len(rel2id) < 2:
+        raise ValueError(f"{what} has no relation besides {NA!r}")
+    return {str(r): int(i) for r, i in rel2id.items()}
+
+
+def clean_labels(docs: Sequence[dict], no_relation: str | None = None,
+                 labelled: bool = True) -> tuple[list[dict], dict[str, int]]:
+    """Documents ready for training and scoring, and what it took, counted.
+
+    - labels whose relation is `no_relation` (an explicit negative, e.g. CDR's "NR") are
+      removed: the pair is NA, as every unlabelled pair is. Those on a pair that also carries
+      a real relation are counted apart (`no_relation_on_positive_pair`): the relation stands.
+    - exact duplicate labels (same h, t, r in a document) are removed after the first.
+    - `None` entries of a kept label's evidence list are removed (CDR writes [None]).
+    - a document of a labelled split without `labels` gets [] (every pair NA), counted.
+    Counts: labels_in_file = no_relation + duplicates + kept. The input is not modified.
+    """
+    c = Counter({k: 0 for k in ("docs", "labels_in_file", "no_relation", "no_relation_on_positive_pair",
+                                "duplicates", "kept", "evidence_none", "missing_labels")})
+    out = []
+    for doc in docs:
+        c["docs"] += 1
+        if "labels" not in doc:
+            if labelled:
+                c["missing_labels"] += 1
+                doc = {**doc, "labels": []}
+            out.append(doc)
+            continue
+        labels = doc["labels"]
+        positive_pairs = {(lab["h"], lab["t"]) for lab in labels if lab["r"] != no_relation}
+        seen: set[tuple[int, int, str]] = set()
+        kept = []
+        for lab in labels:
+            c["labels_in_file"] += 1
+            key = (lab["h"], lab["t"], lab["r"])
+            if lab["r"] == no_relation:
+                c["no_relation"] += 1
+                c["no_relation_on_positive_pair"] += key[:2] in positive_pairs
+                continue
+            if key in seen:
+                c["duplicates"] += 1
+                continue
+            seen.add(key)
+            ev = lab.get("evidence")
+            if isinstance(ev, list) and any(e is None for e in ev):
+                c["evidence_none"] += 1
+                lab = {**lab, "evidence": [e for e in ev if e is not None]}
+            kept.append(lab)
+        c["kept"] += len(kept)
+        out.append({**doc, "labels": kept})
+    return out, dict(c)
+
+
+def _entity_type(ent: list[dict]) -> str:
+    types = {m.get("type") for m in ent}
+    return str(types.pop()) if len(types) == 1 else "/".join(sorted(map(str, types)))
+
+
+def check_entity_types(docs: Sequence[dict], types: Iterable[str], source: str) -> None:
+    """Every mention's `type` is one of `types`; DocumentError naming doc and field otherwise."""
+    allowed = set(types)
+    for i, doc in enumerate(docs):
+        for e, ent in enumerate(doc["vertexSet"]):
+            for m, men in enumerate(ent):
+                if men.get("type") not in allowed:
+                    raise DocumentError(f"{source}: document {i} (title {doc.get('title')!r}): field "
+                                        f"vertexSet[{e}][{m}].type: {men.get('type')!r} is not one of "
+                                        f"{sorted(allowed)}")
+
+
+def label_type_pairs(docs: Sequence[dict]) -> dict[str, dict[str, int]]:
+    """{relation: {"HEADTYPE->TAILTYPE": labels}}: how a data set orients its pairs."""
+    out: dict[str, Counter] = defaultdict(Counter)
+    for d in docs:
+        ents = d["vertexSet"]
+        for lab in d.get("labels", []):
+            out[lab["r"]][f"{_entity_type(ents[lab['h']])}->{_entity_type(ents[lab['t']])}"] += 1
+    return {r: dict(c.most_common()) for r, c in sorted(out.items())}
+
+
+@dataclass(frozen=True)
+class CustomRegime:
+    """A data set of one's own in DocRED format, with its own relation set.
+
+    Files are relative to the data directory (checksummed when SHA256SUMS lists them) or absolute
+    paths. `relations` are the label codes in column order (ids 1..n; "Na" is 0); a label with any
+    other relation is an error naming its document and field, except `no_relation`, the name of
+    an explicit "no relation" label if the data has one: such labels are removed and counted.
+    `label_source` says what each split's labels are ("gold", "original", "none" = unlabelled).
+    `entity_types`, when given, are the only allowed mention types.
+    """
+
+    name: str
+    train: str | Path
+    dev: str | Path
+    test: str | Path
+    relations: tuple[str, ...]
+    no_relation: str | None = None
+    label_source: Mapping[str, str] = field(
+        default_factory=lambda: {"train": "gold", "dev": "gold", "test": "gold"})
+    entity_types: tuple[str, ...] | None = None
+    description: str = ""
+
+    @property
+    def rel2id(self) -> dict[str, int]:
+        rel2id = make_rel2id(self.relations)
+        if self.no_relation is not None and (self.no_relation in rel2id):
+            raise ValueError(f"regime {self.name!r}: no_relation {self.no_relation!r} may not be one of its "
+                             f"relations or {NA!r}")
+        return rel2id
+
+    def load(self, root: str | Path | None = None) -> Regime:
+        rel2id, base = self.rel2id, _root(root)
+        splits, cleaning, notes = {}, {}, []
+        for s in ("train", "dev", "test"):
+            docs, source = _read_own_file(getattr(self, s), base)
+            labelled = self.label_source.get(s, "gold") != "none"
+            # first against the labels the file may hold (the relations plus the explicit NA label)
+            raw_vocab = {**rel2id, **({self.no_relation: len(rel2id)} if self.no_relation else {})}
+            validate_docs(docs, source=source, rel2id=raw_vocab)
+            if self.entity_types is not None:
+                check_entity_types(docs, self.entity_types, source)
+            docs, cleaning[s] = clean_labels(docs, self.no_relation, labelled=labelled)
+            validate_docs(docs, source=f"{source} (cleaned)", rel2id=rel2id)
+            splits[s] = docs
+            pairs = label_type_pairs(docs)
+            if any(k != "None->None" for c in pairs.values() for k in c):  # the mentions have types
+                notes.append(f"{s}: labels by entity types: " + "; ".join(
+                    f"{r} " + ", ".join(f"{k} {v:,}" for k, v in c.items()) for r, c in pairs.items()))
+        notes += _cleaning_notes(cleaning, self.no_relation)
+        return Regime(self.name, splits["train"], splits["dev"], splits["test"],
+                      {s: self.label_source.get(s, "gold") for s in ("train", "dev", "test")},
+                      self.description, rel2id=rel2id, cleaning=cleaning, notes=notes)
+
+
+def _read_own_file(path: str | Path, base: Path) -> tuple[list[dict], str]:
+    p = Path(path)
+    if p.is_absolute():
+        return load_docs(p, validate=False), str(p)
+    return load_docs(str(path), base, validate=False), str(path)
+
+
+def _cleaning_notes(cleaning: Mapping[str, Mapping[str, int]], no_relation: str | None) -> list[str]:
+    out = []
+    for s, c in cleaning.items():
+        parts = []
+        if c.get("no_relation"):
+            parts.append(f"{c['no_relation']:,} explicit {no_relation!r} labels removed (the pairs are NA"
+                         + (f"; {c['no_relation_on_positive_pair']:,} of them on a pair that also has a "
+                            "relation, which stands)" if c.get("no_relation_on_positive_pair") else ")"))
+        if c.get("duplicates"):
+            parts.append(f"{c['duplicates']:,} duplicate labels removed")
+        if c.get("evidence_none"):
+            parts.append(f"None removed from the evidence of {c['evidence_none']:,} labels")
+        if c.get("missing_labels"):
+            parts.append(f"{c['missing_labels']:,} documents without labels (all pairs NA)")
+        if parts:
+            out.append(f"{s}: " + "; ".join(parts) + f"; {c['kept']:,} labels kept.")
+    return out
+
+
+@dataclass(frozen=True)
+class _Entry:
+    load: Callable[[Path], Regime]
+    rel2id: dict[str, int] | None  # known without loading (a CustomRegime); None: read from the regime
+    validated: bool = False  # the loader checks labels against rel2id itself (CustomRegime.load)
+    builtin: bool = False
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_regime(spec_or_name: CustomRegime | str, loader: Callable[[Path], Regime] | None = None, *,
+                    rel2id: Mapping[str, int] | None = None, overwrite: bool = False) -> str:
+    """Make a data set loadable by name (load_regime, TrainConfig.regime). Returns the name.
+
+    Either a CustomRegime, or a name and `loader(data_dir) -> Regime` (its Regime.rel2id, if
+    set, must have "Na" at 0; pass `rel2id` to make regime_rel2id work without loading).
+    Registration lasts for the process: a script training on its own data registers it first.
+    """
+    if isinstance(spec_or_name, CustomRegime):
+        if loader is not None or rel2id is not None:
+            raise ValueError("a CustomRegime brings its own loader and relations")
+        name, entry = spec_or_name.name, _Entry(spec_or_name.load, spec_or_name.rel2id, validated=True)
+    else:
+        if loader is None:
+            raise ValueError("register_regime(name, loader): a loader is needed")
+        name, entry = spec_or_name, _Entry(loader, check_rel2id(rel2id) if rel2id is not None else None)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a regime needs a non-empty name, got {name!r}")
+    if name in REGIMES or (name in _REGISTRY and _REGISTRY[name].builtin and not overwrite):
+        raise ValueError(f"regime {name!r} is built in; choose another name")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"regime {name!r} is already registered (overwrite=True replaces it)")
+    _REGISTRY[name] = entry
+    return name
+
+
+def unregister_regime(name: str) -> None:
+    """Forget a registered regime (built-in ones stay)."""
+    entry = _REGISTRY.get(name)
+    if entry is None or entry.builtin:
+        raise ValueError(f"{name!r} is not a registered regime of one's own")
+    del _REGISTRY[name]
+
+
+def regime_names() -> list[str]:
+    """Every regime load_regime knows: DocRED's (REGIMES), then the registered ones."""
+    return list(REGIMES) + [n for n in _REGISTRY if n not in REGIMES]
+
+
+def _load_registered(name: str, base: Path) -> Regime:
+    entry = _REGISTRY[name]
+    reg = entry.load(base)
+    if not isinstance(reg, Regime):
+        raise TypeError(f"the loader of regime {name!r} returned {type(reg).__name__}, not a Regime")
+    if reg.rel2id is not None:
+        reg.rel2id = check_rel2id(reg.rel2id, f"regime {name!r}: rel2id")
+        if entry.rel2id is not None and entry.rel2id != reg.rel2id:
+            raise ValueError(f"regime {name!r} was registered with rel2id {entry.rel2id} but loads {reg.rel2id}")
+        if not entry.validated:
+            for s in reg.splits():
+                validate_docs(reg.split(s), source=f"{name}/{s}", rel2id=reg.rel2id)
+    return reg
+
+
+def regime_rel2id(name: str, root: str | Path | None = None) -> dict[str, int]:
+    """The relation set of a regime by name, without loading its documents where it is declared:
+    DocRED's meta/rel2id.json for REGIMES, the declared one of a registered regime."""
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        if name not in REGIMES:
+            raise ValueError(f"unknown regime {name!r}; known: {', '.join(regime_names())}")
+        return load_rel2id(root)
+    if entry.rel2id is not None:
+        return dict(entry.rel2id)
+    return load_regime(name, root).relation_ids(root)
+
+
+# BC5CDR (chemical-induced disease) as DocReDataParse writes it: every labelled pair is a
+# chemical and a disease, labelled CID or NR ("no relation", explicit), never both directions.
+CDR = CustomRegime(
+    "cdr", train="cdr/train.json", dev="cdr/dev.json", test="cdr/test.json", relations=("CID",),
+    no_relation="NR", entity_types=("CHEM", "DISE"),
+    description="BC5CDR in DocRED format (tri154/DocReDataParse): train / dev / test, 500 documents each, "
+                "gold labels. Relation CID (chemical-induced disease); the explicit NR labels are removed "
+                "(those pairs are NA, like every unlabelled pair) and duplicate labels dropped, both counted "
+                "in .cleaning. Pairs are oriented by first mention (head = the entity mentioned first), not "
+                "by type: 29-35% of the CID labels of a split have the disease as head.")
+_REGISTRY[CDR.name] = _Entry(CDR.load, CDR.rel2id, validated=True, builtin=True)
+
+
+def cleaning_stats(regime: Regime) -> list[dict]:
+    """One row per split of what loading removed or repaired (empty for the DocRED regimes)."""
+    return [{"regime": regime.name, "split": s, **c} for s, c in regime.cleaning.items()]
 
 
 # --------------------------------------------------------------------------- simulated noise
@@ -687,7 +982,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("check", help="verify the files listed in SHA256SUMS")
     st = sub.add_parser("stats", help="per-split statistics of a regime")
-    st.add_argument("regime", choices=REGIMES)
+    st.add_argument("regime", choices=regime_names())
     fe = sub.add_parser("fetch", help="download Re-DocRED (DocRED must be fetched by hand)")
     fe.add_argument("--dest", help="where to put the files (default: $PEMSCL_DATA or <repo>/data)")
     a = p.parse_args(argv)
@@ -701,7 +996,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"data directory: {root}\n" + _table(rows))
             print("all listed files verified" if ok else "PROBLEMS found (see above)")
             return 0 if ok else 1
-        print(_table(regime_stats(load_regime(a.regime, root))))
+        reg = load_regime(a.regime, root)
+        print(_table(regime_stats(reg)))
+        rel2id = reg.relation_ids(root)
+        print(f"\nrelations: {len(rel2id) - 1} besides {NA!r}"
+              + (f" ({', '.join(r for r in rel2id if r != NA)})" if len(rel2id) <= 11 else ""))
+        if reg.cleaning:
+            print("\ncleaning while loading (labels removed or repaired, per split):\n"
+                  + _table(cleaning_stats(reg)))
+        for note in reg.notes:
+            print(note)
         return 0
     except (DataNotFoundError, ChecksumError, DocumentError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -159,7 +159,9 @@ class Dist:
         if not self.active:
             return local_rows.detach()
         with torch.no_grad():
-            return _all_gather_rows(local_rows.detach(), self)[1]
+            # NCCL moves only CUDA tensors: gather on this rank's device, return on the caller's
+            rows = local_rows.detach().to(self._comm_device())
+            return _all_gather_rows(rows, self)[1].to(local_rows.device)
 
     def gather_objects(self, obj: Any) -> list:
         """Every rank's picklable ``obj``, in rank order, on every rank."""

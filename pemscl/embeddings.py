@@ -9,8 +9,9 @@ of pairs that share a relation. This module measures whether that happened:
     fig = embeddings.embedding_figure(proj_a, proj_b, emb["relation"], groups=emb["group"], ...)
 
 `compare(models, docs, ...)` does all of it for two models on the same documents;
-`scl_configs(profile)` names the two runs (the ablation's PEMSCL and -SCL rows) and
-`split_docs(cfg)` the documents they were tested on.
+`experiments.scl_configs(profile)` names the two runs (the ablation's PEMSCL and -SCL rows) and
+`split_docs(cfg)` the documents they were tested on. A model trained on a regime with its own
+relations (e.g. "cdr") is read with that relation set: pass `rel2id=data.regime_rel2id(cfg.regime)`.
 
 x_ht has K*b*b entries (24,576 for MiniLM with b=64), so it is materialised a batch of
 pairs at a time and, when memory matters, randomly projected to `dims` as it goes; the
@@ -19,7 +20,7 @@ separation numbers use exact cosines from the group factors (losses.pair_gram) i
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -53,11 +54,24 @@ def _materialise(zh: torch.Tensor, zt: torch.Tensor, dims: int | None, seed: int
     return np.concatenate(out) if out else np.zeros((0, dims or full), np.float32)
 
 
-def _group_of(train_docs: Sequence[dict]) -> dict[int, str]:
+def model_rel2id(model, rel2id: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The relation set to read `model`'s columns with: `rel2id` (the run's regime, e.g.
+    data.regime_rel2id(cfg.regime)), else DocRED's, which must then fit the model's width."""
+    from . import data as D
+
+    rel2id = dict(rel2id) if rel2id is not None else D.load_rel2id()
+    n = getattr(getattr(model, "config", None), "num_classes", None)
+    if n is not None and n != len(rel2id):
+        raise ValueError(f"the model has {n} classes but the relation set has {len(rel2id)}: pass "
+                         "rel2id=data.regime_rel2id(cfg.regime) of the run's regime")
+    return rel2id
+
+
+def _group_of(train_docs: Sequence[dict], rel2id: Mapping[str, int] | None = None) -> dict[int, str]:
     from . import data as D
     from . import evaluate as E
 
-    rel2id = D.load_rel2id()
+    rel2id = dict(rel2id) if rel2id is not None else D.load_rel2id()
     groups = E.relation_groups(train_docs, relations=rel2id)
     # relation_groups may name relations by id or by code; map both onto ids
     out: dict[int, str] = {}
@@ -67,11 +81,12 @@ def _group_of(train_docs: Sequence[dict]) -> dict[int, str]:
     return out
 
 
-def relation_labels() -> dict[int, str]:
-    """{relation id: readable name} (0 = "NA"), falling back to the Wikidata code."""
+def relation_labels(rel2id: Mapping[str, int] | None = None) -> dict[int, str]:
+    """{relation id: readable name} (0 = "NA") of `rel2id` (default DocRED's), falling back to
+    the relation code (a data set of one's own has no names in meta/rel_info.json)."""
     from . import data as D
 
-    rel2id = D.load_rel2id()
+    rel2id = dict(rel2id) if rel2id is not None else D.load_rel2id()
     try:
         names = D.relation_names()
     except Exception:  # names are only decoration
@@ -86,20 +101,21 @@ def relation_labels() -> dict[int, str]:
     return out
 
 
-def _predict_chunks(model, docs: list[dict], batch_size: int, precision: str, chunk: int = 32):
+def _predict_chunks(model, docs: list[dict], batch_size: int, precision: str, chunk: int = 32,
+                    rel2id: Mapping[str, int] | None = None):
     """(out, feats) of train.predict over `chunk` documents at a time."""
     from .train import predict
 
     for i in range(0, len(docs), chunk):
         _, out, feats = predict(model, docs[i: i + chunk], return_logits=True, batch_size=batch_size,
-                                precision=precision)
+                                precision=precision, rel2id=rel2id)
         yield out, feats  # feats[k]["doc_index"] is k: positions within this chunk
 
 
 def pair_embeddings(model, docs: Sequence[dict], only_positive: bool = True, max_pairs: int | None = None,
                     seed: int = 0, dims: int | None = None, train_docs: Sequence[dict] | None = None,
                     batch_size: int = 4, precision: str = "fp32", outputs: tuple | None = None,
-                    chunk_docs: int = 32) -> dict:
+                    chunk_docs: int = 32, rel2id: Mapping[str, int] | None = None) -> dict:
     """Normalised pair embeddings of `model` on `docs`, with each pair's gold relations.
 
     Returns a dict of equal-length arrays/lists, one entry per kept pair:
@@ -114,9 +130,13 @@ def pair_embeddings(model, docs: Sequence[dict], only_positive: bool = True, max
     them, the documents themselves. `outputs` = (out, feats) of an earlier
     `train.predict(model, docs, return_logits=True)` skips the forward pass; otherwise the
     documents run `chunk_docs` at a time and only the kept pairs' group factors are held.
+    `rel2id`: the relation set of the model's regime (data.regime_rel2id(cfg.regime)); None
+    means DocRED's.
     """
     docs = list(docs)
-    chunks = [outputs] if outputs is not None else _predict_chunks(model, docs, batch_size, precision, chunk_docs)
+    rel2id = model_rel2id(model, rel2id)
+    chunks = [outputs] if outputs is not None else _predict_chunks(model, docs, batch_size, precision, chunk_docs,
+                                                                   rel2id)
     doc, title, hs, ts, rels, zh, zt = [], [], [], [], [], [], []
     offset = 0  # documents in earlier chunks
     for out, feats in chunks:
@@ -150,7 +170,7 @@ def pair_embeddings(model, docs: Sequence[dict], only_positive: bool = True, max
     x = _materialise(zh[idx], zt[idx], dims, seed)
     relations = [rels[i] for i in keep]
     relation = np.array([rs[0] if rs else 0 for rs in relations], dtype=np.int64)
-    group_of = _group_of(train_docs if train_docs is not None else docs)
+    group_of = _group_of(train_docs if train_docs is not None else docs, rel2id)
     return {
         "x": x,
         "relation": relation,
@@ -162,7 +182,7 @@ def pair_embeddings(model, docs: Sequence[dict], only_positive: bool = True, max
         "t": np.array([ts[i] for i in keep], dtype=np.int64),
         "zh": zh[idx],
         "zt": zt[idx],
-        "names": relation_labels(),
+        "names": relation_labels(rel2id),
     }
 
 
@@ -366,33 +386,6 @@ def embedding_figure(proj_a: np.ndarray, proj_b: np.ndarray, labels, titles=("wi
 
 
 # --------------------------------------------------------------------------- which runs
-def _loss_diff(a, b) -> int:
-    import dataclasses
-
-    return sum(getattr(a, f.name) != getattr(b, f.name) for f in dataclasses.fields(a))
-
-
-def scl_configs(profile: str = "cpu", seed_index: int = 0):
-    """(with SCL, without SCL): the ablation's PEMSCL row and its -SCL row for one seed.
-
-    Picked by config, not label: SCL is on when loss.scl_weight > 0. Of all on/off pairs,
-    the one whose losses differ in the fewest fields, the earliest row first on ties (the
-    ablation lists PEMSCL first: PEMSCL vs -SCL, not -EM vs -EM -SCL).
-    """
-    from . import experiments as X
-
-    cfgs = X.ablation(profile)
-    seed = sorted({c.seed for c in cfgs})[seed_index]
-    cfgs = [c for c in cfgs if c.seed == seed]
-    with_scl = [c for c in cfgs if c.loss.scl_weight > 0]
-    without = [c for c in cfgs if not c.loss.scl_weight > 0]
-    if not with_scl or not without:
-        raise ValueError(f"the {profile} ablation has no SCL on/off pair for seed {seed}")
-    pairs = [(_loss_diff(a.loss, b.loss), cfgs.index(a), cfgs.index(b)) for a in with_scl for b in without]
-    _, i, j = min(pairs)
-    return cfgs[i], cfgs[j]
-
-
 def split_docs(cfg, split: str = "test") -> list[dict]:
     """The documents of `split` a run of `cfg` was scored on (its regime, its document limit)."""
     from . import data as D
@@ -406,15 +399,16 @@ def split_docs(cfg, split: str = "test") -> list[dict]:
 def compare(models: Sequence, docs: Sequence[dict], titles: Sequence[str] = ("with SCL", "without SCL"),
             train_docs: Sequence[dict] | None = None, max_pairs: int | None = 2000, seed: int = 0,
             dims: int | None = 1024, k: int = 10, method: str = "umap", n_neighbors: int = 15,
-            min_dist: float = 0.1) -> dict:
-    """Embeddings, separation, 2-d projections and the side-by-side figure for two models.
+            min_dist: float = 0.1, rel2id: Mapping[str, int] | None = None) -> dict:
+    """Embeddings, separation, 2-d projections and the side-by-side figure for two models
+    (`rel2id`: the relation set of their regime, None = DocRED's).
 
     Both models see the same documents and, by the shared seed, the same sampled pairs.
     Separation is measured in the embedding space, not on the 2-d map: on exact cosines of
     the full x_ht (up to 5,000 pairs), else on the `dims`-wide random projection.
     """
-    embs = [pair_embeddings(m, docs, max_pairs=max_pairs, seed=seed, dims=dims, train_docs=train_docs)
-            for m in models]
+    embs = [pair_embeddings(m, docs, max_pairs=max_pairs, seed=seed, dims=dims, train_docs=train_docs,
+                            rel2id=rel2id) for m in models]
     a, b = embs
     assert np.array_equal(a["relation"], b["relation"]), "the two models must see the same pairs"
     grams = [exact_gram(e) for e in embs]

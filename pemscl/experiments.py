@@ -127,11 +127,15 @@ TOP4 = "top-4 cap (#8)"
 
 
 def get_profile(profile: str | Profile) -> Profile:
-    if isinstance(profile, Profile):
-        return profile
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILES)}")
-    return PROFILES[profile]
+    """The named profile, or the Profile given; under a pipeline dry run ($PEMSCL_DRY_RUN) either is
+    shrunk to two optimiser steps per config with dry_run=True (pemscl.dryrun.shrink)."""
+    if not isinstance(profile, Profile):
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; known: {sorted(PROFILES)}")
+        profile = PROFILES[profile]
+    from . import dryrun  # imported here: dryrun builds on this module
+
+    return dryrun.shrink(profile) if dryrun.active() else profile
 
 
 # --------------------------------------------------------------------------- building configs
@@ -164,8 +168,9 @@ def make_config(p: Profile, label: str, loss: LossSpec, *, regime: str, seed: in
             over[k] = getattr(p, k)
     if regime in (p.oog_regime, p.ogg_regime) and p.original_max_train_docs is not None:
         over["max_train_docs"] = p.original_max_train_docs
-    if regime == p.oog_regime and p.ogg_from_oog:
+    if regime == p.oog_regime:
         # select on original dev and on gold dev: one run gives the OOG row and the OGG view
+        # (and the ratio claim: which ratio each dev set would pick)
         over["select"] = ("dev", "dev_gold")
     over.update(p.overrides)
     over.update(overrides)

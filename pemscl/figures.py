@@ -335,3 +335,32 @@ def paired_bars(rows: Sequence[Mapping], *, x: str = "label", ours: str = "ours"
                 marker_color="#BBBBBB")
     fig.update_yaxes(title=y_title)
     return _layout(fig, title, barmode="group")
+
+
+VERDICT_COLOURS = {"holds": "#55A868", "contradicted": "#C44E52", "not resolved": "#DD8452",
+                   "not measurable here": "#8C8C8C"}
+
+
+def forest_plot(rows: Sequence[Mapping], *, title: str | None = "Claims: our difference (95% CI) vs the paper's",
+                x_title: str = "A − B (F1 points)") -> go.Figure:
+    """One line per claim: our difference with its 95% interval (coloured by verdict) and the
+    paper's effect beside it (grey diamond); zero marked. Rows are claims.forest_rows' (points)."""
+    rows = list(rows)[::-1]  # plotly draws the first category at the bottom: keep the table's order top-down
+    ids = [r["id"] for r in rows]
+    fig = go.Figure()
+    for verdict in _unique(r["verdict"] for r in rows):
+        sel = [r for r in rows if r["verdict"] == verdict]
+        fig.add_scatter(x=[r["diff"] for r in sel], y=[r["id"] for r in sel], mode="markers", name=f"ours: {verdict}",
+                        marker=dict(color=VERDICT_COLOURS.get(verdict, colour(4)), size=10),
+                        error_x=dict(type="data", symmetric=False, visible=True,
+                                     array=[r["ci_high"] - r["diff"] for r in sel],
+                                     arrayminus=[r["diff"] - r["ci_low"] for r in sel]),
+                        hovertext=[f"{r['id']}: {r['diff']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
+                                   f"MDE {r['mde']:.2f}, {r['n_seeds']} seed(s)" for r in sel])
+    paper = [r for r in rows if r.get("paper") is not None]
+    fig.add_scatter(x=[r["paper"] for r in paper], y=[r["id"] for r in paper], mode="markers", name="paper",
+                    marker=dict(symbol="diamond", color="#444444", size=9, line=dict(color="white", width=1)))
+    fig.add_vline(x=0, line_dash="dot", line_color="#444")
+    fig.update_yaxes(categoryorder="array", categoryarray=ids)
+    fig.update_xaxes(title=x_title, zeroline=False)
+    return _layout(fig, title, height=max(260, 70 * len(rows) + 120))

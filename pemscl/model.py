@@ -50,7 +50,14 @@ ENCODER_ALIASES = {"minilm": default_encoder_path}
 
 
 def resolve_encoder(name: str) -> str:
-    """An alias ("minilm"), a local folder, or a Hugging Face id (loaded from the local HF cache)."""
+    """An alias ("minilm"), a local folder, or a Hugging Face id (loaded from the local HF cache).
+    Under a pipeline dry run ($PEMSCL_DRY_RUN) every name maps to a tiny random-init encoder of
+    its family (roberta-large -> RoBERTa, microsoft/deberta-large -> DeBERTa v1, ...-v2-... ->
+    DeBERTa-v2, anything else -> BERT; pemscl.dryrun.tiny_encoder)."""
+    from . import dryrun
+
+    if dryrun.active():
+        return dryrun.tiny_encoder(name)
     if name in ENCODER_ALIASES:
         return ENCODER_ALIASES[name]()
     return name
@@ -190,6 +197,43 @@ def _ensure_eager_attention(plm: nn.Module) -> None:
             pass  # run_encoder explains the failure if the attentions then go missing
 
 
+class _OutsideAutocast:
+    """Forward pre-hook / hook pair that runs a module in fp32 with autocast switched off."""
+
+    def __init__(self):
+        self._open: list = []
+
+    def enter(self, _mod, args, kwargs):
+        device = args[0].device.type
+        if not torch.is_autocast_enabled(device):
+            self._open.append(None)
+            return None
+        ctx = torch.autocast(device, enabled=False)
+        ctx.__enter__()
+        self._open.append(ctx)
+        up = lambda x: x.float() if torch.is_tensor(x) and x.is_floating_point() else x  # noqa: E731
+        return tuple(up(a) for a in args), {k: up(v) for k, v in kwargs.items()}
+
+    def exit(self, _mod, _args, _out):
+        ctx = self._open.pop()
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+
+
+def _fp32_deberta_v1_attention(plm: nn.Module) -> None:
+    """transformers' DeBERTa v1 self-attention fails under bf16/fp16 autocast: its fp32 query bias
+    promotes the query to fp32 and the mask fill then writes fp32's minimum into half-precision
+    scores ("value cannot be converted ... without overflow", huggingface/transformers#35332).
+    Those modules run in fp32 outside autocast; the rest of each layer keeps mixed precision."""
+    if getattr(plm.config, "model_type", None) != "deberta":
+        return
+    for mod in plm.modules():
+        if type(mod).__name__ == "DisentangledSelfAttention":
+            guard = _OutsideAutocast()
+            mod.register_forward_pre_hook(guard.enter, with_kwargs=True)
+            mod.register_forward_hook(guard.exit)
+
+
 class DocREModel(nn.Module):
     """ATLOP encoder + group bilinear classifier over 1 + R classes."""
 
@@ -205,6 +249,7 @@ class DocREModel(nn.Module):
             if getattr(plm, "pooler", None) is not None:
                 plm.pooler = None  # ATLOP never uses the pooler; dropping it keeps it out of the optimiser
         _ensure_eager_attention(plm)
+        _fp32_deberta_v1_attention(plm)
         self.plm = plm
         hidden = plm.config.hidden_size
         emb = config.emb_size or hidden

@@ -180,7 +180,7 @@ def run_pipeline(profile: str = "cpu", only: Sequence[str] | None = None, out: s
     total = time.time() - t_all
     print(f"\n{len(timings)} notebooks in {total / 60:.1f} min (timings: {tfile})")
     from .figures import figures_dir
-    from .results import readme_path, results_dir
+    from .utils import readme_path, results_dir
 
     with_env = lambda k, f: Path(env[k]) if k in env else f()  # noqa: E731 (the run's own redirects)
     print(f"executed notebooks: {out}\nfigures: {with_env('PEMSCL_FIGURES', figures_dir)}\n"

@@ -14,16 +14,17 @@ HASH_VERSION are kept in the file but not used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from . import evaluate as E
 from .config import HASH_VERSION, TrainConfig, config_from_dict
-from .utils import atomic_write_text, read_json, results_dir, runs_dir
+from .utils import atomic_write_text, read_json, results_dir, runs_dir, to_jsonable
 
 
 @dataclass
@@ -89,25 +90,13 @@ def record_path() -> Path:
     return results_dir() / "runs.jsonl"
 
 
-def _jsonable(x):
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
-        return None
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    return str(x)
-
-
 _CURVE_KEYS = ("epoch", "train_seconds", "eval_seconds", "train_loss")
 
 
 def to_record(run: Run) -> dict:
     curve = [{k: v for k, v in h.items() if k in _CURVE_KEYS or k.endswith(("_f1", "_precision", "_recall"))}
              for h in run.history]
-    return _jsonable({"folder": run.dir.name, "key": run.config.key(), "v": HASH_VERSION,
+    return to_jsonable({"folder": run.dir.name, "key": run.config.key(), "v": HASH_VERSION,
                       "config": dataclasses.asdict(run.config), "scores": run.scores, "history": curve})
 
 
@@ -128,13 +117,25 @@ def export_runs(runs: Iterable[Run], path: str | Path | None = None) -> Path:
     """Merge runs into the record: a run already recorded (same key) is replaced by the newer
     one, every other line is kept as it was. Lines are sorted by folder name so diffs stay small."""
     path = Path(path) if path is not None else record_path()
-    recs = {(r.get("key"), r.get("v")): r for r in _read_lines(path)}
-    for run in runs:
-        rec = to_record(run)
-        recs[(rec["key"], rec["v"])] = rec
-    lines = sorted(recs.values(), key=lambda r: (str(r.get("v")), r.get("folder", "")))
-    atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in lines))
+    new = [to_record(run) for run in runs]
+    with _locked(path):  # two runs side by side may finish at once: read-merge-write under a lock
+        recs = {(r.get("key"), r.get("v")): r for r in _read_lines(path)}
+        for rec in new:
+            recs[(rec["key"], rec["v"])] = rec
+        lines = sorted(recs.values(), key=lambda r: (str(r.get("v")), r.get("folder", "")))
+        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in lines))
     return path
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load_exported(path: str | Path | None = None, *, strict: bool = True) -> list[Run]:

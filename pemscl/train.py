@@ -44,10 +44,10 @@ from . import losses
 from .config import PRESETS, TrainConfig, config_from_dict, override, preset  # noqa: F401 (re-exported)
 from .features import docs_hash, load_features
 from .losses import compute_loss, loss_spec  # noqa: F401 (loss_spec re-exported)
-from .model import (DocREModel, ModelConfig, batch_to, checkpoint_path, collate, decide,
+from .model import (DocREModel, ModelConfig, batch_to, checkpoint_path, decide,
                     parameter_groups, resolve_encoder, to_official)
 from .runs import Run, is_complete, list_runs, run_dir_for  # noqa: F401 (re-exported)
-from .utils import (atomic_torch_save, atomic_write_json, autocast, cache_dir, resolve_device,
+from .utils import (atomic_torch_save, atomic_write_json, autocast, cache_dir, read_json, resolve_device,
                     resolve_precision, stable_hash)
 
 try:
@@ -160,7 +160,7 @@ class LayerCache:
             was = model.training
             model.eval()
             for f in tqdm(features, desc=f"caching layer {first_layer}", disable=not progress, leave=False):
-                b = batch_to(collate([f], window=model.config.window, with_labels=False), device)
+                b = batch_to(model.collate([f], with_labels=False), device)
                 with torch.no_grad(), autocast(device, amp_dtype):
                     h = model.encode_bottom(b["input_ids"], b["attention_mask"], first_layer)
                 self.hidden.append(h.to("cpu", torch.float16))
@@ -180,7 +180,7 @@ class LayerCache:
 
 # --------------------------------------------------------------------------- inference
 def _forward(model, features: Sequence[dict], idx: Sequence[int], device, amp_dtype, cache, with_labels: bool):
-    b = batch_to(collate([features[j] for j in idx], window=model.config.window, with_labels=with_labels), device)
+    b = batch_to(distributed.unwrap(model).collate([features[j] for j in idx], with_labels=with_labels), device)
     hidden = cache.batch(idx, b["input_ids"].shape[1], device) if cache is not None else None
     with autocast(device, amp_dtype):
         out = model(b, cached_hidden=hidden, first_layer=cache.first_layer if cache is not None else 0)
@@ -505,6 +505,7 @@ def write_run(out: Path, ctx: Context, history: list, scores: dict, preds: dict,
     scores.update({"epochs_run": len(history), "stopped_early": stopped_early,
                    "converged": converged(f1s, scores["best_epoch"]), "seconds": seconds,
                    "peak_rss_mb": _peak_rss_mb(), "device": str(ctx.device), "world_size": ctx.dist.world,
+                   "threads": torch.get_num_threads(),
                    "precision": str(ctx.amp).replace("torch.", "") if ctx.amp else "fp32",
                    "n_docs": {s: len(d) for s, d in ctx.splits.docs.items()}})
     if ctx.device.type == "cuda":
@@ -515,6 +516,9 @@ def write_run(out: Path, ctx: Context, history: list, scores: dict, preds: dict,
     atomic_write_json(out / "scores.json", scores)
     if ctx.cfg.save_model:
         atomic_torch_save(_trainable_state(ctx.model), checkpoint_path(out))
+    # the relation set the model's output columns stand for (a custom data set may be known
+    # only to the script that registered it; predict must not need to find it again)
+    atomic_write_json(out / "rel2id.json", ctx.splits.rel2id)
     (out / "DONE").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
     (out / STATE).unlink(missing_ok=True)
 
@@ -528,6 +532,10 @@ def train(cfg: TrainConfig, root: str | Path | None = None, *, force: bool = Fal
     `on_epoch_end(row, ctx)` is called after each epoch's checkpoint (live curves in a notebook;
     raising from it interrupts the run, which a rerun then resumes)."""
     dist = dist or distributed.Dist()
+    if dist.active and dist.broadcast_object(cfg.key()) != cfg.key():
+        # e.g. precision "auto" measured differently on two ranks: they would write different runs
+        raise RuntimeError(f"rank {dist.rank} resolves the config to another key than rank 0: "
+                           f"{cfg.hashed()}; set precision explicitly")
     out = run_dir_for(cfg, root)
     if is_complete(out) and not force:
         return Run.load(out).labelled(cfg.label)
@@ -586,6 +594,8 @@ def load(run: Run | str | Path, device: str = "auto") -> tuple[DocREModel, Train
     model.load_state_dict(state, strict=False)
     model.to(resolve_device(device)).eval()
     model.threshold = run.scores.get("threshold")
+    rel_path = run.dir / "rel2id.json"
+    model.rel2id = read_json(rel_path) if rel_path.exists() else D.regime_rel2id(cfg.regime)
     return model, cfg
 
 
@@ -597,9 +607,13 @@ def _checkpoint_classes(state: dict) -> int | None:
 def predict(model: DocREModel, docs: list[dict], *, top_k: int | None = None, threshold: float | None = None,
             batch_size: int = 4, precision: str = "auto", return_logits: bool = False, progress: bool = False,
             rel2id: dict[str, int] | None = None):
-    """Official-format predictions for new DocRED-format documents (validated first)."""
-    D.validate_docs(docs, source="predict")
-    rel2id = rel2id or D.load_rel2id()
+    """Official-format predictions for new DocRED-format documents (validated first), named by
+    the model's relation set (the run's, attached by `load`; DocRED's 97 otherwise)."""
+    rel2id = rel2id or getattr(model, "rel2id", None) or D.load_rel2id()
+    if len(rel2id) != model.config.num_classes:
+        raise ValueError(f"the relation set has {len(rel2id)} classes but the model {model.config.num_classes}: "
+                         "pass the run's rel2id (train.load attaches it)")
+    D.validate_docs(docs, source="predict", rel2id=rel2id)
     id2rel = {i: r for r, i in rel2id.items()}
     feats = load_features(docs, resolve_encoder(model.config.encoder), rel2id=rel2id, source="predict",
                           progress=progress)

@@ -177,19 +177,22 @@ def seed_everything(seed: int) -> torch.Generator:
 
 # --------------------------------------------------------------------------- hashing / json
 def to_jsonable(obj: Any) -> Any:
+    """Plain JSON values for dataclasses, paths, numpy scalars, tuples; NaN and inf become None
+    (JSON has neither) and anything else its str()."""
     if is_dataclass(obj) and not isinstance(obj, type):
         return to_jsonable(asdict(obj))
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
     if isinstance(obj, (np.integer,)):
         return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    return obj
+    if isinstance(obj, (np.floating, float)):
+        x = float(obj)
+        return None if (x != x or x in (float("inf"), float("-inf"))) else x
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
 
 
 def stable_hash(obj: Any, n: int = 12) -> str:

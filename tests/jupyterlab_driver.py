@@ -140,9 +140,9 @@ class LabServer:
                            f"log {self.log}:\n{self.log_tail()}")
 
     def _write_settings(self) -> None:
-        # every cell kept in the DOM (no windowing: off-screen outputs stay queryable), and no
-        # "news" toast over the notebook
-        for plugin, values in (("notebook-extension/tracker", {"windowingMode": "none"}),
+        # every cell kept in the DOM (no windowing: off-screen outputs stay queryable), the
+        # notebook's kernel started without a "Select Kernel" dialog, no "news" toast
+        for plugin, values in (("notebook-extension/tracker", {"windowingMode": "none", "autoStartDefaultKernel": True}),
                                ("apputils-extension/notification", {"fetchNews": "false"})):
             f = self.state / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
             f.parent.mkdir(parents=True, exist_ok=True)

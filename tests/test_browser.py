@@ -68,7 +68,7 @@ def smoke_env(tmp_path_factory, chromium_available):
             mp.setenv(k, v)
         from pemscl import casestudy, embeddings, experiments
 
-        experiments.run_all([*casestudy.headline_configs("smoke"), *embeddings.scl_configs("smoke")], progress=False)
+        experiments.run_all([*experiments.headline_configs("smoke"), *experiments.scl_configs("smoke")], progress=False)
     return {"root": root, "executed": root / "executed", "env": env}
 
 
@@ -135,8 +135,12 @@ def _open_and_run_all(page, lab, stem: str, shot) -> None:
     except Exception as e:  # playwright's TimeoutError: say what did not come up
         _fail(page, failed, f"{stem}: the notebook or its kernel did not come up in JupyterLab ({e}); "
                             f"server log {lab.log}:\n{lab.log_tail()}")
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count():  # e.g. "Select Kernel": take the preselected one (the notebook's), as a user would
+        dialog.locator(".jp-mod-accept").first.click()
+        page.wait_for_function(_KERNEL_IDLE, timeout=120_000)
     page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-    page.locator('.lm-Menu-item[data-command="notebook:run-all-cells"]').click()
+    page.locator(".lm-Menu-item", has=page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$"))).click()
     deadline = time.time() + RUN_ALL_TIMEOUT
     prompts: list[str] = []
     while time.time() < deadline:

@@ -260,7 +260,15 @@ def test_oog_and_ogg_mini(oog, data_dir):
 def test_unknown_regime_lists_known_names():
     with pytest.raises(ValueError) as e:
         D.load_regime("redocred-tiny")
-    assert all(n in str(e.value) for n in D.REGIMES)
+    assert all(n in str(e.value) for n in D.REGIMES) and "cdr" in str(e.value)
+
+
+def test_docred_regimes_use_the_docred_relation_set(mini, data_dir):
+    # rel2id None means meta/rel2id.json's 97 classes; nothing is cleaned on DocRED's files
+    assert mini.rel2id is None and mini.cleaning == {} and mini.notes == []
+    assert mini.relation_ids(data_dir) == D.load_rel2id(data_dir) == D.regime_rel2id("redocred-mini", data_dir)
+    assert len(mini.relation_ids(data_dir)) == D.NUM_CLASSES
+    assert D.cleaning_stats(mini) == []
 
 
 @pytest.mark.parametrize("name, missing", [("redocred", ["redocred/train_revised.json"]),

@@ -17,6 +17,7 @@ from pemscl import data as D
 from pemscl.features import load_features
 from pemscl.model import DocREModel, ModelConfig, collate, window_end_repeat
 from pemscl.tiny import FAMILIES, STAMP, TinySpec, make_tiny_encoder, training_texts
+from pemscl.utils import autocast
 
 # family -> (model class, tokenizer class, first token, tokens closing a long document's first window)
 EXPECTED = {
@@ -200,3 +201,17 @@ def test_sdpa_encoder_is_switched_to_eager_attention():
 
 def test_window_end_repeat_table():
     assert [window_end_repeat(t) for t in ("bert", "roberta", "deberta", "deberta-v2", None)] == [1, 2, 2, 2, 1]
+
+
+def test_bf16_autocast_forward_backward(tiny):
+    """Mixed precision as on a GPU run (DeBERTa v1's attention is kept in fp32: transformers#35332)."""
+    family, folder, feats = tiny
+    m = model_for(folder).train()
+    b = m.collate(feats)
+    with autocast(torch.device("cpu"), torch.bfloat16):
+        logits = m(b)["logits"]
+    assert logits.dtype == torch.float32 and torch.isfinite(logits).all()
+    logits.square().mean().backward()
+    grads = [p.grad for p in m.plm.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert not torch.is_autocast_enabled("cpu")  # the fp32 islands closed their autocast-off contexts

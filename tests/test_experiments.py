@@ -1,4 +1,4 @@
-"""Experiment config lists per profile, summarising over seeds, claim verdicts, results files."""
+"""Experiment config lists per profile, summarising over seeds, the tables, results files."""
 
 import dataclasses
 import json
@@ -7,72 +7,96 @@ from pathlib import Path
 
 import pytest
 
+from pemscl import claims as C
 from pemscl import experiments as X
-from pemscl import results as R
+from pemscl import report as REP
+from pemscl import runs as RS
+from pemscl import tables as TB
 from pemscl import train as T
 
 
 # --------------------------------------------------------------------------- config lists
-@pytest.mark.parametrize("profile", ["smoke", "cpu", "paper"])
-def test_experiment_labels_and_sizes(profile):
+def _labels_seeds(cfgs):
+    return [(c.label, c.seed) for c in cfgs]
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "cpu", "paper"])
+def test_experiment_labels_and_seeds_follow_claim_rows(profile):
     p = X.get_profile(profile)
-    h = X.headline(profile)
-    assert [c.label for c in h] == ["ATL", "BCE", "NCRL", "PEMSCL"] * p.headline_seeds
-    assert [c.loss.kind for c in h[:4]] == ["atl", "bce", "ncrl", "pemscl"]
-    assert {c.regime for c in h} == {p.gold_regime}
+    for exp, fn, labels in (("headline", X.headline, list(X.HEADLINE)), ("ablation", X.ablation, list(X.ABLATION)),
+                            ("original_labels", X.original_labels, list(X.ORIGINAL_LABELS))):
+        cfgs = [c for c in fn(profile) if c.regime in (p.gold_regime, p.oog_regime)]
+        want = [(lab, s) for lab in labels for s in X.seeds_for(p, exp, lab)]
+        assert _labels_seeds(cfgs) == want, (profile, exp)
+        assert len({c.key() for c in cfgs}) == len(cfgs)  # every run of an experiment is distinct
+    h = [c for c in X.headline(profile) if c.regime == p.gold_regime]
+    assert [c.loss.kind for c in h if c.seed == p.seeds[0]] == ["atl", "bce", "ncrl", "pemscl"]
 
-    a = X.ablation(profile)
-    assert len(a) == 4 * len(p.seeds)
-    assert [c.label for c in a[:4]] == ["PEMSCL", "no EM", "no SCL", "no EM, no SCL"]
-    assert sorted({c.seed for c in a}) == sorted(p.seeds)
-    assert len({c.key() for c in a}) == len(a)  # every ablation run is distinct
-
-    n = X.noisy(profile)
-    regimes = [p.oog_regime] if p.ogg_from_oog else [p.oog_regime, p.ogg_regime]
-    assert [c.regime for c in n] == [g for g in regimes for _ in range(4 * p.noisy_seeds)]
-    assert [c.label for c in n[:4]] == ["ATL", "NCRL", "PEMSCL", "PEMSCL+NS"]
-    assert n[3].loss.neg_sample_ratio == pytest.approx(p.ns_ratio)
-    assert all("dev_gold" in c.track for c in n if c.regime == p.oog_regime)
+    n = X.original_labels(profile)
+    regimes = {p.oog_regime} if p.ogg_from_oog else {p.oog_regime, p.ogg_regime}
+    assert {c.regime for c in n} == regimes
+    ns = next(c for c in n if c.label == "PEMSCL+NS")
+    assert ns.loss.neg_sample_ratio == pytest.approx(p.ns_ratio)
+    # every OOG run selects on both dev sets: the OGG view (when OGG is read from it) and the
+    # ratio claim (which ratio each dev set picks) come from the same run
+    assert all(c.select == ("dev", "dev_gold") for c in n if c.regime == p.oog_regime)
 
     s = X.ratio_sweep(profile)
     atl_ratios = p.ratios if p.atl_ratios is None else p.atl_ratios
-    assert len(s) == (len(p.ratios) + len(atl_ratios)) * p.sweep_seeds
+    assert len(s) == (len(p.ratios) + len(atl_ratios)) * p.other_seeds
     assert sorted(X.sweep_point(c) for c in s) == sorted([("PEMSCL", r) for r in p.ratios]
                                                          + [("ATL", r) for r in atl_ratios])
 
     f = X.faithfulness(profile)
     wanted = [lab for lab, _, _ in X.FAITHFULNESS if lab != X.TOP4 and (
         p.faithfulness_rows is None or lab in p.faithfulness_rows or lab.startswith("paper default"))]
-    assert [c.label for c in f] == wanted * p.faithfulness_seeds
+    assert [c.label for c in f] == wanted
     assert X.TOP4 not in [c.label for c in f]  # a decision rule: scored on the default run, not trained
 
 
-def test_cpu_profile_full_finetuning_for_headline_fast_path_elsewhere():
-    assert all(c.train_layers is None for c in X.headline("cpu"))
-    for fn in (X.ablation, X.noisy, X.ratio_sweep, X.faithfulness):
-        assert all(c.train_layers == X.FAST_LAYERS for c in fn("cpu"))
-    assert len(X.get_profile("cpu").seeds) >= 3
-    assert X.get_profile("cpu").ratios[0] < X.get_profile("cpu").ns_ratio < X.get_profile("cpu").ratios[-1] == 1.0
-
-
-def test_layers_experiment_shares_runs_with_headline_and_ablation():
+def test_cpu_profile_full_finetuning_three_seeds_on_claim_rows():
     p = X.get_profile("cpu")
-    lay = X.layers("cpu")
-    assert [c.train_layers for c in lay] == [None, *p.layer_counts]
+    for fn in (X.headline, X.ablation, X.original_labels, X.ratio_sweep):
+        assert all(c.train_layers is None for c in fn("cpu")), fn.__name__
+    assert all(c.train_layers == X.FAST_LAYERS for c in X.faithfulness("cpu"))  # exploratory rows
+    seeds = {}
+    for c in X.headline("cpu") + X.ablation("cpu") + X.original_labels("cpu"):
+        seeds.setdefault(c.label, set()).add(c.seed)
+    claim = {lab for rows in X.CLAIM_ROWS.values() for lab in rows}
+    for lab, ss in seeds.items():
+        assert ss == ({66, 67, 68} if lab in claim else {66}), lab
+    assert seeds["no EM, no SCL"] == {66} and seeds["BCE"] == {66}
+    oog = [c for c in X.original_labels("cpu")]
+    assert all(c.max_train_docs == p.original_max_train_docs == 400 for c in oog)
+    assert p.ratios[0] < p.ns_ratio < p.ratios[-1] == 1.0 and len(p.ratios) >= 3  # a choice to make
+    assert X.layers("cpu") == [] and X.search("cpu") == []
+
+
+def test_quick_profile_is_one_seed_on_the_fast_path():
+    cfgs = X.all_configs("quick")
+    assert {c.seed for c in cfgs} == {66}
+    assert {c.train_layers for c in cfgs} == {X.FAST_LAYERS}
+    assert {c.epochs for c in cfgs} == {4} and all(c.max_train_docs == 200 for c in cfgs)
+    assert [c.label for c in X.faithfulness("quick")] == ["paper default", "paper default +NS", "NS mask per batch (#6)"]
+
+
+def test_layers_experiment_compares_full_finetuning_with_top_layers():
+    assert X.layers("smoke") == [] and X.layers("cpu") == []  # no layer counts in these profiles
+    p = dataclasses.replace(X.get_profile("cpu"), layer_counts=(1, X.FAST_LAYERS))
+    lay = X.layers(p)
+    assert [c.label for c in lay] == ["full fine-tuning", "top 1 layers", f"top {X.FAST_LAYERS} layers"]
+    assert [c.train_layers for c in lay] == [None, 1, X.FAST_LAYERS]
     assert all(c.loss == lay[0].loss and c.seed == p.seeds[0] and c.epochs == lay[0].epochs for c in lay)
-    head = next(c for c in X.headline("cpu") if c.label == "PEMSCL")
-    assert lay[0].key() == head.key()  # full fine-tuning is the headline PEMSCL run
-    if p.headline_epochs == p.fast_epochs and X.FAST_LAYERS in p.layer_counts:
-        abl = next(c for c in X.ablation("cpu") if c.label == "PEMSCL" and c.seed == p.seeds[0])
-        assert abl.key() in {c.key() for c in lay}
-    assert X.layers("smoke") == [] or all(c.epochs == 1 for c in X.layers("smoke"))
+    head = next(c for c in X.headline(p) if c.label == "PEMSCL")
+    assert lay[0].key() == head.key()  # full fine-tuning is the headline PEMSCL run, trained once
 
 
 def test_search_points_change_one_field_against_the_shared_reference():
-    p = X.get_profile("cpu")
-    srch = X.search("cpu")
+    p = dataclasses.replace(X.get_profile("cpu"), search=(("λ=1", "pemscl", {"scl_weight": 1.0}),
+                                                          ("τ=0.1", "pemscl", {"tau": 0.1}), ("ATL", "atl", {})))
+    srch = X.search(p)
     ref = srch[0]
-    abl = next(c for c in X.ablation("cpu") if c.label == "PEMSCL" and c.seed == p.seeds[0])
+    abl = next(c for c in X.ablation(p) if c.label == "PEMSCL" and c.seed == p.seeds[0])
     assert ref.key() == abl.key()  # the reference is trained once, for the ablation
     assert [c.label for c in srch[1:]] == [lab for lab, _, _ in p.search]
     for c, (_, name, over) in zip(srch[1:], p.search):
@@ -91,29 +115,43 @@ def test_smoke_profile_is_tiny():
 
 def test_paper_profile_uses_paper_preset_and_full_regimes():
     h = X.headline("paper")
-    assert all(c.encoder == "roberta-large" and c.regime == "redocred" and c.train_layers is None for c in h)
+    gold = [c for c in h if c.regime == "redocred"]
+    assert all(c.encoder == "roberta-large" and c.train_layers is None for c in gold)
+    assert _labels_seeds(gold) == [(lab, s) for lab in X.HEADLINE for s in (66, 67, 68, 69, 70)]  # 5 seeds
+    docred = [c for c in h if c.regime == "docred"]
+    assert [c.label for c in docred[::5]] == [f"{lab} (DocRED)" for lab in X.HEADLINE]
+    assert len(docred) == 20 and not any(c.eval_test for c in docred)  # DocRED test labels are not public
+    assert {c.encoder for c in docred} == {"microsoft/deberta-large"}  # the paper's DocRED encoder (Table 5)
     pem = next(c for c in h if c.label == "PEMSCL")
     assert pem.loss.tau == pytest.approx(0.2) and pem.loss.scl_weight == pytest.approx(0.1)
+    abl = X.ablation("paper")
+    assert _labels_seeds(abl) == [(lab, s) for lab in X.ABLATION for s in (66, 67, 68)]  # 3 seeds, every row
     # the named variants keep what they switch off, even where the preset tunes the loss
-    a = {c.label: c for c in X.ablation("paper") if c.seed == 66}
+    a = {c.label: c for c in abl if c.seed == 66}
     assert a["no SCL"].loss == X.make_loss(X.get_profile("paper"), "pemscl-no-scl")
     assert a["no SCL"].loss != a["PEMSCL"].loss and a["no SCL"].loss.tau == pytest.approx(0.2)
-    assert {c.regime for c in X.noisy("paper")} == {"oog", "ogg"}
+    assert {c.regime for c in X.original_labels("paper")} == {"oog", "ogg"}
 
 
 def test_shared_configs_are_trained_once():
     keys = lambda cs: {c.key(): c for c in cs}  # noqa: E731
-    abl = [c for c in X.ablation("cpu") if c.label == "PEMSCL" and c.seed == X.get_profile("cpu").seeds[0]]
-    f = {c.label: c for c in X.faithfulness("cpu")}
-    n = {c.label: c for c in X.noisy("cpu")}
-    assert f["paper default"].key() == abl[0].key()
-    assert f["paper default +NS"].key() == n["PEMSCL+NS"].key()
+    n = {c.label: c for c in X.original_labels("cpu") if c.seed == 66}
     sweep = keys(X.ratio_sweep("cpu"))
     assert n["PEMSCL"].key() in sweep and n["ATL"].key() in sweep  # ratio 1.0 = the plain loss
     assert n["PEMSCL+NS"].key() in sweep  # ratio 0.1
+    head = {c.label: c for c in X.headline("cpu") if c.seed == 66}
+    abl = {c.label: c for c in X.ablation("cpu") if c.seed == 66}
+    assert head["PEMSCL"].key() == abl["PEMSCL"].key()
     all_cfgs = X.all_configs("cpu")
     assert len(all_cfgs) == len({c.key() for c in all_cfgs})
     assert len(all_cfgs) < sum(len(fn("cpu")) for fn in X.EXPERIMENTS.values())
+    # cpu: the faithfulness references run on the fast path, the ablation fully fine-tuned: not shared
+    f = {c.label: c for c in X.faithfulness("cpu")}
+    assert f["paper default"].key() != abl["PEMSCL"].key()
+    # quick: everything on the fast path, so the references are the ablation's and Table 4's runs
+    f = {c.label: c for c in X.faithfulness("quick")}
+    assert f["paper default"].key() == next(c for c in X.ablation("quick") if c.label == "PEMSCL").key()
+    assert f["paper default +NS"].key() == next(c for c in X.original_labels("quick") if c.label == "PEMSCL+NS").key()
 
 
 def test_faithfulness_options_change_one_thing():
@@ -175,35 +213,36 @@ def test_flat_scores_keeps_ogg_view():
 
 # --------------------------------------------------------------------------- build_tables
 def test_build_tables_matches_runs_by_config_hash():
-    # fake runs for the smoke ablation and noisy configs, stored under other labels
+    # fake runs for the smoke ablation and original-label configs, stored under other labels
     runs = []
     for i, c in enumerate(X.ablation("smoke")):
         runs.append(_run("whatever", c.seed, 0.5 + 0.01 * i, 0.4, cfg=T.override(c, label="folder-name")))
-    for c in X.noisy("smoke"):
+    for c in X.original_labels("smoke"):
         runs.append(_run("x", c.seed, 0.3, 0.2, cfg=c, dev_gold={"f1": 0.35},
                          by_dev_gold={"epoch": 1, "dev_gold_f1": 0.36, "test_f1": 0.25, "test_ign_f1": 0.24}))
-    t = R.build_tables(runs, "smoke")
+    t = TB.build_tables(runs, "smoke")
     assert t["profile"] == "smoke"
     t3 = {r["label"]: r for r in t["table3"]}
     assert list(t3) == ["PEMSCL", "no EM", "no SCL", "no EM, no SCL"]
-    # seeds 66 (i = 0..3) and 67 (i = 4..7): PEMSCL dev F1 0.50 and 0.54
-    assert t3["PEMSCL"]["n"] == 2 and t3["PEMSCL"]["dev_f1"] == pytest.approx(0.52)
-    assert t3["PEMSCL"]["dev_f1_std"] == pytest.approx(math.sqrt(0.0008))
+    # smoke ablation: PEMSCL seeds 66, 67 (i = 0, 1), no EM 66, 67 (i = 2, 3), ...; PEMSCL dev F1 0.50, 0.51
+    assert t3["PEMSCL"]["n"] == 2 and t3["PEMSCL"]["dev_f1"] == pytest.approx(0.505)
+    assert t3["PEMSCL"]["dev_f1_std"] == pytest.approx(math.sqrt(0.00005))
     assert t3["PEMSCL"]["paper"]["dev_f1"] == pytest.approx(79.89)
     t4 = {(r["regime"], r["label"]): r for r in t["table4"]}
     assert t4[("OOG", "PEMSCL+NS")]["orig_dev_f1"] == pytest.approx(0.3)
     assert t4[("OOG", "PEMSCL+NS")]["gold_dev_f1"] == pytest.approx(0.35)
     assert t4[("OGG", "PEMSCL+NS")]["test_f1"] == pytest.approx(0.25)
     assert t4[("OGG", "PEMSCL+NS")]["gold_dev_f1"] == pytest.approx(0.36)
-    # in smoke the headline PEMSCL config is the ablation's (same layers and epochs): shared
-    assert [r["label"] for r in t["table2"]] == ["PEMSCL"] and len(t["missing"]["headline"]) == 3
-    # noisy PEMSCL / ATL are also the sweep's ratio-1.0 points, PEMSCL+NS its 0.1 point
+    # in smoke the headline PEMSCL config is the ablation's (same layers and epochs): shared; the
+    # headline's ATL (2 seeds: a claim row), BCE and NCRL have no run
+    assert [r["label"] for r in t["table2"]] == ["PEMSCL"] and len(t["missing"]["headline"]) == 4
+    # original-label PEMSCL / ATL are also the sweep's ratio-1.0 points, PEMSCL+NS its 0.1 point
     assert {(r["model"], r["ratio"]) for r in t["figure2"]} == {("PEMSCL", 1.0), ("ATL", 1.0), ("PEMSCL", 0.1)}
     assert t["cost"]["n_runs"] == len(runs)
     fa = {r["label"]: r for r in t["faithfulness"]}
     assert "top-4 cap (#8)" not in fa  # the fake runs carry no test_top4 scores
     assert t["cost"]["total_seconds"] == pytest.approx(sum(r.scores["seconds"] for r in runs))
-    assert R.infer_profile(runs) == "smoke"
+    assert TB.infer_profile(runs) == "smoke"
 
 
 def test_top4_row_is_the_default_runs_test_scored_with_the_cap():
@@ -212,82 +251,43 @@ def test_top4_row_is_the_default_runs_test_scored_with_the_cap():
         top4 = {"f1": 0.48, "ign_f1": 0.47, "tail_f1": 0.1} if c.label == "paper default" else None
         extra = {"test_top4": top4} if top4 else {}
         runs.append(_run("x", c.seed, 0.5, 0.45, cfg=c, **extra))
-    fa = {r["label"]: r for r in R.build_tables(runs, "smoke")["faithfulness"]}
+    fa = {r["label"]: r for r in TB.build_tables(runs, "smoke")["faithfulness"]}
     assert fa["top-4 cap (#8)"]["test_f1"] == pytest.approx(0.48)
     assert fa["top-4 cap (#8)"]["test_ign_f1"] == pytest.approx(0.47)
     assert fa["top-4 cap (#8)"]["delta_test_f1"] == pytest.approx(0.48 - 0.45)
     assert fa["paper default"]["test_f1"] == pytest.approx(0.45)
 
 
-# --------------------------------------------------------------------------- claims
-def _row(label, n=3, **metrics):
-    row = {"label": label, "n": n}
-    for k, (mean, std) in metrics.items():
-        row[k], row[f"{k}_std"] = mean, std
-    return row
+def test_convergence_per_run_kind():
+    # cpu headline: PEMSCL seeds 66-68 best at epochs 3, 5, 4, the last cut short; ATL one run
+    runs = []
+    for c in X.headline("cpu"):
+        if c.label not in ("PEMSCL", "ATL") or (c.label == "ATL" and c.seed != 66):
+            continue
+        best = {66: 3, 67: 5, 68: 4}[c.seed] if c.label == "PEMSCL" else 7
+        runs.append(_run("x", c.seed, 0.5, 0.4, cfg=c, best_epoch=best, epochs_run=best + 2,
+                         converged=not (c.label == "PEMSCL" and c.seed == 68), stopped_early=True))
+    conv = {(r["experiment"], r["label"]): r for r in TB.build_tables(runs, "cpu")["convergence"]}
+    pem = conv[("headline", "PEMSCL")]
+    assert (pem["n"], pem["n_converged"], pem["n_known"], pem["n_stopped_early"]) == (3, 2, 3, 3)
+    assert pem["best_epoch_mean"] == pytest.approx(4.0) and (pem["best_epoch_min"], pem["best_epoch_max"]) == (3, 5)
+    assert pem["epochs_run_max"] == 7 and pem["epochs_max"] == X.headline("cpu")[0].epochs
+    assert conv[("headline", "ATL")]["best_epoch_mean"] == 7
+    assert ("ablation", "PEMSCL") not in conv  # a shared run is counted once, under its first experiment
+    cell = dict(REP.CONVERGENCE_COLS)["best epoch: mean (range)"](pem)
+    assert cell == "4.0 (3–5)" and dict(REP.CONVERGENCE_COLS)["converged"](pem) == "2/3"
 
 
-def _tables(pemscl=0.60, atl=0.50, std=0.01, em=0.55, tail_full=0.40, tail_em=0.30, head_em=0.58):
-    t3 = [_row("PEMSCL", dev_f1=(0.60, std), dev_tail_f1=(tail_full, std), dev_head_f1=(0.60, std)),
-          _row("no EM", dev_f1=(em, std), dev_tail_f1=(tail_em, std), dev_head_f1=(head_em, std)),
-          _row("no SCL", dev_f1=(0.60, std), dev_tail_f1=(tail_full, std), dev_head_f1=(0.60, std))]
-    return {"profile": "cpu", "noise": {"test_f1": std, "dev_f1": std},
-            "table2": [_row("ATL", n=1, test_f1=(atl, None)), _row("PEMSCL", n=1, test_f1=(pemscl, None))],
-            "table3": t3,
-            "table4": [{"regime": g, **_row(lab, n=1, test_f1=(v, None))} for g in ("OOG", "OGG")
-                       for lab, v in (("PEMSCL", 0.30), ("PEMSCL+NS", 0.45))],
-            "figure2": [{"model": "PEMSCL", "ratio": r, "n": 1, "dev_f1": d, "test_f1": t, "test_f1_std": None}
-                        for r, d, t in ((0.1, 0.30, 0.50), (0.5, 0.35, 0.45), (1.0, 0.40, 0.30))]}
-
-
-def test_claim_verdicts_follow_numbers_and_spread():
-    v = {c["id"]: c for c in R.claims(_tables())}
-    # PEMSCL vs ATL: +0.10 with single runs; fallback seed std 0.01 -> SE 0.0141, 2 SE 0.028
-    assert v["pmt-em-scl-beats-atl"]["verdict"] == "holds"
-    assert "60.00 vs 50.00" in v["pmt-em-scl-beats-atl"]["evidence"]
-    # EM: 0.60 vs 0.55 with std 0.01, n 3 each -> SE 0.0082: holds; SCL: no difference
-    assert v["em-helps"]["verdict"] == "holds"
-    assert v["scl-helps"]["verdict"] == "inconclusive (within noise)"
-    # tail: -EM tail drop 0.10 vs head drop 0.02 (holds); -SCL no drop anywhere -> combined inconclusive
-    assert v["em-scl-most-on-tail"]["verdict"] == "inconclusive (within noise)"
-    assert v["ns-rescues-original-labels"]["verdict"] == "holds"
-    # original dev peaks at 1.0, gold test at 0.1; 0.20 lost >> 2 SE
-    c = v["original-dev-misleads-ratio"]
-    assert c["verdict"] == "inconclusive (missing runs)"  # ATL has no sweep points
-    assert c["numbers"][0]["ratio_by_dev"] == 1.0 and c["numbers"][0]["ratio_by_test"] == 0.1
-    assert all(k in c for k in ("claim", "paper", "evidence"))
-
-
-def test_claim_does_not_hold_and_no_spread():
-    v = {c["id"]: c["verdict"] for c in R.claims(_tables(pemscl=0.40, atl=0.50))}
-    assert v["pmt-em-scl-beats-atl"] == "does not hold"
-    t = _tables(std=None)
-    t["noise"] = {}
-    for r in t["table3"]:
-        r["n"] = 1
-    v = {c["id"]: c["verdict"] for c in R.claims(t)}
-    assert v["pmt-em-scl-beats-atl"] == "inconclusive (no spread)"
-    assert v["em-helps"] == "inconclusive (no spread)"
-    v = {c["id"]: c["verdict"] for c in R.claims({"profile": "cpu"})}
-    assert set(v.values()) == {"inconclusive (missing runs)"}
-
-
-def test_ratio_claim_does_not_hold_when_both_pick_the_same_ratio():
-    t = _tables()
-    t["figure2"] = [{"model": m, "ratio": r, "n": 1, "dev_f1": d, "test_f1": d}
-                    for m in ("PEMSCL", "ATL") for r, d in ((0.1, 0.5), (0.3, 0.45), (1.0, 0.4))]
-    c = next(c for c in R.claims(t) if c["id"] == "original-dev-misleads-ratio")
-    assert c["verdict"] == "does not hold"
-
-
-def test_ratio_claim_ignores_a_model_with_only_two_ratios():
-    t = _tables()  # PEMSCL at 0.1, 0.5, 1.0: original dev picks 1.0, gold test 0.1
-    t["figure2"] += [{"model": "ATL", "ratio": r, "n": 1, "dev_f1": 0.3, "test_f1": 0.3} for r in (0.1, 1.0)]
-    c = next(c for c in R.claims(t) if c["id"] == "original-dev-misleads-ratio")
-    assert c["verdict"] == "holds" and "too few" in c["evidence"]
-    t["figure2"] = t["figure2"][-2:]  # ATL's two points alone: nothing to judge
-    c = next(c for c in R.claims(t) if c["id"] == "original-dev-misleads-ratio")
-    assert c["verdict"].startswith("inconclusive")
+def test_relation_groups_show_gold_facts_beside_f1():
+    runs = []
+    for c in X.ablation("smoke"):
+        test = {"f1": 0.4, "tail_f1": 0.2 if c.seed == 66 else 0.3, "tail_n_gold": 12, "head_f1": 0.5,
+                "head_n_gold": 300, "mid_f1": 0.35, "mid_n_gold": 80}
+        runs.append(_run("x", c.seed, 0.5, 0.4, cfg=c, test=test))
+    rows = [r for r in TB.build_tables(runs, "smoke")["groups"] if r["split"] == "test" and r["experiment"] == "ablation"]
+    pem = next(r for r in rows if r["label"] == "PEMSCL")
+    assert pem["tail_f1"] == pytest.approx(0.25) and pem["tail_n_gold"] == 12 and pem["head_n_gold"] == 300
+    assert dict(REP.GROUP_COLS)["tail F1 (gold facts)"](pem) == "25.0 ± 7.1 (12)"
 
 
 # --------------------------------------------------------------------------- files
@@ -306,7 +306,7 @@ tail text
 def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
     path = tmp_path / "README.md"
     path.write_text(README)
-    R.update_readme("## New\n| a |\n|---|\n| 1 |\n", path)
+    REP.update_readme("## New\n| a |\n|---|\n| 1 |\n", path)
     text = path.read_text()
     before, rest = text.split("<!-- results:start -->")
     inside, after = rest.split("<!-- results:end -->")
@@ -314,57 +314,68 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
     assert inside == "\n## New\n| a |\n|---|\n| 1 |\n"
     assert after == "\n\n## After\ntail text\n"
     monkeypatch.setenv("PEMSCL_README", str(path))
-    R.update_readme("again")  # idempotent and follows the env var
+    REP.update_readme("again")  # idempotent and follows the env var
     assert "again" in path.read_text() and "## New" not in path.read_text() and path.read_text().endswith("tail text\n")
     path.write_text("# no markers\n")
     with pytest.raises(ValueError, match="results:start"):
-        R.update_readme("x", path)
+        REP.update_readme("x", path)
 
 
 def test_repository_readme_has_the_results_markers():
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert text.count(R.README_START) == 1 and text.count(R.README_END) == 1
-    assert text.index(R.README_START) < text.index(R.README_END)
+    assert text.count(REP.README_START) == 1 and text.count(REP.README_END) == 1
+    assert text.index(REP.README_START) < text.index(REP.README_END)
 
 
 def test_write_results_json_and_markdown(tmp_path):
-    t = R.build_tables([], "smoke")
-    v = R.claims(t)
-    out = R.write_results(t, v, tmp_path)
+    t = TB.build_tables([], "smoke")
+    out = REP.write_results(t, C.judge([], "smoke"), tmp_path)
     data = json.loads(out["json"].read_text())
-    assert set(data) == {"tables", "claims", "published"}
+    assert set(data) == {"tables", "claims", "published", "records"}
     assert data["published"]["table2"]["PEMSCL"]["test_f1"] == 79.86
+    assert [c["verdict"] for c in data["claims"]] == [C.MISSING] * 6
     md = out["md"].read_text()
     assert md.startswith("# Results (profile `smoke`)") and "## Claims" in md
+    assert "runs.jsonl holds no records yet" in md and "exploratory" in md
 
 
-def test_exported_runs_rebuild_the_same_tables(tmp_path):
-    runs = []
-    for i, c in enumerate(X.ablation("smoke") + X.noisy("smoke")):
-        extra = {"dev_gold": {"f1": 0.3}, "by_dev_gold": {"epoch": 1, "dev_gold_f1": 0.3, "test_f1": 0.2}} \
-            if c.regime == "oog-mini" else {}
-        r = _run("x", c.seed, 0.4 + 0.01 * i, 0.3 + 0.02 * i, cfg=c, **extra)
-        r.history = [{"epoch": 1, "dev_f1": 0.4, "dev_n_pred": 7, "train_loss": 2.0}]
-        runs.append(r)
-    other = _run("not-in-profile", 1, 0.9, 0.9)  # no smoke experiment has this config: left out
-    t = R.build_tables(runs, "smoke")
-    out = R.write_results(t, R.claims(t), tmp_path, runs=runs + [other])
-    back = R.load_exported(out["runs"])
-    assert len(back) == len(runs) and {r.config.key() for r in back} == {r.config.key() for r in runs}
-    assert back[0].history[0] == {"epoch": 1, "dev_f1": 0.4, "train_loss": 2.0}  # counts dropped, F1 kept
-    t2 = R.build_tables(back, "smoke")
-    for name in ("table2", "table3", "table4", "figure2"):
-        assert t2[name] == t[name], name
-    # a record edited so that its config no longer matches its key is refused
-    lines = out["runs"].read_text().splitlines()
-    rec = json.loads(lines[0])
-    rec["config"]["seed"] = 12345
-    out["runs"].write_text(json.dumps(rec) + "\n")
-    with pytest.raises(ValueError, match="hashes to"):
-        R.load_exported(out["runs"])
+def test_write_results_merges_runs_and_never_rewrites_the_record(tmp_path):
+    cfgs = X.ablation("smoke")
+    runs = [_run("x", c.seed, 0.4 + 0.01 * i, 0.3, cfg=c) for i, c in enumerate(cfgs)]
+    record = tmp_path / "runs.jsonl"
+    RS.export_runs(runs[:1], record)  # an earlier session recorded the first run
+    foreign = {"folder": "older-abc", "key": "abc", "v": 1, "config": {}, "scores": {}, "history": []}
+    record.write_text(record.read_text() + json.dumps(foreign) + "\n")
+    before = record.read_text()
+    t = TB.build_tables(runs, "smoke")
+    REP.write_results(t, [], tmp_path)  # no runs given: the record is untouched
+    assert record.read_text() == before
+    other = _run("not-in-profile", 1, 0.9, 0.9)  # no smoke experiment has this config: not merged
+    out = REP.write_results(t, [], tmp_path, runs=runs[1:] + [other])
+    recs = [json.loads(x) for x in record.read_text().splitlines()]
+    assert {r["key"] for r in recs} == {c.key() for c in cfgs} | {"abc"}  # merged, the old record kept
+    data = json.loads(out["json"].read_text())
+    assert data["records"] == {"1": 1, str(RS.HASH_VERSION): len(cfgs)}
+    back = RS.load_exported(record)
+    assert TB.build_tables(back, "smoke")["table3"] == t["table3"]  # the record rebuilds the tables
+
+
+def test_record_line_names_used_and_old_versions():
+    line = REP.record_line({"1": 31, str(RS.HASH_VERSION): 4})
+    assert line.startswith("results/runs.jsonl holds 35 run records")
+    assert "31 of hash version 1 (kept, not used)" in line and f"4 of hash version {RS.HASH_VERSION} (used)" in line
+
+
+def test_gather_runs_adds_recorded_runs_without_a_folder(tmp_path):
+    cfgs = X.ablation("smoke")[:2]
+    RS.export_runs([_run("x", c.seed, 0.4, 0.3, cfg=c) for c in cfgs], tmp_path / "runs.jsonl")
+    got = TB.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "runs.jsonl")
+    assert sorted(r.config.key() for r in got) == sorted(c.key() for c in cfgs)
+    assert TB.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "absent.jsonl") == []
 
 
 def test_pct_and_table_md():
-    assert R.pct(0.5234, 0.0123) == "52.3 ± 1.2" and R.pct(0.5) == "50.0" and R.pct(None) == "–"
-    md = R.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
+    assert REP.pct(0.5234, 0.0123) == "52.3 ± 1.2" and REP.pct(0.5) == "50.0" and REP.pct(None) == "–"
+    assert REP.interval(0.0123, -0.004, 0.028) == "+1.23 [-0.40, +2.80]" and REP.interval(None, 0, 0) is None
+    md = REP.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
     assert md.splitlines() == ["| A | B | C |", "|---|---|---|", "| 1 | – | 2 |"]

@@ -16,12 +16,11 @@ import pytest
 from pemscl import figures as F
 from pemscl import notebooks as N
 from pemscl import pipeline as P
-from pemscl import results as R
+from pemscl import report, runs, stats, tables
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = P.notebooks()
-VERDICTS = {"holds", "does not hold", "inconclusive (within noise)", "inconclusive (no spread)",
-            "inconclusive (missing runs)"}
+VERDICTS = set(stats.VERDICTS) | {"missing runs"}
 
 
 def test_notebooks_found():
@@ -233,17 +232,17 @@ def test_results_notebook(smoke):
     md = (smoke["PEMSCL_RESULTS"] / "results.md").read_text()
     assert "Table 3" in md and "Claims" in md
     # the committed evidence: every run behind the tables, which rebuild from it alone
-    exported = R.load_exported(smoke["PEMSCL_RESULTS"] / "runs.jsonl")
+    exported = runs.load_exported(smoke["PEMSCL_RESULTS"] / "runs.jsonl")
     assert len(exported) == t["cost"]["n_runs"]
-    rebuilt = R.build_tables(exported, "smoke")
+    rebuilt = tables.build_tables(exported, "smoke")
     assert [r["dev_f1"] for r in rebuilt["table3"]] == pytest.approx([r["dev_f1"] for r in t["table3"]])
     readme = smoke["PEMSCL_README"].read_text()
-    inside = readme.split(R.README_START)[1].split(R.README_END)[0]
+    inside = readme.split(report.README_START)[1].split(report.README_END)[0]
     assert "Results (profile `smoke`)" in inside
     # outside the marked section the README copy is the repository's
     repo = (REPO / "README.md").read_text()
-    assert readme.split(R.README_START)[0] == repo.split(R.README_START)[0]
-    assert readme.split(R.README_END)[1] == repo.split(R.README_END)[1]
+    assert readme.split(report.README_START)[0] == repo.split(report.README_START)[0]
+    assert readme.split(report.README_END)[1] == repo.split(report.README_END)[1]
     _figures_ok(s, smoke["PEMSCL_FIGURES"])
     # the repository's own results were not touched
     assert not (REPO / "results" / "results.json").exists() or \

@@ -1,0 +1,236 @@
+"""A verdict on each of the paper's claims: the seed-paired document bootstrap (pemscl.stats)
+of our difference, judged against the paper's effect (pemscl.published.CLAIM_EFFECTS).
+
+    from pemscl import claims, tables
+    rows = claims.judge(tables.gather_runs(), "cpu")
+    [(c["id"], c["verdict"]) for c in rows]
+
+Each claim compares two rows of one experiment (A - B on one split and relation group). Runs
+are paired by their config seed; only seeds planned and present on both sides are used, so a
+row with one seed against a row with three is judged on that one shared seed. The difference,
+its 95% interval and the minimum detectable effect come from stats.paired_bootstrap over the
+per-document counts every run stores (scores["doc_counts"][split]); the verdict is
+stats.verdict: "holds", "contradicted", "not resolved" or "not measurable here". A claim with
+no matched pair of runs gets "missing runs" and the missing runs' labels: the profile has not
+been run, which says nothing about the paper.
+
+The dev-set difference of the same pairs is shown beside (dev_diff and its interval), never
+used for the verdict: dev selected the epochs, so it is optimistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import experiments as X
+from . import runs as RS
+from . import stats as S
+from .published import CLAIM_EFFECTS
+from .tables import attach_all
+
+N_BOOT = 2000
+BOOT_SEED = 0  # one fixed resampling seed: the same runs always give the same intervals
+MISSING = "missing runs"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A - B between two rows of one experiment, on `split` and relation `group`."""
+
+    id: str
+    text: str
+    experiment: str
+    a: str
+    b: str
+    split: str = "test"
+    group: str = "all"
+    dev_split: str = "dev"
+    original_labels: bool = False  # the rows trained on original labels (OOG regime)
+    context_groups: tuple[str, ...] = ()  # other groups shown beside (e.g. head for the tail claim)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("pemscl-vs-atl", "PEMSCL beats ATL (ATLOP's adaptive threshold loss) on gold labels",
+          "headline", "PEMSCL", "ATL"),
+    Claim("em-helps", "The EM term helps: removing it lowers F1", "ablation", "PEMSCL", "no EM"),
+    Claim("scl-helps", "SCL helps: removing it lowers F1", "ablation", "PEMSCL", "no SCL"),
+    Claim("tail", "EM and SCL help most on tail relations: removing both lowers tail F1 (head beside)",
+          "ablation", "PEMSCL", "no EM, no SCL", group="tail", context_groups=("head",)),
+    # gold dev beside: the paper's own parallel ("improvement on both Gold-Dev and Gold-Test")
+    Claim("ns-rescues", "Negative label sampling rescues training on original labels (OOG, gold test)",
+          "original_labels", "PEMSCL+NS", "PEMSCL", dev_split="dev_gold", original_labels=True),
+)
+RATIO_CLAIM = ("ratio-choice", "Original-label dev misleads the choice of the negative sampling ratio: the "
+               "ratio it picks scores lower on gold test than the ratio gold dev picks")
+
+
+# --------------------------------------------------------------------------- pairing
+def counts(run: RS.Run, split: str) -> Mapping | None:
+    """The run's per-document counts on a split (doc_counts' {"all": rows, "head": ...}), or None."""
+    return (run.scores.get("doc_counts") or {}).get(split)
+
+
+def _label(cfg) -> str:
+    return f"{cfg.label} ({cfg.regime}, seed {cfg.seed})"
+
+
+def pair_by_seed(configs: Sequence, runs: Sequence, a: str, b: str, *, regime: str | None = None,
+                 splits: Sequence[str] = ("test",), group: str = "all"
+                 ) -> tuple[list[tuple[int, RS.Run, RS.Run]], list[str]]:
+    """[(seed, run of A, run of B)] for every seed both rows plan, in seed order, and the labels
+    of planned runs that are absent (or lack per-document counts of `group` on `splits`)."""
+    rows: dict[str, dict[int, tuple[Any, RS.Run | None]]] = {a: {}, b: {}}
+    for c, r in zip(configs, runs):
+        if c.label in rows and (regime is None or c.regime == regime):
+            rows[c.label][c.seed] = (c, r)
+    pairs, missing = [], []
+    for seed in sorted(set(rows[a]) & set(rows[b])):
+        got = []
+        for lab in (a, b):
+            c, r = rows[lab][seed]
+            if r is None:
+                missing.append(_label(c))
+            elif any(group not in (counts(r, s) or {}) for s in splits):
+                missing.append(_label(c) + " without per-document counts")
+            else:
+                got.append(r)
+        if len(got) == 2:
+            pairs.append((seed, got[0], got[1]))
+    return pairs, missing
+
+
+def bootstrap(runs_a: Sequence[RS.Run], runs_b: Sequence[RS.Run], split: str, group: str = "all",
+              split_b: str | None = None) -> S.BootstrapResult:
+    """stats.paired_bootstrap of F1 on the runs' counts (B read from split_b when given)."""
+    return S.paired_bootstrap([counts(r, split) for r in runs_a], [counts(r, split_b or split) for r in runs_b],
+                              metric="f1", group=group, n_boot=N_BOOT, seed=BOOT_SEED)
+
+
+# --------------------------------------------------------------------------- rows
+def _empty(cid: str, text: str, claim_fields: Mapping) -> dict:
+    eff = CLAIM_EFFECTS[cid]
+    return {"id": cid, "claim": text, "verdict": MISSING, "metric": "f1", **claim_fields,
+            "diff": None, "ci_low": None, "ci_high": None, "se": None, "mde": None, "seed_sd": None,
+            "seed_diffs": [], "n_seeds": 0, "seeds": [], "n_docs": None, "runs_a": [], "runs_b": [],
+            "paper_effect": eff.effect, "paper_source": eff.source, "paper_dev_effect": eff.dev_effect,
+            "dev_diff": None, "dev_ci_low": None, "dev_ci_high": None, "context": {}, "missing": [], "note": ""}
+
+
+def _fill(row: dict, res: S.BootstrapResult) -> dict:
+    row.update({k: getattr(res, k) for k in ("diff", "ci_low", "ci_high", "se", "mde", "seed_sd", "n_seeds",
+                                             "n_docs")})
+    row["seed_diffs"] = list(res.seed_diffs)
+    row["verdict"] = S.verdict(res, row["paper_effect"])
+    return row
+
+
+def _interval(res: S.BootstrapResult) -> dict:
+    return {"diff": res.diff, "ci_low": res.ci_low, "ci_high": res.ci_high, "mde": res.mde}
+
+
+def judge_pair(claim: Claim, configs: Sequence, runs: Sequence, profile: X.Profile) -> dict:
+    """One two-row claim from the experiment's configs and their runs (None where missing)."""
+    regime = profile.oog_regime if claim.original_labels else profile.gold_regime
+    row = _empty(claim.id, claim.text, {"split": claim.split, "group": claim.group, "dev_split": claim.dev_split,
+                                        "a": claim.a, "b": claim.b, "experiment": claim.experiment})
+    pairs, row["missing"] = pair_by_seed(configs, runs, claim.a, claim.b, regime=regime, splits=(claim.split,),
+                                         group=claim.group)
+    if not pairs:
+        row["note"] = "no seed with both runs"
+        return row
+    ra, rb = [p[1] for p in pairs], [p[2] for p in pairs]
+    row.update(seeds=[p[0] for p in pairs], runs_a=[r.config.key() for r in ra], runs_b=[r.config.key() for r in rb])
+    _fill(row, bootstrap(ra, rb, claim.split, claim.group))
+    for g in claim.context_groups:
+        if all(g in counts(r, claim.split) for r in ra + rb):
+            row["context"][g] = _interval(bootstrap(ra, rb, claim.split, g))
+    if all(claim.group in (counts(r, claim.dev_split) or {}) for r in ra + rb):
+        dev = bootstrap(ra, rb, claim.dev_split, claim.group)
+        row.update(dev_diff=dev.diff, dev_ci_low=dev.ci_low, dev_ci_high=dev.ci_high)
+    if row["missing"]:
+        row["note"] = f"judged on {len(pairs)} matched seed(s); {len(row['missing'])} planned run(s) missing"
+    return row
+
+
+def _ratio_runs(configs: Sequence, runs: Sequence, model: str) -> tuple[dict[int, list], list[str]]:
+    """{seed: [(ratio, run)]} of one model's sweep, and the labels of absent runs."""
+    by_seed: dict[int, list] = {}
+    missing = []
+    for c, r in zip(configs, runs):
+        m, ratio = X.sweep_point(c)
+        if m != model:
+            continue
+        if r is None:
+            missing.append(_label(c))
+        else:
+            by_seed.setdefault(c.seed, []).append((ratio, r))
+    return by_seed, missing
+
+
+def _dev_f1(run: RS.Run) -> float | None:
+    return (run.scores.get("dev") or {}).get("f1")
+
+
+def _gold_dev_f1(run: RS.Run) -> float | None:
+    return (run.scores.get("by_dev_gold") or {}).get("dev_gold_f1")
+
+
+def choose_ratios(points: Sequence[tuple[float, RS.Run]]) -> dict:
+    """Which ratio original dev picks (max dev F1, the run's own selection on original dev) and
+    which gold dev picks (max gold-dev F1 of the gold-dev selection); ties go to the first
+    point. The best gold-test ratio is recorded for the reader and used for nothing."""
+    by_dev = max(points, key=lambda p: _dev_f1(p[1]))
+    by_gold = max(points, key=lambda p: _gold_dev_f1(p[1]))
+    by_test = max(points, key=lambda p: (p[1].scores.get("test") or {}).get("f1") or 0.0)
+    return {"ratio_by_original_dev": by_dev[0], "ratio_by_gold_dev": by_gold[0], "ratio_best_test": by_test[0],
+            "run_by_original_dev": by_dev[1], "run_by_gold_dev": by_gold[1]}
+
+
+def judge_ratio(configs: Sequence, runs: Sequence, model: str = "PEMSCL") -> dict:
+    """Gold-test F1 at the ratio original dev picks (its original-dev selection, doc_counts
+    "test") minus gold-test F1 at the ratio gold dev picks (its gold-dev selection,
+    doc_counts "test@dev_gold"), per seed of the sweep, paired by seed."""
+    cid, text = RATIO_CLAIM
+    row = _empty(cid, text, {"split": "test", "group": "all", "dev_split": None, "a": f"{model} at the ratio "
+                             "original dev picks", "b": f"{model} at the ratio gold dev picks",
+                             "experiment": "ratio_sweep"})
+    by_seed, row["missing"] = _ratio_runs(configs, runs, model)
+    picks, skipped = [], []
+    for seed in sorted(by_seed):
+        pts = by_seed[seed]
+        usable = all(_dev_f1(r) is not None and _gold_dev_f1(r) is not None and counts(r, "test") is not None
+                     and counts(r, "test@dev_gold") is not None for _, r in pts)
+        if len(pts) < 2 or not usable:
+            skipped.append(seed)
+            continue
+        picks.append((seed, choose_ratios(pts)))
+    row["choices"] = [{"seed": s, **{k: v for k, v in c.items() if k.startswith("ratio")}} for s, c in picks]
+    if skipped:
+        row["missing"] += [f"{model} sweep, seed {s}: fewer than 2 ratios or no gold-dev selection / counts"
+                           for s in skipped]
+    row["note"] = "dev not shown: the two choices are made on different dev sets"
+    if not picks:
+        return row
+    ra, rb = [c["run_by_original_dev"] for _, c in picks], [c["run_by_gold_dev"] for _, c in picks]
+    row.update(seeds=[s for s, _ in picks], runs_a=[r.config.key() for r in ra], runs_b=[r.config.key() for r in rb])
+    return _fill(row, bootstrap(ra, rb, "test", split_b="test@dev_gold"))
+
+
+def judge(runs: Iterable, profile: str | X.Profile) -> list[dict]:
+    """Every claim's row (results.json "claims"), in CLAIMS order then the ratio choice."""
+    p = X.get_profile(profile)
+    cfgs, att = attach_all(runs, p)
+    out = [judge_pair(c, cfgs[c.experiment], att[c.experiment], p) for c in CLAIMS]
+    out.append(judge_ratio(cfgs["ratio_sweep"], att["ratio_sweep"]))
+    return out
+
+
+def forest_rows(claim_rows: Sequence[Mapping]) -> list[dict]:
+    """The forest plot's data in F1 points: each judged claim's difference and interval beside
+    the paper's effect (claims without runs are left out)."""
+    pts = lambda x: None if x is None else 100 * x  # noqa: E731
+    return [{"id": c["id"], "verdict": c["verdict"], "diff": pts(c["diff"]), "ci_low": pts(c["ci_low"]),
+             "ci_high": pts(c["ci_high"]), "mde": pts(c["mde"]), "paper": pts(c["paper_effect"]),
+             "n_seeds": c["n_seeds"]}
+            for c in claim_rows if c.get("diff") is not None]

@@ -1,0 +1,318 @@
+"""A dry run of a GPU profile on a CPU: every config trains for two optimiser steps and is scored
+once on a few documents, with tiny random-init models of the paper's encoder classes, on stand-in
+files for the full data sets; then the notebooks run on those runs.
+
+    python -m pemscl.pipeline --profile paper --dry-run      # or: make workbench PROFILE=paper DRY_RUN=1
+    python -m pemscl.dryrun --train-only                     # the training part alone
+
+What it checks before hours of GPU time are spent: every config of the profile builds, its data
+regime loads from the files the real run will read (redocred/train_revised.json, docred/dev.json, ...),
+its encoder class runs the ATLOP code path (RoBERTa, DeBERTa v1, DeBERTa-v2 windows and attention),
+its loss trains and evaluates, and the notebooks turn the runs into tables, claims and figures.
+
+The mechanism is one environment variable, PEMSCL_DRY_RUN=<folder>, read by
+`experiments.get_profile` (which then returns `shrink(profile)`) and by `model.resolve_encoder`
+(which then maps every encoder name to a tiny folder of its family, `tiny_encoder`). Everything a
+dry run reads or writes lives in that folder: PEMSCL_DATA, PEMSCL_RUNS, PEMSCL_RESULTS,
+PEMSCL_FIGURES, PEMSCL_README and PEMSCL_CACHE all point into it (`DryRun.env`), so the
+repository's runs/, results/, figures/ and README.md are never touched. Every config carries
+`dry_run=True`, which enters its hash: a dry run can never be mistaken for a real run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from . import data as D
+
+ENV = "PEMSCL_DRY_RUN"
+EVAL_DOCS = 3  # dev and test documents per split (and per stand-in dev / test file)
+SEEDS = 2  # at most this many seeds per row: rows with several seeds still get a mean and a spread
+TOKENIZER_DOCS = 30  # Re-DocRED dev documents whose text trains the tiny tokenizers
+README_COPY = "README.md"
+
+# The files `data.load_regime` reads for the full regimes (redocred, docred, oog, ogg) and the
+# mini regimes the notebooks also show; meta/ is copied as it is.
+META_FILES = ("meta/rel2id.json", "meta/rel_info.json")
+
+
+# --------------------------------------------------------------------------- is one active
+def active() -> Path | None:
+    """The dry run's folder when $PEMSCL_DRY_RUN is set, else None."""
+    env = os.environ.get(ENV)
+    return Path(env) if env else None
+
+
+# --------------------------------------------------------------------------- encoders
+def encoder_family(name: str) -> str:
+    """The tiny family standing in for an encoder name: the paper's RoBERTa-large and DeBERTa
+    (v1: microsoft/deberta-large; v2: microsoft/deberta-v2-xlarge, v3 shares the v2 classes);
+    anything else (MiniLM, BERT, a local folder) becomes BERT."""
+    n = str(name).lower()
+    if "deberta-v2" in n or "deberta-v3" in n:
+        return "deberta-v2"
+    if "deberta" in n:
+        return "deberta"
+    if "roberta" in n:
+        return "roberta"
+    return "bert"
+
+
+def encoders_dir(root: str | Path | None = None) -> Path:
+    base = Path(root) if root is not None else active()
+    if base is None:
+        raise RuntimeError(f"no dry run is active (${ENV} is not set)")
+    return base / "encoders"
+
+
+def tiny_encoder(name: str, root: str | Path | None = None, docs: Sequence[dict] | None = None) -> str:
+    """The folder of the tiny encoder standing in for `name`, built when missing.
+
+    A folder that already is a tiny encoder is returned as it is (a resolved name may come back).
+    docs train the tokenizer when the folder has to be built (default: pemscl.tiny's choice, read
+    from the data folder in use).
+    """
+    from . import tiny
+
+    if tiny.is_complete(name):
+        return str(name)
+    folder = encoders_dir(root) / encoder_family(name)
+    if not tiny.is_complete(folder):
+        tiny.make_tiny_encoder(encoder_family(name), folder, docs=docs)
+    return str(folder)
+
+
+# --------------------------------------------------------------------------- the profile
+def train_docs_for(p) -> int:
+    """Training documents for two optimiser steps: twice the largest batch of the profile's presets."""
+    from . import config as C
+
+    presets = [p.preset] + ([p.docred_preset] if p.docred_regime else [])
+    batch = max(C.preset(n).batch_size for n in presets)
+    return 2 * int(p.overrides.get("batch_size", batch))
+
+
+def shrink(p):
+    """The profile at dry-run size: one epoch over 2 x batch training documents (two optimiser
+    steps), EVAL_DOCS dev and test documents, at most SEEDS seeds per row, dry_run=True in every
+    config. Every row, regime, loss, ratio and encoder of the profile is kept. Idempotent."""
+    n = train_docs_for(p)
+    return dataclasses.replace(
+        p, epochs=1, max_train_docs=n, original_max_train_docs=n, max_dev_docs=EVAL_DOCS, max_test_docs=EVAL_DOCS,
+        seeds=tuple(p.seeds[:SEEDS]), claim_seeds=min(p.claim_seeds, SEEDS), other_seeds=min(p.other_seeds, SEEDS),
+        table_seeds={k: min(v, SEEDS) for k, v in p.table_seeds.items()},
+        overrides={**p.overrides, "dry_run": True})
+
+
+def extra_configs(profile: str = "paper") -> list:
+    """Configs a dry run adds to the profile's: the DocRED PEMSCL row with the released code's
+    encoder (preset paper-docred-released, DeBERTa-v2; FAITHFULNESS #10), so the v2 classes are
+    exercised too. Empty for a profile without DocRED columns."""
+    from . import experiments as X
+
+    p = X.get_profile(profile)
+    if not p.docred_regime:
+        return []
+    preset = "paper-docred-released"
+    return [X.make_config(p, "PEMSCL (DocRED, released encoder)", X.make_loss(p, "pemscl", preset=preset),
+                          regime=p.docred_regime, seed=p.seeds[0], preset=preset, eval_test=False)]
+
+
+def dry_configs(profile: str = "paper") -> list:
+    """Every config of the (shrunk) profile, then the extra ones, duplicates removed. Needs an
+    active dry run: outside one these would be the real configs."""
+    from . import experiments as X
+
+    if active() is None:
+        raise RuntimeError(f"dry_configs needs an active dry run (${ENV}); use `with activated(prepare()):`")
+    out = X.all_configs(profile)
+    keys = {c.key() for c in out}
+    return out + [c for c in extra_configs(profile) if c.key() not in keys]
+
+
+# --------------------------------------------------------------------------- the folder
+@dataclass
+class DryRun:
+    """A dry run's folder and where each kind of output goes inside it."""
+
+    root: Path
+    source: Path  # the real data folder the stand-in documents come from
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def figures(self) -> Path:
+        return self.root / "figures"
+
+    @property
+    def readme(self) -> Path:
+        return self.root / README_COPY
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def executed(self) -> Path:
+        return self.root / "executed"
+
+    @property
+    def encoders(self) -> Path:
+        return encoders_dir(self.root)
+
+    def env(self) -> dict[str, str]:
+        return {ENV: str(self.root), "PEMSCL_DATA": str(self.data), "PEMSCL_RUNS": str(self.runs),
+                "PEMSCL_RESULTS": str(self.results), "PEMSCL_FIGURES": str(self.figures),
+                "PEMSCL_README": str(self.readme), "PEMSCL_CACHE": str(self.cache)}
+
+    def where(self) -> str:
+        rows = [("stand-in data", self.data), ("tiny encoders", self.encoders), ("runs", self.runs),
+                ("results", self.results), ("figures", self.figures), ("README section", self.readme),
+                ("executed notebooks", self.executed), ("caches", self.cache)]
+        return "dry run outputs (nothing in the repository was written):\n" + "\n".join(
+            f"  {name:<19}{path}" for name, path in rows)
+
+
+def stand_in_docs(source: str | Path, n_train: int, n_eval: int = EVAL_DOCS) -> dict[str, list[dict]]:
+    """{data file: a few real documents} for every file the full and mini regimes read.
+
+    The full Re-DocRED / DocRED files are not in the shared data, so each is stood in for by real
+    documents of the same kind: Re-DocRED train by Re-DocRED dev documents (gold labels), DocRED
+    train by the DocRED train subset (original labels). DocRED dev and Re-DocRED dev hold the same
+    documents with identical entities (original vs gold labels), so the OOG regime pairs them as it
+    pairs the real files; Re-DocRED train keeps apart from them.
+    """
+    load = lambda rel: D.load_docs(rel, source)  # noqa: E731 (checksum-verified in the source folder)
+    gold_dev, orig_dev = load("redocred/dev_revised.json"), load("docred/dev.subset.json")
+    pairs = D.paired_documents(orig_dev, gold_dev)[:n_eval]
+    paired = {j for _, j in pairs}
+    dev_gold, dev_orig = [gold_dev[j] for _, j in pairs], [orig_dev[i] for i, _ in pairs]
+    gold_train = [d for j, d in enumerate(gold_dev) if j not in paired][:n_train]
+    orig_train = load("docred/train_annotated.subset.json")[:n_train]
+    return {
+        "redocred/train_revised.json": gold_train,
+        "redocred/dev_revised.json": dev_gold,
+        "redocred/test_revised.json": load("redocred/test_revised.json")[:n_eval],
+        "docred/train_annotated.json": orig_train,
+        "docred/dev.json": dev_orig,
+        "docred/test.json": load("docred/test.json")[:n_eval],
+        "docred/train_annotated.subset.json": orig_train,
+        "docred/dev.subset.json": dev_orig,
+    }
+
+
+def write_data(dest: str | Path, source: str | Path, n_train: int, n_eval: int = EVAL_DOCS) -> dict[str, str]:
+    """Write the stand-in files and meta/ into dest with a SHA256SUMS listing them, so checksum
+    verification runs (and passes) exactly as on the real folder. Returns {file: sha256}."""
+    dest, source = Path(dest), Path(source)
+    files = {rel: json.dumps(docs).encode() for rel, docs in stand_in_docs(source, n_train, n_eval).items()}
+    files.update({rel: D.data_file(rel, source).read_bytes() for rel in META_FILES})
+    sums = {}
+    for rel, blob in files.items():
+        path = dest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(blob)
+        sums[rel] = hashlib.sha256(blob).hexdigest()
+    (dest / D.SUMS_FILE).write_text("".join(f"{h}  ./{rel}\n" for rel, h in sorted(sums.items())))
+    return sums
+
+
+def prepare(root: str | Path | None = None, profile: str = "paper", source: str | Path | None = None) -> DryRun:
+    """A dry-run folder (a new temporary one by default): stand-in data sized for the profile,
+    a copy of the README, and the four tiny encoders (tokenizers trained on TOKENIZER_DOCS real
+    Re-DocRED dev documents of `source`, default the data folder in use)."""
+    from . import experiments as X
+    from . import tiny
+    from .utils import REPO
+
+    root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="pemscl-dryrun-"))
+    root.mkdir(parents=True, exist_ok=True)
+    dr = DryRun(root=root.resolve(), source=Path(source) if source is not None else D.data_dir())
+    p = X.PROFILES[profile] if isinstance(profile, str) else profile
+    write_data(dr.data, dr.source, n_train=train_docs_for(p))
+    shutil.copyfile(REPO / "README.md", dr.readme)
+    docs = D.load_docs("redocred/dev_revised.json", dr.source)[:TOKENIZER_DOCS]
+    for family in tiny.FAMILIES:
+        tiny.make_tiny_encoder(family, dr.encoders / family, docs=docs)
+    return dr
+
+
+@contextlib.contextmanager
+def activated(dr: DryRun) -> Iterator[DryRun]:
+    """Set the dry run's environment (subprocesses such as notebook kernels inherit it); restore
+    the previous values on exit."""
+    env = dr.env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield dr
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# --------------------------------------------------------------------------- running
+def train(profile: str = "paper", progress: bool = True) -> list:
+    """Train every dry config (inside `activated`): one summary line per run."""
+    from . import experiments as X
+
+    cfgs = dry_configs(profile)
+    if progress:
+        print(f"dry run of profile {profile}: {len(cfgs)} configs", flush=True)
+    return X.run_all(cfgs, progress=progress)
+
+
+def run(profile: str = "paper", root: str | Path | None = None, notebooks: bool = True,
+        only: Sequence[str] | None = None, log_output: bool = False) -> dict:
+    """prepare, train every config, then execute the notebooks on those runs (papermill, as the
+    pipeline does). Returns {"dry_run": DryRun, "runs": [...], "pipeline": run_pipeline's result}."""
+    from . import pipeline as P
+
+    dr = prepare(root, profile)
+    print(f"dry run folder: {dr.root} (stand-in documents from {dr.source})", flush=True)
+    with activated(dr):
+        runs = train(profile)
+        res = None
+        if notebooks:
+            res = P.run_pipeline(profile, only=only, out=dr.executed, log_output=log_output,
+                                 cell_timeout=P.SMOKE_CELL_TIMEOUT)
+    print(dr.where(), flush=True)
+    return {"dry_run": dr, "runs": runs, "pipeline": res}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pemscl.dryrun", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="paper")
+    ap.add_argument("--root", default=None, help="the dry run's folder (default: a new temporary folder)")
+    ap.add_argument("--train-only", action="store_true", help="train every config, skip the notebooks")
+    a = ap.parse_args(argv)
+    run(a.profile, root=a.root, notebooks=not a.train_only)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

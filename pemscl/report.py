@@ -1,0 +1,251 @@
+"""Writing the results: Markdown tables, results/results.{json,md}, the README section.
+
+    from pemscl import claims, report, tables
+    runs = tables.gather_runs()
+    t, c = tables.build_tables(runs, "cpu"), claims.judge(runs, "cpu")
+    report.write_results(t, c)                      # results/results.json and results/results.md
+    report.update_readme(report.markdown(t, c, level=3))
+
+The claims table comes first (verdict, our difference with its 95% interval, the minimum
+detectable effect, the paper's effect, dev beside), then the tables. Nothing here computes a
+number; it formats what tables.py and claims.py return.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from . import experiments as X
+from . import runs as RS
+from .config import HASH_VERSION
+from .published import PUBLISHED
+from .utils import atomic_write_text, readme_path, results_dir, to_jsonable
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+# --------------------------------------------------------------------------- cells
+def pct(mean: float | None, std: float | None = None, n: int | None = None) -> str:
+    """'55.3 ± 0.4' in % (std shown when there is one)."""
+    if mean is None:
+        return "–"
+    s = f"{100 * mean:.1f}"
+    if std is not None:
+        s += f" ± {100 * std:.1f}"
+    return s
+
+
+def pts(x: float | None, sign: bool = True) -> str | None:
+    """A difference (fraction) in F1 points: 0.0123 -> '+1.23'."""
+    return None if x is None else (f"{100 * x:+.2f}" if sign else f"{100 * x:.2f}")
+
+
+def interval(diff: float | None, low: float | None, high: float | None) -> str | None:
+    """'+1.23 [-0.40, +2.80]' in points; the bare difference when there is no interval."""
+    if diff is None:
+        return None
+    return pts(diff) + ("" if low is None or high is None else f" [{pts(low)}, {pts(high)}]")
+
+
+def table_md(rows: Sequence[Mapping], columns: Sequence[tuple[str, Any]]) -> str:
+    """A Markdown table; columns are (header, key or function of the row)."""
+    head = "| " + " | ".join(h for h, _ in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
+    body = []
+    for r in rows:
+        cells = []
+        for _, get in columns:
+            v = get(r) if callable(get) else r.get(get)
+            cells.append("–" if v is None else str(v))
+        body.append("| " + " | ".join(cells) + " |")
+    return "\n".join([head, sep, *body])
+
+
+def show_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, Any]]):
+    """table_md as a rendered Markdown cell output in a notebook."""
+    from IPython.display import Markdown
+
+    return Markdown(table_md(rows, columns))
+
+
+def m(metric: str):
+    """Column getter: mean ± std of a summarised metric, in %."""
+    return lambda r: pct(r.get(metric), r.get(f"{metric}_std"))
+
+
+def paper_col(metric: str):
+    return lambda r: None if not r.get("paper") or r["paper"].get(metric) is None else f"{r['paper'][metric]:.2f}"
+
+
+def with_gold(metric: str, n_gold: str):
+    """'41.2 ± 3.0 (57)': a group's F1 beside its number of gold facts."""
+    return lambda r: None if r.get(metric) is None else (
+        pct(r[metric], r.get(f"{metric}_std")) + ("" if r.get(n_gold) is None else f" ({r[n_gold]:.0f})"))
+
+
+def _epochs(r: Mapping) -> str | None:
+    if r.get("best_epoch_mean") is None:
+        return None
+    lo, hi = r["best_epoch_min"], r["best_epoch_max"]
+    return f"{r['best_epoch_mean']:.1f}" + ("" if lo == hi else f" ({lo}–{hi})")
+
+
+# --------------------------------------------------------------------------- columns
+CLAIM_COLS = [("claim", "claim"), ("verdict", lambda r: f"**{r['verdict']}**"),
+              ("ours: A − B [95% CI]", lambda r: interval(r.get("diff"), r.get("ci_low"), r.get("ci_high"))),
+              ("MDE", lambda r: pts(r.get("mde"), sign=False)), ("seeds", "n_seeds"),
+              ("paper", lambda r: pts(r.get("paper_effect"))),
+              ("dev beside", lambda r: interval(r.get("dev_diff"), r.get("dev_ci_low"), r.get("dev_ci_high")))]
+TABLE2_COLS = [("model", "label"), ("n", "n"), ("dev Ign F1", m("dev_ign_f1")), ("dev F1", m("dev_f1")),
+               ("test Ign F1", m("test_ign_f1")), ("test F1", m("test_f1")),
+               ("paper test Ign F1", paper_col("test_ign_f1")), ("paper test F1", paper_col("test_f1"))]
+TABLE3_COLS = [("model", "label"), ("n", "n"), ("dev Ign F1", m("dev_ign_f1")), ("dev F1", m("dev_f1")),
+               ("head F1", m("dev_head_f1")), ("mid F1", m("dev_mid_f1")), ("tail F1", m("dev_tail_f1")),
+               ("test F1", m("test_f1")), ("test tail F1", m("test_tail_f1")),
+               ("paper dev F1", paper_col("dev_f1")), ("paper tail F1", paper_col("dev_tail_f1"))]
+TABLE4_COLS = [("regime", "regime"), ("model", "label"), ("n", "n"), ("orig dev F1", m("orig_dev_f1")),
+               ("gold dev F1", m("gold_dev_f1")), ("gold test Ign F1", m("test_ign_f1")),
+               ("gold test F1", m("test_f1")), ("paper gold test F1", paper_col("test_f1"))]
+FIGURE2_COLS = [("model", "model"), ("ratio", "ratio"), ("n", "n"), ("orig dev F1", m("dev_f1")),
+                ("gold dev F1", m("by_dev_gold_dev_gold_f1")), ("gold test F1 (orig dev selection)", m("test_f1")),
+                ("gold test F1 (gold dev selection)", m("by_dev_gold_test_f1"))]
+GROUP_COLS = [("experiment", "experiment"), ("model", "label"), ("split", "split"), ("n", "n"), ("F1", m("f1")),
+              *[(f"{g} F1 (gold facts)", with_gold(f"{g}_f1", f"{g}_n_gold")) for g in ("head", "mid", "tail")]]
+CONVERGENCE_COLS = [("experiment", "experiment"), ("row", "label"), ("regime", "regime"),
+                    ("converged", lambda r: f"{r['n_converged']}/{r['n']}"),
+                    ("best epoch: mean (range)", _epochs),
+                    ("epochs run (max / limit)", lambda r: f"{r['epochs_run_max']} / {r['epochs_max']}"),
+                    ("stopped early", "n_stopped_early")]
+FAITH_COLS = [("option", "label"), ("setting", "setting"), ("n", "n"), ("dev F1", m("dev_f1")),
+              ("test F1", m("test_f1")), ("tail F1", m("test_tail_f1")),
+              ("Δ test F1 (pts)", lambda r: pts(r.get("delta_test_f1")))]
+LAYER_COLS = [("trained", "label"), ("n", "n"), ("dev F1", m("dev_f1")), ("test Ign F1", m("test_ign_f1")),
+              ("test F1", m("test_f1")), ("dev tail F1", m("dev_tail_f1")),
+              ("minutes", lambda r: None if r.get("seconds") is None else f"{r['seconds'] / 60:.1f}")]
+SEARCH_COLS = [("run", "label"), ("dev F1", m("dev_f1")), ("dev tail F1", m("dev_tail_f1")),
+               ("test Ign F1", m("test_ign_f1")), ("test F1", m("test_f1"))]
+
+
+# --------------------------------------------------------------------------- text
+HOW_TO_READ = (
+    "A − B in F1 points on gold test, mean over seed-matched pairs of runs (seeds present in both rows only), "
+    "with the 95% interval of a document bootstrap (2000 resamples shared by every run; stats.paired_bootstrap). "
+    "MDE: the smallest effect this setup detects with 80% power (2.8 × the bootstrap SE). Verdicts: *holds* / "
+    "*contradicted*: the interval excludes 0 on the paper's / the other side; *not measurable here*: it contains 0 "
+    "and the MDE exceeds twice the paper's effect; *not resolved*: it contains 0 although the paper's effect is "
+    "within reach; *missing runs*: the profile has not been run. The interval covers which documents were "
+    "scored, not seed-to-seed variation (seed_sd in results.json). Paper effects are RoBERTa-large on the full "
+    "data, ours a smaller encoder on less: the direction is what should carry over.")
+
+
+def record_line(summary: Mapping[str, int]) -> str:
+    """How many runs the record holds per hash version, and which version is used."""
+    if not summary:
+        return "results/runs.jsonl holds no records yet."
+    parts = [f"{n} of hash version {v}" + (" (used)" if str(v) == str(HASH_VERSION) else " (kept, not used)")
+             for v, n in sorted(summary.items())]
+    return f"results/runs.jsonl holds {sum(summary.values())} run records: " + ", ".join(parts) + "."
+
+
+def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
+    """One bullet per claim: how it was measured, the paper's source, what is missing."""
+    out = []
+    for c in claim_rows:
+        bits = [f"`{c['id']}`: {c.get('a')} vs {c.get('b')} ({c.get('experiment')}), {c.get('split')} F1"
+                + ("" if c.get("group") in (None, "all") else f" on {c['group']} relations")
+                + f"; paper {pts(c['paper_effect'])} ({c['paper_source']})"]
+        for g, v in (c.get("context") or {}).items():
+            bits.append(f"{g} beside: {interval(v['diff'], v['ci_low'], v['ci_high'])}")
+        if c.get("choices"):
+            bits.append("ratios picked: " + "; ".join(
+                f"seed {x['seed']}: original dev {x['ratio_by_original_dev']:g}, gold dev {x['ratio_by_gold_dev']:g} "
+                f"(best on test {x['ratio_best_test']:g}, not used)" for x in c["choices"]))
+        if c.get("missing"):
+            bits.append("missing: " + ", ".join(c["missing"]))
+        if c.get("note"):
+            bits.append(c["note"])
+        out.append("- " + "; ".join(bits))
+    return out
+
+
+def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
+             records: Mapping[str, int] | None = None) -> str:
+    """The results as Markdown (headings start at `level`): claims first, then the tables."""
+    h = "#" * level
+    cost = tables.get("cost", {})
+    p = X.get_profile(tables["profile"])
+    records = RS.record_summary() if records is None else records
+    lines = [f"{h} Results (profile `{tables['profile']}`)", "",
+             f"Generated {tables.get('generated', '')} by `07_results.ipynb` from the runs; do not edit by hand. "
+             f"F1 in %, mean ± std over seeds (n runs). Paper columns: {PUBLISHED['source']}, shown for "
+             f"orientation only (different encoder and data size). {record_line(records)}", "",
+             f"{h}# Claims", "", table_md(claim_rows, CLAIM_COLS), "", HOW_TO_READ, "", *claim_notes(claim_rows), "",
+             f"{h}# Table 2: losses on gold labels ({p.gold_regime}, test)", "", table_md(tables["table2"], TABLE2_COLS), "",
+             f"{h}# Table 3: ablation ({p.gold_regime})", "", table_md(tables["table3"], TABLE3_COLS), "",
+             f"{h}# Relation groups: F1 beside each group's gold facts", "",
+             "Head = the 10 most frequent relations in training, tail = the 20 rarest (the paper's cut); "
+             "in brackets the gold facts of that group on that split: few facts, wide swings.", "",
+             table_md(tables.get("groups", []), GROUP_COLS), "",
+             f"{h}# Table 4: training on original labels (gold test)", "", table_md(tables["table4"], TABLE4_COLS), "",
+             f"{h}# Figure 2: negative sampling ratio ({p.oog_regime})", "", table_md(tables["figure2"], FIGURE2_COLS), "",
+             f"{h}# Convergence: epochs each run kind needed", "",
+             "Converged: the best epoch was followed by two epochs that did not beat it, or the last two epochs "
+             "gained at most 0.5 F1 (train.converged); otherwise the run was cut short by its epoch limit.", "",
+             table_md(tables.get("convergence", []), CONVERGENCE_COLS), "",
+             f"{h}# Paper vs released code (FAITHFULNESS.md): exploratory", "",
+             "Exploratory: the fast path (top layers only) and one seed; a Δ here points at something to run "
+             "properly, it is not a finding.", "", table_md(tables["faithfulness"], FAITH_COLS), ""]
+    if tables.get("search"):
+        lines += [f"{h}# Small search on dev (one seed, {p.gold_regime})", "",
+                  table_md(tables["search"], SEARCH_COLS), ""]
+    if tables.get("layers"):
+        lines += [f"{h}# Fast path: trained layers vs full fine-tuning (PEMSCL, {p.gold_regime}, one seed)", "",
+                  table_md(tables["layers"], LAYER_COLS), ""]
+    if cost:
+        per = ", ".join(f"{k} {v / 60:.1f} min" for k, v in cost.get("per_experiment_seconds", {}).items() if v)
+        lines += [f"{h}# Cost", "",
+                  f"{cost.get('n_runs', 0)} runs, {cost.get('total_seconds', 0) / 60:.1f} min of training in total "
+                  f"({per or '–'}); longest run {(cost.get('max_seconds') or 0) / 60:.1f} min; peak memory "
+                  f"{(cost.get('peak_rss_mb') or 0) / 1024:.1f} GiB RSS"
+                  + (f", {cost['peak_cuda_mb'] / 1024:.1f} GiB GPU" if cost.get("peak_cuda_mb") else "")
+                  + f"; devices: {', '.join(cost.get('devices', [])) or '–'}.", ""]
+    missing = {k: v for k, v in tables.get("missing", {}).items() if v}
+    if missing:
+        lines += ["Missing runs: " + "; ".join(f"{k}: {len(v)}" for k, v in missing.items()), ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- files
+def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | Path | None = None,
+                  runs: Sequence[RS.Run] | None = None) -> dict:
+    """results.json (tables, claims, the paper's numbers, the record's summary) and results.md.
+
+    Given runs, those of this profile's experiments are merged into folder/runs.jsonl
+    (runs.export_runs: merge only, every other record is kept). The record is never rebuilt
+    from the run folders present here. Returns {"json", "md"[, "runs"]} paths."""
+    folder = Path(folder) if folder is not None else results_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    if runs is not None:
+        keys = {c.key() for c in X.all_configs(tables["profile"])}
+        out["runs"] = RS.export_runs([r for r in runs if r.config.key() in keys], folder / "runs.jsonl")
+    records = RS.record_summary(folder / "runs.jsonl")
+    js, md = folder / "results.json", folder / "results.md"
+    payload = {"tables": tables, "claims": list(claim_rows), "published": PUBLISHED, "records": records}
+    atomic_write_text(js, json.dumps(to_jsonable(payload), indent=1))
+    atomic_write_text(md, markdown(tables, claim_rows, level=1, records=records) + "\n")
+    return {"json": js, "md": md, **out}
+
+
+def update_readme(md: str, path: str | Path | None = None) -> Path:
+    """Replace what lies between the README's results markers with `md`; nothing else changes."""
+    path = Path(path) if path is not None else readme_path()
+    text = path.read_text()
+    pat = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
+    if not pat.search(text):
+        raise ValueError(f"{path} has no {README_START} ... {README_END} section")
+    path.write_text(pat.sub(lambda _: f"{README_START}\n{md.strip()}\n{README_END}", text, count=1))
+    return path
