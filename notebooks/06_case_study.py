@@ -16,7 +16,7 @@ saved = {}
 
 # %%
 cfg_atl, cfg_pemscl = experiments.headline_configs(profile)  # picked by loss kind, first seed
-runs = experiments.run_all([cfg_atl, cfg_pemscl])  # trains what is missing, reuses complete runs
+runs = experiments.run_all([cfg_atl, cfg_pemscl], need_weights=True)  # the models are loaded: local runs only
 study = casestudy.CaseStudy(*runs, casestudy.split_docs(cfg_atl, "test"), names=("ATL", "PEMSCL"))
 
 # %% [markdown]

@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import numbers
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from .utils import atomic_write_json
 
 # (document position in gold_docs, head entity index, tail entity index, relation code)
 Fact = tuple[int, int, int, str]
@@ -417,17 +417,7 @@ def write_predictions(predictions: Iterable[Mapping], path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{k: (int(v) if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v)
              for k, v in p.items()} for p in predictions]  # numpy ints are not JSON-serialisable
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(rows, f)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_json(path, rows, indent=None)
 
 
 def read_predictions(path: str | Path) -> list[dict]:

@@ -17,18 +17,17 @@ FEATURES_VERSION (bump it whenever the output of `featurize` changes).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .utils import atomic_pickle
 from .utils import cache_dir as _default_cache_dir
 
 FEATURES_VERSION = 1
@@ -235,18 +234,7 @@ def load_features(docs: Sequence[dict], tokenizer_name_or_path, rel2id: Mapping[
         except Exception as e:  # a damaged cache file is rebuilt, not fatal
             warnings.warn(f"ignoring unreadable feature cache {path}: {e}", stacklevel=2)
     feats = featurize(docs, tok, rel2id, max_len=max_len, source=source, progress=progress)
-    _atomic_pickle({"key": key, "source": source, "features": feats}, path)
+    atomic_pickle({"key": key, "source": source, "features": feats}, path)
     return feats
 
 
-def _atomic_pickle(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)  # readers never see half a file
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

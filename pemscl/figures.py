@@ -22,7 +22,8 @@ from typing import Iterable, Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-REPO = Path(__file__).resolve().parents[1]
+from .utils import figures_dir  # noqa: F401 (where figures go; re-exported for the notebooks)
+
 
 # one colour per role, so the same model has the same colour in every figure
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
@@ -39,9 +40,6 @@ class PNGExportError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- saving
-def figures_dir() -> Path:
-    """Where figures go: $PEMSCL_FIGURES or <repo>/figures."""
-    return Path(os.environ.get("PEMSCL_FIGURES", REPO / "figures"))
 
 
 def png_required() -> bool:

@@ -3,6 +3,7 @@
     python -m pemscl.pipeline --profile cpu                # all of notebooks/NN_*.ipynb
     python -m pemscl.pipeline --profile smoke --only 00,02
     python -m pemscl.pipeline --profile paper --out executed/gpu
+    python -m pemscl.pipeline --profile paper --dry-run    # every config for two steps, tiny models, on a CPU
 
 Each notebook is executed with papermill (parameter `profile`) in a kernel running this very
 interpreter, with the notebooks/ folder as working directory, as when opened in Jupyter.
@@ -190,14 +191,36 @@ def run_pipeline(profile: str = "cpu", only: Sequence[str] | None = None, out: s
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pemscl.pipeline", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
+    ap.add_argument("--profile", default=None, choices=["smoke", "quick", "cpu", "paper"],
+                    help="default: quick (paper with --dry-run)")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train every run again instead of reusing those recorded in results/runs.jsonl")
     ap.add_argument("--only", default="", help="comma-separated notebook numbers, e.g. 00,02")
     ap.add_argument("--out", default=None, help="folder for executed notebooks (default executed/<profile>)")
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output here")
     ap.add_argument("--cell-timeout", type=float, default=None,
                     help=f"seconds per cell before failing (default: {SMOKE_CELL_TIMEOUT} for smoke, none otherwise)")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="every config for two steps with tiny models on stand-in data, then the notebooks; "
+                         "everything goes to a temporary folder (pemscl.dryrun)")
+    ap.add_argument("--dry-run-root", default=None, help="the dry run's folder (default: a new temporary folder)")
     a = ap.parse_args(argv)
+    a.profile = a.profile or ("paper" if a.dry_run else "quick")
+    if a.retrain:
+        os.environ["PEMSCL_RETRAIN"] = "1"  # read by experiments.run_all in the notebooks' kernels
+    if a.dry_run:
+        from . import dryrun
+
+        try:
+            dryrun.check_profile(a.profile)
+        except ValueError as e:
+            print(f"\n✗ {e}", file=sys.stderr)
+            return 2
     try:
+        if a.dry_run:
+            dryrun.run(a.profile, root=a.dry_run_root, only=[s for s in a.only.split(",") if s] or None,
+                       out=a.out, log_output=a.log_output, cell_timeout=a.cell_timeout)
+            return 0
         run_pipeline(a.profile, only=[s for s in a.only.split(",") if s] or None, out=a.out, log_output=a.log_output,
                      cell_timeout=a.cell_timeout)
     except (NotebookFailed, NotebooksOutOfSync) as e:

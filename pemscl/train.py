@@ -416,6 +416,7 @@ def save_state(out: Path, ctx: Context, epoch: int, history: list, selections: l
     scaler, every random stream, the history and each dev set's best state."""
     if not ctx.dist.is_main:
         return
+    atomic_write_json(out / "history.json", history)  # readable while the run trains (curves, progress)
     atomic_torch_save({"key": ctx.cfg.key(), "epoch": epoch, "history": history,
                        "model": _trainable_state(ctx.model), "optimizer": ctx.opt.state_dict(),
                        "scheduler": ctx.sched.state_dict(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -53,18 +54,23 @@ def read_source(folder: Path, stem: str) -> nbformat.NotebookNode:
     return jupytext.read(py)
 
 
-def prepare_notebook(nb: nbformat.NotebookNode, dest: Path, parameters: str, kernel: str,
+def prepare_notebook(nb: nbformat.NotebookNode, dest: Path, parameters: dict, kernel: str,
                      before: str | None = None, setup: str | None = None) -> Path:
-    """Write a copy of `nb` to `dest` as a user would run it: the tagged parameters cell's
-    source replaced by `parameters` (as a user edits it), the project's kernel, and `setup`
-    inserted as a new cell before the first cell whose source contains `before`."""
+    """Write a copy of `nb` to `dest` as a user would run it: in the cell tagged "parameters",
+    the line `name = ...` of each of `parameters` set to the given value (as a user edits it),
+    the project's kernel, and `setup` inserted as a new cell before the first code cell whose
+    source contains `before`."""
     nb = nbformat.from_dict(nb)
     nb.metadata.pop("jupytext", None)  # no pairing: saving must never write a .py beside the copy
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": f"Python ({kernel})", "language": "python"}
     tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
         raise ValueError(f"{dest.name}: expected one cell tagged 'parameters', found {len(tagged)}")
-    tagged[0].source = parameters
+    for name, value in parameters.items():
+        line = re.compile(rf"^{re.escape(name)} = .*$", re.M)
+        if not line.search(tagged[0].source):
+            raise ValueError(f"{dest.name}: no `{name} = ...` line in the parameters cell")
+        tagged[0].source = line.sub(lambda _: f"{name} = {value!r}  # set by tests/test_browser.py", tagged[0].source)
     if setup is not None:
         at = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and before in c.source]
         if not at:
