@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .utils import REPO
+
 log = logging.getLogger(__name__)
 
 NA = "Na"
@@ -44,7 +46,6 @@ NA = "Na"
 NUM_RELATIONS = 96
 NUM_CLASSES = 97  # column 0 = NA
 
-REPO = Path(__file__).resolve().parents[1]
 SUMS_FILE = "SHA256SUMS"
 
 # Where each file is officially published. Messages quote these so a user on another machine

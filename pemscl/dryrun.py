@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from . import data as D
+from .utils import environment
 
 ENV = "PEMSCL_DRY_RUN"
 EVAL_DOCS = 3  # dev and test documents per split (and per stand-in dev / test file)
@@ -275,17 +276,8 @@ def prepare(root: str | Path | None = None, profile: str = "paper", source: str 
 def activated(dr: DryRun) -> Iterator[DryRun]:
     """Set the dry run's environment (subprocesses such as notebook kernels inherit it); restore
     the previous values on exit."""
-    env = dr.env()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(dr.env()):
         yield dr
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # --------------------------------------------------------------------------- running

@@ -476,3 +476,88 @@ def summarise(runs: Iterable[T.Run | Mapping | None], by: Sequence[str] = ("labe
             res[m], res[f"{m}_std"] = mean, std
         out.append(res)
     return out
+
+
+# --------------------------------------------------------------------------- a profile's runs, outside the notebooks
+def missing(configs: Sequence[T.TrainConfig], root: str | Path | None = None) -> list[T.TrainConfig]:
+    """The configs with neither a complete local run nor a record in runs.jsonl."""
+    records = RS.load_exported(strict=False)
+    return [c for c in configs if RS.find_run(c, root) is None and RS.recorded(c, records) is None]
+
+
+def _expected_minutes(cfg: T.TrainConfig, records: Sequence[T.Run], default: float) -> float:
+    """The longest recorded run of the same kind (regime, trained layers): a run is only started
+    when it can finish inside the time left."""
+    same = [r.scores.get("seconds", 0) / 60 for r in records
+            if r.config.regime == cfg.regime and r.config.train_layers == cfg.train_layers]
+    return max(same) if same else default
+
+
+def _train_one(cfg: T.TrainConfig, threads: int, root) -> str:
+    import torch
+
+    torch.set_num_threads(threads)
+    run = T.train(cfg, root=root, progress=False)
+    RS.export_runs([run])  # merged under a lock: two workers may finish at once
+    return run_line(run.labelled(cfg.label))
+
+
+def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | None = None,
+                  budget_minutes: float | None = None, default_minutes: float = 30.0,
+                  only: Iterable[str] | None = None, root: str | Path | None = None) -> list[str]:
+    """Train what a profile lacks, `workers` runs side by side (each with `threads` threads; on
+    2 cores two single-threaded runs out-train one two-threaded run: benchmarks/bench_parallel.py),
+    starting a run only while it can finish within budget_minutes. Returns the summary lines."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    todo = missing(all_configs(profile, only=only), root)
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    records = RS.load_exported(strict=False)
+    deadline = time.time() + 60 * budget_minutes if budget_minutes else None
+    lines: list[str] = []
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        running: set = set()
+        while todo or running:
+            while todo and len(running) < workers:
+                cfg = todo[0]
+                if deadline and time.time() + 60 * _expected_minutes(cfg, records, default_minutes) > deadline:
+                    todo = []  # nothing more fits (runs are ordered; later ones are no shorter)
+                    break
+                todo.pop(0)
+                running.add(pool.submit(_train_one, cfg, threads, root))
+            if not running:
+                break
+            done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for f in done:
+                lines.append(f.result())
+                print(lines[-1], flush=True)
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m pemscl.experiments",
+                                 description="Plan or train a profile's runs outside the notebooks.")
+    ap.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+    ap.add_argument("--only", default="", help="comma-separated experiments (default: all)")
+    ap.add_argument("--plan", action="store_true", help="list what is missing and stop")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
+    ap.add_argument("--budget-minutes", type=float, default=None,
+                    help="start a run only if the longest recorded run of its kind fits in the time left")
+    a = ap.parse_args(argv)
+    only = [s for s in a.only.split(",") if s] or None
+    if a.plan:
+        todo = missing(all_configs(a.profile, only=only))
+        for c in todo:
+            print(f"{c.label:<36} {c.regime:<14} seed {c.seed}  layers {c.train_layers}  {c.key()}")
+        print(f"{len(todo)} of {len(all_configs(a.profile, only=only))} runs missing")
+        return 0
+    train_profile(a.profile, workers=a.workers, threads=a.threads, budget_minutes=a.budget_minutes, only=only)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .notebooks import NotebooksOutOfSync, require_in_sync
-
-REPO = Path(__file__).resolve().parents[1]
+from .utils import REPO, environment
 NOTEBOOKS = REPO / "notebooks"
 KERNEL = "pemscl"
 SMOKE_CELL_TIMEOUT = 600  # seconds; a smoke cell trains a few tiny models at most
@@ -146,12 +145,10 @@ def run_pipeline(profile: str = "cpu", only: Sequence[str] | None = None, out: s
            "PYTHONPATH": os.pathsep.join([str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
     if profile == "smoke":
         env.update(_smoke_redirects(out))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the kernel subprocess inherits this environment
     timings: dict[str, float] = {}
     tfile = out / "timings.json"
     t_all = time.time()
-    try:
+    with environment(env):  # the kernel subprocess inherits this environment
         for nb in nbs:
             dest = out / nb.name
             print(f"▶ {nb.name} (profile {profile}) ...", flush=True)
@@ -172,12 +169,6 @@ def run_pipeline(profile: str = "cpu", only: Sequence[str] | None = None, out: s
             print(f"  done in {timings[nb.stem]:.1f}s -> {dest}", flush=True)
             tfile.write_text(json.dumps({"profile": profile, "seconds": timings,
                                          "total": sum(timings.values())}, indent=1))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     total = time.time() - t_all
     print(f"\n{len(timings)} notebooks in {total / 60:.1f} min (timings: {tfile})")
     from .figures import figures_dir

@@ -44,6 +44,22 @@ def readme_path() -> Path:
     return Path(os.environ.get("PEMSCL_README", REPO / "README.md"))
 
 
+@contextlib.contextmanager
+def environment(values: dict[str, str]):
+    """Set environment variables for a block (subprocesses such as notebook kernels inherit
+    them) and restore the previous values, unset ones included, afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 # --------------------------------------------------------------------------- device / precision
 def resolve_device(device: str = "auto") -> torch.device:
     """"auto" picks CUDA when present, else Apple MPS, else CPU."""

@@ -379,3 +379,23 @@ def test_pct_and_table_md():
     assert REP.interval(0.0123, -0.004, 0.028) == "+1.23 [-0.40, +2.80]" and REP.interval(None, 0, 0) is None
     md = REP.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
     assert md.splitlines() == ["| A | B | C |", "|---|---|---|", "| 1 | – | 2 |"]
+
+
+def test_train_profile_side_by_side_records_each_run_and_respects_the_budget(tmp_path, monkeypatch):
+    from pemscl import runs
+
+    monkeypatch.setenv("PEMSCL_RESULTS", str(tmp_path / "results"))
+    root = tmp_path / "runs"
+    # no run fits in a budget of a few seconds (unrecorded kinds are expected to take 30 minutes)
+    assert X.train_profile("smoke", only=["headline"], workers=2, threads=1, budget_minutes=0.05, root=root) == []
+    assert len(X.missing(X.headline("smoke"), root)) == len(X.headline("smoke"))
+    lines = X.train_profile("smoke", only=["headline"], workers=2, threads=1, root=root)
+    cfgs = X.headline("smoke")
+    assert len(lines) == len(cfgs) and X.missing(cfgs, root) == []
+    recorded = runs.load_exported()
+    assert sorted(r.config.key() for r in recorded) == sorted(c.key() for c in cfgs)
+    assert all(r.scores["threads"] == 1 for r in recorded)
+    # what is recorded is not trained again, even without the run folders (a fresh clone)
+    import shutil
+    shutil.rmtree(root)
+    assert X.train_profile("smoke", only=["headline"], workers=2, root=root) == []
