@@ -123,20 +123,27 @@ def _cpu_name() -> str:
 _MEASURED: dict[str, str] = {}
 
 
-def measured_cpu_precision(reps: int = 3) -> str:
+def machine_cache_dir() -> Path:
+    """Facts about this machine, shared by every process and project folder ($PEMSCL_MACHINE_CACHE
+    or ~/.cache/pemscl): unlike the project cache, a test or a dry run never redirects it."""
+    return Path(os.environ.get("PEMSCL_MACHINE_CACHE", Path.home() / ".cache" / "pemscl"))
+
+
+def measured_cpu_precision(reps: int = 5) -> str:
     """"bf16" or "fp32": which runs a transformer-sized forward and backward faster on this CPU.
 
     Timed once per machine (about a second) on a MiniLM-shaped block (384 hidden, 1536 MLP,
-    512 tokens), cached under the cache folder keyed by CPU model, thread count and torch
-    version. Without native bf16 support the answer is fp32 without measuring.
+    512 tokens) and kept in the machine cache keyed by CPU model and torch version, so every
+    process on the machine (notebook kernels, torchrun ranks, workers with other thread counts)
+    resolves "auto" alike, and a run's key never depends on a timing taken twice. bf16 must be
+    clearly faster (10%) to be chosen. Without native bf16 support the answer is fp32 unmeasured.
     """
     import time
 
-    threads = torch.get_num_threads()
-    key = f"{_cpu_name()}|{threads}|{torch.__version__}"
+    key = f"{_cpu_name()}|{torch.__version__}"
     if key in _MEASURED:
         return _MEASURED[key]
-    path = cache_dir() / "precision.json"
+    path = machine_cache_dir() / "precision.json"
     known = {}
     with contextlib.suppress(OSError, ValueError):
         known = json.loads(path.read_text())
@@ -163,7 +170,7 @@ def measured_cpu_precision(reps: int = 3) -> str:
             for _ in range(reps):
                 step(dtype)
             times[name] = (time.perf_counter() - t0) / reps
-        choice = "bf16" if times["bf16"] < times["fp32"] else "fp32"
+        choice = "bf16" if times["bf16"] < 0.9 * times["fp32"] else "fp32"
     known[key] = {"choice": choice, "seconds": times}
     with contextlib.suppress(OSError):
         atomic_write_text(path, json.dumps(known, indent=1))
