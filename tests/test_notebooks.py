@@ -16,7 +16,7 @@ import pytest
 from pemscl import figures as F
 from pemscl import notebooks as N
 from pemscl import pipeline as P
-from pemscl import report, runs, stats, tables
+from pemscl import experiments, report, runs, stats, tables
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = P.notebooks()
@@ -197,7 +197,9 @@ def test_ablation_and_noisy_notebooks(smoke):
     assert [r["label"] for r in s["table3"]] == ["PEMSCL", "no EM", "no SCL", "no EM, no SCL"]
     # claim rows (PEMSCL, no EM, no SCL) have the profile's 2 paired seeds, the fourth row one
     assert [r["n"] for r in s["table3"]] == [2, 2, 2, 1] and all(_in_unit(r["dev_f1"]) for r in s["table3"])
-    assert len(s["faithfulness"]) == 8
+    # every released-code option of the smoke profile (all of them) and its paper-default references
+    labels = [r["label"] for r in s["faithfulness"]]
+    assert sorted(labels) == sorted(label for label, _, _ in experiments.FAITHFULNESS) and len(labels) == 10
     _figures_ok(s, smoke["PEMSCL_FIGURES"])
     s = smoke["summaries"]["04_noisy_labels"]
     assert {(r["regime"], r["label"]) for r in s["table4"]} == {
