@@ -145,6 +145,13 @@ def _fail(page, shot: Path, msg: str):
     pytest.fail(f"{msg}\nscreenshot: {shot}", pytrace=False)
 
 
+def _wait_or_fail(page, locator, shot: Path, msg: str):
+    try:
+        locator.wait_for(timeout=WIDGET_TIMEOUT * 1000)
+    except Exception:
+        _fail(page, shot, msg)
+
+
 def _open_and_run_all(page, lab, stem: str, shot):
     """Open the notebook, wait for its kernel, Run > Run All Cells, wait until every code cell
     has run (or fail at the first traceback). Returns the notebook's panel (a Locator)."""
@@ -312,10 +319,8 @@ def test_case_study_widgets_follow_document_and_pair(lab, browser, shots, smoke_
         panel = _open_and_run_all(page, lab, CASE, shots)
         assert (smoke_env["executed"] / f"{CASE}.json").exists(), "06 ran to its end but wrote no summary"
         box = panel.locator(".widget-vbox", has=page.locator(".widget-dropdown")).first
-        try:
-            box.locator(".js-plotly-plot").wait_for(timeout=WIDGET_TIMEOUT * 1000)
-        except Exception:
-            _fail(page, shots(f"{CASE}_failed"), "06: the case-study browser (dropdowns + figure) did not render")
+        _wait_or_fail(page, box.locator(".js-plotly-plot"), shots(f"{CASE}_failed"),
+                      "06: the case-study browser (dropdowns + figure) did not render")
         box.scroll_into_view_if_needed()
         before = _wait_view(page, box, None, shots(f"{CASE}_failed"), "06, the first view")
         page.wait_for_timeout(500)  # let plotly finish its first draw before the screenshot
@@ -353,10 +358,7 @@ def test_embedding_relation_menu_changes_the_figure(lab, browser, shots, smoke_e
         panel = _open_and_run_all(page, lab, EMBED, shots)
         assert (smoke_env["executed"] / f"{EMBED}.json").exists(), "05 ran to its end but wrote no summary"
         plot = panel.locator(".js-plotly-plot", has=page.locator(".updatemenu-container")).first
-        try:
-            plot.wait_for(timeout=WIDGET_TIMEOUT * 1000)
-        except Exception:
-            _fail(page, shots(f"{EMBED}_failed"), "05: no embedding figure with a relation menu rendered")
+        _wait_or_fail(page, plot, shots(f"{EMBED}_failed"), "05: no embedding figure with a relation menu rendered")
         plot.scroll_into_view_if_needed()
         page.wait_for_timeout(500)
         before = plot.evaluate(_EMBED_STATE)
