@@ -72,7 +72,6 @@ class TrainConfig:
         """The fields that define the run: resolved, defaults left out, versioned."""
         d = _non_default(self, TrainConfig())
         loss = _non_default(self.loss, LossSpec())
-        d.pop("loss", None)
         if loss:
             d["loss"] = loss
         for k in ("label", "device", "precision"):
@@ -98,8 +97,8 @@ def _non_default(obj, default) -> dict[str, Any]:
     for f in dataclasses.fields(obj):
         v = getattr(obj, f.name)
         if dataclasses.is_dataclass(v):
-            out[f.name] = v  # compared field by field by the caller
-        elif v != getattr(default, f.name):
+            continue  # a nested config (the loss) is compared field by field by the caller
+        if v != getattr(default, f.name):
             out[f.name] = list(v) if isinstance(v, tuple) else v
     return out
 

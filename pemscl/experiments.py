@@ -359,11 +359,6 @@ def plan(profile: str | Profile = "cpu") -> list[dict]:
 
 
 # --------------------------------------------------------------------------- running
-def find_run(cfg: T.TrainConfig, root: str | Path | None = None) -> T.Run | None:
-    """The complete local run of this config (matched by hash, whatever its folder label), or None."""
-    return RS.find_run(cfg, root)
-
-
 def _fmt(x) -> str:
     return "  -  " if x is None else f"{100 * x:5.1f}"
 
@@ -390,7 +385,7 @@ def run_all(configs: Sequence[T.TrainConfig], progress: bool = True, root: str |
     Each newly trained run is merged into runs.jsonl at once (record), so an interrupted
     profile keeps every finished run. One summary line per run; runs labelled as the configs."""
     retrain = retrain_requested() if retrain is None else retrain
-    records = [] if (retrain or need_weights) else RS.load_exported(strict=False)
+    records = {} if (retrain or need_weights) else RS.by_key(RS.load_exported(strict=False))
     out = []
     t0 = time.time()
     for i, cfg in enumerate(configs):
@@ -481,7 +476,7 @@ def summarise(runs: Iterable[T.Run | Mapping | None], by: Sequence[str] = ("labe
 # --------------------------------------------------------------------------- a profile's runs, outside the notebooks
 def missing(configs: Sequence[T.TrainConfig], root: str | Path | None = None) -> list[T.TrainConfig]:
     """The configs with neither a complete local run nor a record in runs.jsonl."""
-    records = RS.load_exported(strict=False)
+    records = RS.by_key(RS.load_exported(strict=False))
     return [c for c in configs if RS.find_run(c, root) is None and RS.recorded(c, records) is None]
 
 

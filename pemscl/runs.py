@@ -168,9 +168,11 @@ def record_summary(path: str | Path | None = None) -> dict[str, int]:
     return counts
 
 
-def recorded(cfg: TrainConfig, records: Iterable[Run]) -> Run | None:
-    key = cfg.key()
-    for r in records:
-        if r.config.key() == key:
-            return r.labelled(cfg.label)
-    return None
+def by_key(records: Iterable[Run]) -> dict[str, Run]:
+    """Recorded runs indexed by config key, so looking up a profile's configs hashes each once."""
+    return {r.config.key(): r for r in records}
+
+
+def recorded(cfg: TrainConfig, index: dict[str, Run]) -> Run | None:
+    run = index.get(cfg.key())
+    return run.labelled(cfg.label) if run is not None else None

@@ -40,7 +40,6 @@ import torch
 from . import data as D
 from . import distributed
 from . import evaluate as E
-from . import losses
 from .config import PRESETS, TrainConfig, config_from_dict, override, preset  # noqa: F401 (re-exported)
 from .features import docs_hash, load_features
 from .losses import compute_loss, loss_spec  # noqa: F401 (loss_spec re-exported)
@@ -288,7 +287,7 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
 
 def needs_threshold(cfg: TrainConfig) -> bool:
     """Losses whose decision rule is a probability threshold tuned on the selection dev set."""
-    return losses.decision_rule(cfg.loss) == "threshold" if hasattr(losses, "decision_rule") else cfg.loss.kind == "bce"
+    return cfg.loss.kind == "bce"
 
 
 def build(cfg: TrainConfig, splits: Splits, *, dist: distributed.Dist, progress: bool) -> Context:
