@@ -480,12 +480,34 @@ def missing(configs: Sequence[T.TrainConfig], root: str | Path | None = None) ->
     return [c for c in configs if RS.find_run(c, root) is None and RS.recorded(c, records) is None]
 
 
-def _expected_minutes(cfg: T.TrainConfig, records: Sequence[T.Run], default: float) -> float:
-    """The longest recorded run of the same kind (regime, trained layers): a run is only started
-    when it can finish inside the time left."""
-    same = [r.scores.get("seconds", 0) / 60 for r in records
-            if r.config.regime == cfg.regime and r.config.train_layers == cfg.train_layers]
-    return max(same) if same else default
+def _kind(c: T.TrainConfig) -> tuple:
+    # what sets the time an epoch takes: the encoder's trained layers, precision and batch size
+    return (c.encoder, c.train_layers, c.precision, c.batch_size, c.max_train_docs)
+
+
+def _expected_minutes(cfg: T.TrainConfig, records: Sequence[T.Run], epoch_minutes: float) -> float:
+    """Worst case (the whole epoch budget, no early stop) at the slowest recorded minutes per
+    epoch of the same kind, preferring the same regime; epoch_minutes when nothing of the kind
+    is recorded. A run is only started when this fits in the time left."""
+    same = [r for r in records if _kind(r.config) == _kind(cfg) and r.scores.get("epochs_run")]
+    same = [r for r in same if r.config.regime == cfg.regime] or same
+    per_epoch = max((r.scores["seconds"] / 60 / r.scores["epochs_run"] for r in same), default=epoch_minutes)
+    return per_epoch * cfg.epochs
+
+
+def schedule(profile: str | Profile, todo: Sequence[T.TrainConfig]) -> list[T.TrainConfig]:
+    """The order to train in: the claim-bearing rows first, claim by claim and seed by seed with a
+    claim's rows side by side (so each finished seed completes a pair), then the other fully
+    fine-tuned runs, then the fast path (short runs that fill the end of a session)."""
+    p = get_profile(profile)
+    rank: dict[str, int] = {}
+    for exp, rows in CLAIM_ROWS.items():
+        for s in p.seeds:
+            for c in EXPERIMENTS[exp](p):
+                if c.seed == s and c.label in rows:
+                    rank.setdefault(c.key(), len(rank))
+    last = len(rank)
+    return sorted(todo, key=lambda c: (rank.get(c.key(), last), c.train_layers is not None))
 
 
 def _train_one(cfg: T.TrainConfig, threads: int, root) -> str:
@@ -498,15 +520,18 @@ def _train_one(cfg: T.TrainConfig, threads: int, root) -> str:
 
 
 def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | None = None,
-                  budget_minutes: float | None = None, default_minutes: float = 30.0,
+                  budget_minutes: float | None = None, epoch_minutes: float = 4.0,
                   only: Iterable[str] | None = None, root: str | Path | None = None) -> list[str]:
     """Train what a profile lacks, `workers` runs side by side (each with `threads` threads; on
     2 cores two single-threaded runs out-train one two-threaded run: benchmarks/bench_parallel.py),
-    starting a run only while it can finish within budget_minutes. Returns the summary lines."""
+    starting a run only while it can finish within budget_minutes (`schedule` sets the order; a
+    run that does not fit is passed over for a shorter one). epoch_minutes: the guess for a kind
+    of run with nothing recorded (4: a MiniLM epoch of 400 documents, bf16, one thread of two
+    side by side, with its dev pass). Returns the summary lines."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    todo = missing(all_configs(profile, only=only), root)
+    todo = schedule(profile, missing(all_configs(profile, only=only), root))
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     records = RS.load_exported(strict=False)
     deadline = time.time() + 60 * budget_minutes if budget_minutes else None
@@ -515,12 +540,13 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
         running: set = set()
         while todo or running:
             while todo and len(running) < workers:
-                cfg = todo[0]
-                if deadline and time.time() + 60 * _expected_minutes(cfg, records, default_minutes) > deadline:
-                    todo = []  # nothing more fits (runs are ordered; later ones are no shorter)
+                fits = [c for c in todo if not deadline
+                        or time.time() + 60 * _expected_minutes(c, records, epoch_minutes) <= deadline]
+                if not fits:
+                    todo = []
                     break
-                todo.pop(0)
-                running.add(pool.submit(_train_one, cfg, threads, root))
+                todo.remove(fits[0])
+                running.add(pool.submit(_train_one, fits[0], threads, root))
             if not running:
                 break
             done, running = cf.wait(running, return_when=cf.FIRST_COMPLETED)
@@ -541,16 +567,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     ap.add_argument("--budget-minutes", type=float, default=None,
-                    help="start a run only if the longest recorded run of its kind fits in the time left")
+                    help="start a run only if its whole epoch budget, at the slowest recorded pace of its "
+                         "kind, fits in the time left")
+    ap.add_argument("--epoch-minutes", type=float, default=4.0,
+                    help="minutes per epoch assumed for a kind of run with nothing recorded")
     a = ap.parse_args(argv)
     only = [s for s in a.only.split(",") if s] or None
     if a.plan:
-        todo = missing(all_configs(a.profile, only=only))
+        todo = schedule(a.profile, missing(all_configs(a.profile, only=only)))
         for c in todo:
             print(f"{c.label:<36} {c.regime:<14} seed {c.seed}  layers {c.train_layers}  {c.key()}")
         print(f"{len(todo)} of {len(all_configs(a.profile, only=only))} runs missing")
         return 0
-    train_profile(a.profile, workers=a.workers, threads=a.threads, budget_minutes=a.budget_minutes, only=only)
+    train_profile(a.profile, workers=a.workers, threads=a.threads, budget_minutes=a.budget_minutes,
+                  epoch_minutes=a.epoch_minutes, only=only)
     return 0
 
 

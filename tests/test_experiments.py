@@ -360,6 +360,23 @@ def test_write_results_merges_runs_and_never_rewrites_the_record(tmp_path):
     assert TB.build_tables(back, "smoke")["table3"] == t["table3"]  # the record rebuilds the tables
 
 
+def test_ogg_view_survives_the_record(tmp_path):
+    # Table 4's OGG rows and the ratio claim's gold-dev selection come from `by_dev_gold`; on a
+    # fresh clone they are rebuilt from runs.jsonl alone, so the record must carry them whole
+    cfgs = X.original_labels("smoke")
+    counts = {"test": [[2, 1, 0, 3]], "test@dev_gold": [[1, 1, 0, 3]]}
+    runs = [_run("x", c.seed, 0.3, 0.2 + 0.01 * i, cfg=c, dev_gold={"f1": 0.35}, doc_counts=counts,
+                 by_dev_gold={"epoch": 1, "dev_gold_f1": 0.36 + 0.01 * i, "test_f1": 0.25, "test_ign_f1": 0.24})
+            for i, c in enumerate(cfgs)]
+    RS.export_runs(runs, tmp_path / "runs.jsonl")
+    back = TB.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "runs.jsonl")
+    assert {r.config.key(): r.scores["by_dev_gold"] for r in back} == {r.config.key(): r.scores["by_dev_gold"] for r in runs}
+    assert all(r.scores["doc_counts"] == counts for r in back)
+    ogg = [r for r in TB.build_tables(back, "smoke")["table4"] if r["regime"] == "OGG"]
+    assert ogg and ogg == [r for r in TB.build_tables(runs, "smoke")["table4"] if r["regime"] == "OGG"]
+    assert all(r["test_f1"] == pytest.approx(0.25) for r in ogg)
+
+
 def test_record_line_names_used_and_old_versions():
     line = REP.record_line({"1": 31, str(RS.HASH_VERSION): 4})
     assert line.startswith("results/runs.jsonl holds 35 run records")
@@ -381,12 +398,41 @@ def test_pct_and_table_md():
     assert md.splitlines() == ["| A | B | C |", "|---|---|---|", "| 1 | – | 2 |"]
 
 
+def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path():
+    cfgs = X.all_configs("cpu")
+    order = X.schedule("cpu", cfgs[::-1])  # the order given does not matter
+    assert sorted(c.key() for c in order) == sorted(c.key() for c in cfgs)
+    head = [(c.label, c.seed) for c in order[:6]]
+    assert head == [("ATL", 66), ("PEMSCL", 66), ("ATL", 67), ("PEMSCL", 67), ("ATL", 68), ("PEMSCL", 68)]
+    assert [(c.label, c.seed) for c in order[6:8]] == [("no EM", 66), ("no SCL", 66)]
+    # 18 claim runs: ATL, PEMSCL, no EM, no SCL (gold) and PEMSCL, PEMSCL+NS (OOG), 3 seeds each
+    claim = [(c.regime, c.label) for c in order[:18]]
+    assert sorted(set(claim)) == [("oog-mini", "PEMSCL"), ("oog-mini", "PEMSCL+NS"), ("redocred-mini", "ATL"),
+                                  ("redocred-mini", "PEMSCL"), ("redocred-mini", "no EM"), ("redocred-mini", "no SCL")]
+    assert all(claim.count(x) == 3 for x in claim) and order[18].seed == 66
+    fast = [c.train_layers is not None for c in order]
+    assert fast == sorted(fast) and any(fast)  # the fast path comes last
+
+
+def test_expected_minutes_is_the_whole_budget_at_the_slowest_recorded_pace():
+    cfg = X.headline("cpu")[0]
+    assert X._expected_minutes(cfg, [], epoch_minutes=4.0) == 4.0 * cfg.epochs
+    same = _run("a", 66, 0.5, 0.5, cfg=T.override(cfg, seed=70), epochs_run=10, seconds=10 * 180.0)
+    slower = _run("b", 66, 0.5, 0.5, cfg=T.override(cfg, seed=71), epochs_run=4, seconds=4 * 240.0)
+    other_kind = _run("c", 66, 0.5, 0.5, cfg=T.override(cfg, train_layers=2), epochs_run=1, seconds=6000.0)
+    assert X._expected_minutes(cfg, [same, other_kind], 4.0) == pytest.approx(3.0 * cfg.epochs)
+    assert X._expected_minutes(cfg, [same, slower, other_kind], 4.0) == pytest.approx(4.0 * cfg.epochs)
+    # another regime of the same kind stands in when the run's own regime has nothing recorded
+    oog = T.override(cfg, regime="oog-mini")
+    assert X._expected_minutes(oog, [same], 4.0) == pytest.approx(3.0 * cfg.epochs)
+
+
 def test_train_profile_side_by_side_records_each_run_and_respects_the_budget(tmp_path, monkeypatch):
     from pemscl import runs
 
     monkeypatch.setenv("PEMSCL_RESULTS", str(tmp_path / "results"))
     root = tmp_path / "runs"
-    # no run fits in a budget of a few seconds (unrecorded kinds are expected to take 30 minutes)
+    # no run fits in a budget of a few seconds (an unrecorded kind is expected to take 4 minutes an epoch)
     assert X.train_profile("smoke", only=["headline"], workers=2, threads=1, budget_minutes=0.05, root=root) == []
     assert len(X.missing(X.headline("smoke"), root)) == len(X.headline("smoke"))
     lines = X.train_profile("smoke", only=["headline"], workers=2, threads=1, root=root)

@@ -195,9 +195,55 @@ def test_device_and_precision_resolution(monkeypatch):
     assert resolve_precision("fp32", cpu) is None
     assert resolve_precision("bf16", cpu) is torch.bfloat16
     assert resolve_precision("fp16", torch.device("cuda")) is torch.float16
-    assert resolve_precision("auto", cpu) in (None, torch.bfloat16)
     with pytest.raises(ValueError):
         resolve_precision("int8", cpu)
+
+
+def test_auto_precision_follows_the_measurement_the_override_and_the_gpu(monkeypatch):
+    import pemscl.utils as U
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("PEMSCL_PRECISION", raising=False)
+    monkeypatch.setattr(U, "measured_cpu_precision", lambda: "bf16")
+    assert resolve_precision("auto", cpu) is torch.bfloat16
+    monkeypatch.setenv("PEMSCL_PRECISION", "fp32")  # the override beats the measurement
+    assert resolve_precision("auto", cpu) is None
+    monkeypatch.delenv("PEMSCL_PRECISION")
+    monkeypatch.setattr(U, "measured_cpu_precision", lambda: "fp32")
+    assert resolve_precision("auto", cpu) is None
+    monkeypatch.setenv("PEMSCL_PRECISION", "bf16")
+    assert resolve_precision("auto", cpu) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", gpu) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", gpu) is torch.float16
+
+
+def test_cpu_precision_measured_once_per_machine_and_kept(tmp_path, monkeypatch):
+    import json
+
+    import pemscl.utils as U
+
+    monkeypatch.setenv("PEMSCL_MACHINE_CACHE", str(tmp_path))
+    monkeypatch.setattr(U, "_MEASURED", {})
+    monkeypatch.setattr(U, "_cpu_name", lambda: "Test CPU")
+    # without native bf16 the answer is fp32, unmeasured, and written to the machine cache
+    monkeypatch.setattr(U, "cpu_supports_bf16", lambda: False)
+    assert U.measured_cpu_precision() == "fp32"
+    key = f"Test CPU|{torch.__version__}"
+    assert json.loads((tmp_path / "precision.json").read_text())[key] == {"choice": "fp32", "seconds": {}}
+    # another process reads the file instead of measuring again (here: a planted bf16 choice)
+    (tmp_path / "precision.json").write_text(json.dumps({key: {"choice": "bf16", "seconds": {}}}))
+    monkeypatch.setattr(U, "_MEASURED", {})
+    assert U.measured_cpu_precision() == "bf16"
+    # with bf16 support it times both and keeps the two timings with the choice
+    monkeypatch.setattr(U, "_MEASURED", {})
+    monkeypatch.setattr(U, "_cpu_name", lambda: "Other CPU")
+    monkeypatch.setattr(U, "cpu_supports_bf16", lambda: True)
+    choice = U.measured_cpu_precision(reps=1)
+    rec = json.loads((tmp_path / "precision.json").read_text())[f"Other CPU|{torch.__version__}"]
+    assert set(rec["seconds"]) == {"fp32", "bf16"} and all(t > 0 for t in rec["seconds"].values())
+    assert choice == rec["choice"] == ("bf16" if rec["seconds"]["bf16"] < 0.9 * rec["seconds"]["fp32"] else "fp32")
 
 
 def test_decide_threshold_topk_and_fixed_threshold():
