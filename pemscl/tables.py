@@ -65,6 +65,9 @@ def attach_all(runs: Iterable, profile: str | X.Profile) -> tuple[dict[str, list
     runs = as_runs(runs)
     p = X.get_profile(profile)
     cfgs = {name: fn(p) for name, fn in X.EXPERIMENTS.items()}
+    # seeds added to PEMSCL vs ATL by the interval rule (experiments.more_seeds) count where run
+    keys = {r.config.key() for r in runs}
+    cfgs["headline"] += [c for c in X.extra_seed_configs(p, p.more_seeds) if c.key() in keys]
     return cfgs, {name: X.attach(c, runs) for name, c in cfgs.items()}
 
 

@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pemscl import claims as C
@@ -414,6 +415,36 @@ def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path():
     assert fast == sorted(fast) and any(fast)  # the fast path comes last
 
 
+def _counted(cfg, correct: list[int]):
+    # a run whose test counts have 10 predictions and 10 gold facts per document
+    rows = [[10, k, 0, 10] for k in correct]
+    return _run(cfg.label, cfg.seed, 0.5, sum(correct) / (10 * len(correct)), cfg=cfg,
+                doc_counts={"test": {"all": rows}, "dev": {"all": rows}})
+
+
+def test_more_seeds_while_the_headline_interval_is_wider_than_the_papers_effect():
+    p = dataclasses.replace(X.get_profile("smoke"), more_seeds=(68, 69))
+    planned = [c for c in X.headline(p) if c.label in ("ATL", "PEMSCL")]
+    assert sorted({c.seed for c in planned}) == [66, 67]
+    rng = np.random.default_rng(0)
+    noisy = [_counted(c, rng.integers(0, 11, 30).tolist()) for c in planned]  # wide interval
+    assert X.more_seeds(p, noisy[:-1]) == []  # a planned run is missing: nothing is due yet
+    due = X.more_seeds(p, noisy)
+    assert [(c.label, c.seed) for c in due] == [("ATL", 68), ("PEMSCL", 68)]
+    assert [c.key() for c in due] == [c.key() for c in X.extra_seed_configs(p, [68])]
+    half = noisy + [_counted(due[0], rng.integers(0, 11, 30).tolist())]
+    assert [(c.label, c.seed) for c in X.more_seeds(p, half)] == [("PEMSCL", 68)]  # finish the seed first
+    # the extra seed joins the claim and Table 2 once recorded
+    both = half + [_counted(due[1], rng.integers(0, 11, 30).tolist())]
+    claim = next(r for r in C.judge(both, p) if r["id"] == "pemscl-vs-atl")
+    assert claim["seeds"] == [66, 67, 68] and claim["n_seeds"] == 3
+    assert [(c.label, c.seed) for c in X.more_seeds(p, both)] == [("ATL", 69), ("PEMSCL", 69)]
+    # PEMSCL ahead by the same 1 of 10 on every document: a zero-width interval, no seed due
+    exact = [_counted(c, [6 if c.label == "PEMSCL" else 5] * 30) for c in planned]
+    assert X.more_seeds(p, exact) == []
+    assert X.more_seeds(X.get_profile("smoke"), noisy) == []  # the profile offers no more seeds
+
+
 def test_expected_minutes_is_the_whole_budget_at_the_slowest_recorded_pace():
     cfg = X.headline("cpu")[0]
     assert X._expected_minutes(cfg, [], epoch_minutes=4.0) == 4.0 * cfg.epochs
@@ -445,3 +476,18 @@ def test_train_profile_side_by_side_records_each_run_and_respects_the_budget(tmp
     import shutil
     shutil.rmtree(root)
     assert X.train_profile("smoke", only=["headline"], workers=2, root=root) == []
+
+
+def test_plan_from_the_command_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PEMSCL_RESULTS": str(tmp_path)}  # nothing recorded
+    out = subprocess.run([sys.executable, "-m", "pemscl.experiments", "--profile", "cpu", "--plan"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    n = len(X.all_configs("cpu"))
+    assert lines[0].startswith("ATL ") and lines[1].startswith("PEMSCL ")  # the claim pairs first
+    assert f"{n} of {n} runs missing" in lines and lines[-1].endswith("due now: none")
