@@ -409,13 +409,15 @@ class Browser:
 
 def headless() -> bool:
     """True when a notebook runs with no one at it: under pemscl.pipeline (which sets
-    PEMSCL_EXECUTED for its kernels) or papermill (its injected "# Parameters" cell is in
+    PEMSCL_HEADLESS=1 for its kernels) or papermill (its injected "# Parameters" cell is in
     the kernel's input history). Widgets are pointless there, and nbclient can stall on
-    widget output (seen here about once in five smoke runs), so notebooks skip the browser."""
+    widget output (seen here about once in five smoke runs), so notebooks skip the browser.
+    PEMSCL_HEADLESS=0 forces the widgets on."""
     import os
 
-    if os.environ.get("PEMSCL_EXECUTED"):
-        return True
+    forced = os.environ.get("PEMSCL_HEADLESS", "").strip().lower()
+    if forced:
+        return forced not in ("0", "false", "no")
     try:
         from IPython import get_ipython
     except ImportError:

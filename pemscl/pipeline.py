@@ -140,7 +140,7 @@ def run_pipeline(profile: str = "cpu", only: Sequence[str] | None = None, out: s
         raise FileNotFoundError(f"no notebooks matching {only} in {folder}")
     require_in_sync(folder, stems=[p.stem for p in nbs])  # an unsynced .py edit would otherwise run stale code
     kernel = ensure_kernel()
-    env = {"PEMSCL_EXECUTED": str(out.resolve()), "PEMSCL_PROFILE": profile,
+    env = {"PEMSCL_EXECUTED": str(out.resolve()), "PEMSCL_PROFILE": profile, "PEMSCL_HEADLESS": "1",
            # the kernel imports pemscl from this checkout even without `pip install -e .`
            "PYTHONPATH": os.pathsep.join([str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
     if profile == "smoke":

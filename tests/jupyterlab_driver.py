@@ -54,12 +54,10 @@ def read_source(folder: Path, stem: str) -> nbformat.NotebookNode:
     return jupytext.read(py)
 
 
-def prepare_notebook(nb: nbformat.NotebookNode, dest: Path, parameters: dict, kernel: str,
-                     before: str | None = None, setup: str | None = None) -> Path:
+def prepare_notebook(nb: nbformat.NotebookNode, dest: Path, parameters: dict, kernel: str) -> Path:
     """Write a copy of `nb` to `dest` as a user would run it: in the cell tagged "parameters",
     the line `name = ...` of each of `parameters` set to the given value (as a user edits it),
-    the project's kernel, and `setup` inserted as a new cell before the first code cell whose
-    source contains `before`."""
+    and the project's kernel."""
     nb = nbformat.from_dict(nb)
     nb.metadata.pop("jupytext", None)  # no pairing: saving must never write a .py beside the copy
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": f"Python ({kernel})", "language": "python"}
@@ -71,11 +69,6 @@ def prepare_notebook(nb: nbformat.NotebookNode, dest: Path, parameters: dict, ke
         if not line.search(tagged[0].source):
             raise ValueError(f"{dest.name}: no `{name} = ...` line in the parameters cell")
         tagged[0].source = line.sub(lambda _: f"{name} = {value!r}  # set by tests/test_browser.py", tagged[0].source)
-    if setup is not None:
-        at = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and before in c.source]
-        if not at:
-            raise ValueError(f"{dest.name}: no code cell contains {before!r}")
-        nb.cells.insert(at[0], nbformat.v4.new_code_cell(setup))
     nbformat.validate(nb)
     dest.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dest)

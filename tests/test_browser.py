@@ -8,9 +8,9 @@ relation-group menu (a plotly dropdown) must change which traces the figure show
 Only the runs 05/06 need are trained (the smoke configs they pick), into a temporary runs
 folder that the server's kernels see through PEMSCL_RUNS, as figures/results go through
 PEMSCL_FIGURES/PEMSCL_RESULTS. The notebooks are run from copies whose parameters cell says
-profile = "smoke"; one cell is inserted before each summary cell to point PEMSCL_EXECUTED at
-the temporary executed/ folder (setting it for the whole kernel would make the notebooks
-headless: pemscl.casestudy.headless() hides the widgets under the pipeline).
+profile = "smoke"; the kernels' PEMSCL_EXECUTED points the summaries at the temporary
+executed/ folder, and PEMSCL_HEADLESS is unset as for a user (the pipeline sets it, and
+pemscl.casestudy.headless() then hides the widgets).
 Screenshots (before/after) land beside the summaries in that executed/ folder, and also in
 $PEMSCL_BROWSER_SHOTS when set (e.g. for CI artifacts).
 
@@ -80,13 +80,10 @@ def lab(smoke_env):
     root, executed = smoke_env["root"], smoke_env["executed"]
     kernel = pipeline.ensure_kernel()
     for stem in (CASE, EMBED):
-        D.prepare_notebook(D.read_source(NOTEBOOKS, stem), root / "lab" / f"{stem}.ipynb", {"profile": "smoke"}, kernel,
-                           before="write_summary(",
-                           setup=f"import os  # inserted by tests/test_browser.py\n"
-                                 f"os.environ['PEMSCL_EXECUTED'] = {str(executed)!r}")
-    env = {**smoke_env["env"], "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        D.prepare_notebook(D.read_source(NOTEBOOKS, stem), root / "lab" / f"{stem}.ipynb", {"profile": "smoke"}, kernel)
+    env = {**smoke_env["env"], "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PEMSCL_EXECUTED": str(executed),
            "PYTHONPATH": os.pathsep.join([str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
-    server = D.LabServer(root / "lab", root / "lab-state", env, unset=("PEMSCL_EXECUTED", "PEMSCL_PROFILE"))
+    server = D.LabServer(root / "lab", root / "lab-state", env, unset=("PEMSCL_HEADLESS", "PEMSCL_PROFILE"))
     server.start()
     yield server
     server.stop()
@@ -118,9 +115,9 @@ def shots(smoke_env):
     D.copy_outputs([p for p in taken if p.exists()], Path(extra) if extra else None)
 
 
-def test_notebook_copy_sets_parameters_kernel_and_inserts_the_setup_cell(tmp_path):
+def test_notebook_copy_sets_parameters_and_kernel(tmp_path):
     """The copies the browser runs: only the named parameter line changes, the other parameter
-    lines and cells stay as they are, the setup cell lands right before the summary cell."""
+    lines and cells stay as they are."""
     import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -128,12 +125,11 @@ def test_notebook_copy_sets_parameters_kernel_and_inserts_the_setup_cell(tmp_pat
     nb = new_notebook(cells=[new_markdown_cell("# t"), params, new_code_cell("from x import write_summary"),
                              new_code_cell("write_summary('t', {}, profile)")],
                       metadata={"jupytext": {"formats": "ipynb,py:percent"}, "kernelspec": {"name": "python3", "display_name": "Python 3"}})
-    out = D.prepare_notebook(nb, tmp_path / "t.ipynb", {"profile": "smoke"}, "pemscl", before="write_summary(",
-                             setup="SETUP = 1")
+    out = D.prepare_notebook(nb, tmp_path / "t.ipynb", {"profile": "smoke"}, "pemscl")
     got = nbformat.read(out, as_version=4)
     assert [c.source for c in got.cells] == [
         "# t", "profile = 'smoke'  # set by tests/test_browser.py\ninteractive = True",
-        "from x import write_summary", "SETUP = 1", "write_summary('t', {}, profile)"]
+        "from x import write_summary", "write_summary('t', {}, profile)"]
     assert got.metadata.kernelspec.name == "pemscl" and "jupytext" not in got.metadata
     with pytest.raises(ValueError, match="no `epochs = ...` line"):
         D.prepare_notebook(nb, tmp_path / "u.ipynb", {"epochs": 1}, "pemscl")

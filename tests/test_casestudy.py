@@ -144,7 +144,9 @@ def test_static_example_returns_html_and_figure(two_models, study, docs):
 
 
 def test_headless_outside_a_kernel_and_under_the_pipeline(monkeypatch):
-    monkeypatch.delenv("PEMSCL_EXECUTED", raising=False)
+    monkeypatch.delenv("PEMSCL_HEADLESS", raising=False)
     assert CS.headless()  # plain Python (pytest): no kernel, no one to click
-    monkeypatch.setenv("PEMSCL_EXECUTED", "/tmp/x")
+    monkeypatch.setenv("PEMSCL_HEADLESS", "1")
     assert CS.headless()
+    monkeypatch.setenv("PEMSCL_HEADLESS", "0")  # forced on, even here
+    assert not CS.headless()
