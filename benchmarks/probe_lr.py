@@ -8,7 +8,7 @@ results/probe_lr.json; the runs into results/runs.jsonl.
 
 The committed results/probe_lr.json is the probe as it ran in session 3, under the cpu preset of
 the time (a 15-epoch budget, fp32): settings 0 and 1 only. Its runs are recorded, but they are
-not the profile's (the preset now has a 25-epoch budget in bf16); rerunning a setting today
+not the profile's (the preset now has an 18-epoch budget in bf16); rerunning a setting today
 trains it under the current preset.
 
     python benchmarks/probe_lr.py --setting 0      # one setting per process (run two side by side
