@@ -483,7 +483,7 @@ def test_plan_from_the_command_line(tmp_path):
     import subprocess
     import sys
 
-    env = {**os.environ, "PEMSCL_RESULTS": str(tmp_path)}  # nothing recorded
+    env = {**os.environ, "PEMSCL_RESULTS": str(tmp_path), "PEMSCL_RUNS": str(tmp_path / "runs")}  # nothing trained
     out = subprocess.run([sys.executable, "-m", "pemscl.experiments", "--profile", "cpu", "--plan"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
