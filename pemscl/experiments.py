@@ -538,9 +538,10 @@ def schedule(profile: str | Profile, todo: Sequence[T.TrainConfig]) -> list[T.Tr
     p = get_profile(profile)
     rank: dict[str, int] = {}
     for exp, rows in CLAIM_ROWS.items():
+        cfgs = [c for c in EXPERIMENTS[exp](p) if c.label in rows]
         for s in p.seeds:
-            for c in EXPERIMENTS[exp](p):
-                if c.seed == s and c.label in rows:
+            for c in cfgs:
+                if c.seed == s:
                     rank.setdefault(c.key(), len(rank))
     last = len(rank)
     return sorted(todo, key=lambda c: (rank.get(c.key(), last), c.train_layers is not None))
@@ -615,10 +616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     only = [s for s in a.only.split(",") if s] or None
     if a.plan:
-        todo = schedule(a.profile, missing(all_configs(a.profile, only=only)))
+        planned = all_configs(a.profile, only=only)
+        todo = schedule(a.profile, missing(planned))
         for c in todo:
             print(f"{c.label:<36} {c.regime:<14} seed {c.seed}  layers {c.train_layers}  {c.key()}")
-        print(f"{len(todo)} of {len(all_configs(a.profile, only=only))} runs missing")
+        print(f"{len(todo)} of {len(planned)} runs missing")
         p = get_profile(a.profile)
         if p.more_seeds:
             due = more_seeds(p, RS.load_exported(strict=False))
