@@ -252,6 +252,12 @@ def init(backend: str | None = None, timeout_s: float | None = None) -> Dist:
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
+        n_gpus = torch.cuda.device_count()
+        if local_rank >= n_gpus:
+            # else CUDA's "invalid device ordinal" from set_device, which names neither cause
+            raise RuntimeError(f"rank {rank} has LOCAL_RANK {local_rank}, but this machine has {n_gpus} CUDA "
+                               f"device(s): NCCL needs one GPU per rank; start at most {n_gpus} ranks per "
+                               f"machine (torchrun --nproc_per_node={max(n_gpus, 1)})")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:

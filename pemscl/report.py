@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import experiments as X
+from . import gpu_check
 from . import runs as RS
 from .config import HASH_VERSION
 from .published import PUBLISHED
@@ -212,6 +213,8 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
                   f"{(cost.get('peak_rss_mb') or 0) / 1024:.1f} GiB RSS"
                   + (f", {cost['peak_cuda_mb'] / 1024:.1f} GiB GPU" if cost.get("peak_cuda_mb") else "")
                   + f"; devices: {', '.join(cost.get('devices', [])) or '–'}.", ""]
+    if tables.get("gpu"):
+        lines += [gpu_check.markdown(tables["gpu"], level=level + 1)]
     missing = {k: v for k, v in tables.get("missing", {}).items() if v}
     if missing:
         lines += ["Missing runs: " + "; ".join(f"{k}: {len(v)}" for k, v in missing.items()), ""]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from . import experiments as X
+from . import gpu_check
 from . import runs as RS
 from .published import PUBLISHED
 
@@ -256,4 +257,6 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
                                   metrics=("dev_f1", "test_ign_f1", "test_f1", "dev_tail_f1", "seconds")),
             # the small search on gold dev (one seed)
             "search": X.summarise(att.get("search", []), metrics=("dev_f1", "dev_tail_f1", "test_ign_f1", "test_f1")),
-            "groups": relation_groups(cfgs, att), "convergence": convergence(cfgs, att), "cost": cost(cfgs, att)}
+            "groups": relation_groups(cfgs, att), "convergence": convergence(cfgs, att), "cost": cost(cfgs, att),
+            # what benchmarks/gpu_check.sh measured, beside the CPU runs of the same configs (None: never run)
+            "gpu": gpu_check.report(runs)}

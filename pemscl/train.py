@@ -348,13 +348,22 @@ def train_step(ctx: Context, idx: Sequence[int]) -> tuple[float, dict[str, float
         loss.backward()
     if cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), cfg.grad_clip)
-    if ctx.scaler is not None:
-        ctx.scaler.step(ctx.opt)
-        ctx.scaler.update()
-    else:
-        ctx.opt.step()
-    ctx.sched.step()
+    if optimizer_step(ctx.opt, ctx.scaler):
+        ctx.sched.step()
     return float(loss.detach()), parts
+
+
+def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> bool:
+    """One optimiser step; False when fp16 loss scaling skipped it (inf/nan gradients: the scale
+    was too high and is lowered). The caller then leaves the learning-rate schedule where it is,
+    so the skipped first steps of an fp16 run do not eat into its warmup."""
+    if scaler is None:
+        opt.step()
+        return True
+    before = scaler.get_scale()
+    scaler.step(opt)
+    scaler.update()
+    return scaler.get_scale() >= before  # update() lowers the scale only after a skipped step
 
 
 def train_epoch(ctx: Context, epoch: int, bar=None) -> dict:

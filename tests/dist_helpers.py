@@ -58,8 +58,18 @@ def run_ranks(fn: Callable, world: int = 2, *args, timeout_s: float = 90.0) -> l
     out = ctx.Queue()
     port = free_port()
     procs = [ctx.Process(target=_entry, args=(r, world, port, fn, args, out), daemon=True) for r in range(world)]
-    for p in procs:
-        p.start()
+    # CPU ranks even on a GPU machine: a spawned child inherits the environment at start, and with
+    # a GPU visible each rank would pick NCCL and cuda:RANK (one GPU has no cuda:1)
+    hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        if hidden is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = hidden
     results: dict[int, Any] = {}
     errors: list[str] = []
     try:

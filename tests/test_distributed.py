@@ -55,6 +55,20 @@ def test_init_without_launcher_is_single_process(monkeypatch):
     assert distributed.init() == Dist()
 
 
+def test_more_nccl_ranks_than_gpus_is_a_clear_error(monkeypatch):
+    # two ranks on a one-GPU machine: rank 1 would ask for cuda:1
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    joined = []
+    monkeypatch.setattr(distributed.tdist, "init_process_group", lambda *a, **k: joined.append(a))
+    with pytest.raises(RuntimeError, match=r"LOCAL_RANK 1.*1 CUDA device.*--nproc_per_node=1"):
+        distributed.init()
+    assert joined == []  # refused before joining a group the other ranks would wait on
+
+
 def test_borrow_if_empty():
     assert borrow_if_empty([3, 4], [2, 3, 4]) == ([3, 4], False)
     assert borrow_if_empty([], [7, 8]) == ([7], True)

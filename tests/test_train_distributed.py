@@ -26,11 +26,12 @@ from dist_helpers import run_ranks
 from pemscl import distributed
 from pemscl import train as T
 
-STEP_CFG = dict(precision="fp32", train_layers=1, max_train_docs=4, batch_size=4, seed=11)
+# device pinned: the ranks are CPU processes (dist_helpers), so the one-process reference is too
+STEP_CFG = dict(device="cpu", precision="fp32", train_layers=1, max_train_docs=4, batch_size=4, seed=11)
 # global batches (indices of the 4 training documents): 2 + 2, 2 + 1, and 1 + 0 (rank 1 borrows)
 STEPS = [[0, 1, 2, 3], [3, 0, 2], [1]]
 LOSSES = ("pemscl", "pemscl-ns")
-RUN_CFG = dict(precision="fp32", epochs=1, seed=5, label="dist-run")  # smoke: 4 docs, batch 2, 2 + 2 eval docs
+RUN_CFG = dict(device="cpu", precision="fp32", epochs=1, seed=5, label="dist-run")  # smoke: 4 docs, batch 2, 2 + 2 eval docs
 
 
 def _step_cfg(loss: str) -> T.TrainConfig:
@@ -125,7 +126,7 @@ def _no_dropout_build(real_build):
     return build
 
 
-CLI_ARGS = ["--preset", "smoke", "--precision", "fp32", "--epochs", "1", "--seed", "5", "--label", "dist-run",
+CLI_ARGS = ["--preset", "smoke", "--device", "cpu", "--precision", "fp32", "--epochs", "1", "--seed", "5", "--label", "dist-run",
             "--no-progress", "--record"]  # = preset("smoke", **RUN_CFG)
 
 

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, in parts that each fit a short lease of a GPU machine.
+#
+#   benchmarks/gpu_check.sh tests  [OUT]   # tests/test_gpu.py + the training/model/loss suites with CUDA visible
+#   benchmarks/gpu_check.sh dryrun [OUT]   # every paper-profile config, 2 steps each, tiny encoders, on the GPU
+#   benchmarks/gpu_check.sh bench  [OUT]   # one RoBERTa-large training step at the paper's shape (time, memory)
+#   benchmarks/gpu_check.sh minilm [OUT]   # the cpu preset's ATL run (seed 66) on the GPU: a whole real run
+#   LOSS=pemscl benchmarks/gpu_check.sh minilm [OUT]   # ... another loss (SEED picks the seed)
+#
+# OUT (default results/gpu_check) receives a log and a JSON per part. PYTHON picks the interpreter
+# (default .venv/bin/python when present, else python3); PEMSCL_DATA the data folder, as everywhere.
+# Nothing here writes to runs/ or results/runs.jsonl: runs go to a temporary folder.
+set -euo pipefail
+part=${1:?usage: gpu_check.sh tests|dryrun|bench|minilm [OUT]}
+out=${2:-results/gpu_check}
+mkdir -p "$out"
+py=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+tmp=$(mktemp -d)
+export PYTHONUNBUFFERED=1 PEMSCL_RESULTS="$tmp/results" PEMSCL_RUNS="$tmp/runs"
+"$py" - "$out/device.json" <<'EOF'
+import json, sys, time, torch
+assert torch.cuda.is_available(), "no CUDA device"
+info = {"name": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
+        "date": time.strftime("%Y-%m-%d")}
+print(info)
+json.dump(info, open(sys.argv[1], "w"))
+EOF
+
+case "$part" in
+tests)
+  # test_gpu.py is the CUDA-only module; the others pick device "auto", which is CUDA here
+  "$py" -m pytest -q -p no:cacheprovider -m "not browser" --junitxml "$out/tests.xml" \
+    tests/test_gpu.py tests/test_train.py tests/test_encoders.py tests/test_model.py \
+    tests/test_losses.py tests/test_train_distributed.py 2>&1 | tee "$out/tests.log"
+  ;;
+dryrun)
+  start=$(date +%s)
+  "$py" -m pemscl.dryrun --profile paper --train-only --root "$tmp/dry" 2>&1 | tee "$out/dryrun.log"
+  echo "{\"part\": \"dryrun\", \"seconds\": $(( $(date +%s) - start ))}" > "$out/dryrun.json"
+  ;;
+bench)
+  "$py" benchmarks/bench_paper_shape.py --batch 4 --warmup 2 --reps 5 --out "$out/bench_paper_shape.json" \
+    2>&1 | tee "$out/bench.log"
+  ;;
+minilm)
+  name="minilm_${LOSS:-atl}_${SEED:-66}"
+  "$py" -m pemscl.train --preset cpu --loss "${LOSS:-atl}" --seed "${SEED:-66}" --device cuda --root "$tmp/runs" \
+    --no-progress 2>&1 | tee "$out/$name.log"
+  run=$(ls -d "$tmp"/runs/*/ | head -1)
+  cp "$run/scores.json" "$out/${name}_scores.json"
+  cp "$run/history.json" "$out/${name}_history.json"
+  cp "$run/config.json" "$out/${name}_config.json"
+  ;;
+*)
+  echo "unknown part: $part" >&2; exit 2 ;;
+esac

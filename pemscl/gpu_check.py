@@ -1,0 +1,146 @@
+"""What `benchmarks/gpu_check.sh` measured on a GPU machine, as a table for the results.
+
+The script leaves its files in results/gpu_check/ (or the folder given): the pytest report of the
+CUDA tests, the paper profile's dry run, one training step at the paper's shape, and whole runs
+of the `cpu` preset on the GPU (minilm_<loss>_<seed>_scores.json / _history.json). `summary()`
+reads them; `markdown()` shows them beside the CPU runs of the same config from the run record,
+so a reader sees whether the GPU path gives the CPU's numbers and how much faster.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .utils import results_dir
+
+FOLDER = "gpu_check"
+RUN_FILE = re.compile(r"minilm_(?P<loss>[a-z0-9-]+)_(?P<seed>\d+)_scores\.json$")
+
+
+def folder_path(folder: str | Path | None = None) -> Path:
+    return Path(folder) if folder is not None else results_dir() / FOLDER
+
+
+def _json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_counts(xml_path: Path) -> dict | None:
+    """Totals of a pytest --junitxml report: tests, failures, errors, skipped, seconds."""
+    if not xml_path.exists():
+        return None
+    root = ET.parse(xml_path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    total = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    total["seconds"] = sum(float(s.get("time", 0)) for s in suites)
+    total["passed"] = total["tests"] - total["failures"] - total["errors"] - total["skipped"]
+    return total
+
+
+def dry_run(folder: Path) -> dict | None:
+    """Configs trained and seconds of the paper profile's dry run (dryrun.json, dryrun.log)."""
+    info = _json(folder / "dryrun.json")
+    log = folder / "dryrun.log"
+    if info is None or not log.exists():
+        return None
+    done = re.findall(r"^\[(\d+)/(\d+)\]", log.read_text(), re.M)
+    return {"seconds": info["seconds"], "trained": len(done), "configs": int(done[-1][1]) if done else 0}
+
+
+def gpu_runs(folder: Path) -> list[dict]:
+    """The whole runs on the GPU: loss, seed, dev/test F1, best epoch, epochs run, minutes."""
+    out = []
+    for path in sorted(folder.glob("minilm_*_scores.json")):
+        m = RUN_FILE.search(path.name)
+        if not m:
+            continue
+        s = _json(path)
+        out.append({"loss": m["loss"], "seed": int(m["seed"]), "device": s.get("device"),
+                    "dev_f1": s["dev"]["f1"], "test_f1": s["test"]["f1"], "best_epoch": s["best_epoch"],
+                    "epochs_run": s["epochs_run"], "converged": s.get("converged"),
+                    "minutes": s["seconds"] / 60, "peak_cuda_mb": s.get("peak_cuda_mb")})
+    return out
+
+
+def summary(folder: str | Path | None = None) -> dict | None:
+    """Everything the folder holds, or None when the GPU check was never run."""
+    folder = folder_path(folder)
+    if not folder.is_dir():
+        return None
+    bench = _json(folder / "bench_paper_shape.json")
+    device = _json(folder / "device.json") or {}
+    return {"device": device.get("name") or (bench or {}).get("device_name"), "torch": device.get("torch"),
+            "tests": test_counts(folder / "tests.xml"), "dry_run": dry_run(folder), "bench": bench,
+            "runs": gpu_runs(folder)}
+
+
+def cpu_counterpart(loss: str, seed: int, records: Sequence) -> object | None:
+    """The recorded CPU run of the cpu preset with this loss and seed (the GPU run's config but
+    for its device), or None."""
+    from . import runs as RS
+    from . import train as T
+
+    cfg = T.preset("cpu", loss=T.loss_spec(loss), seed=seed, device="cpu")
+    return RS.by_key(records).get(cfg.key())
+
+
+def report(records: Sequence, folder: str | Path | None = None) -> dict | None:
+    """summary() with each GPU run's CPU counterpart (cpu_dev_f1, cpu_test_f1, cpu_best_epoch,
+    cpu_epochs_run, cpu_minutes; None where no CPU run is recorded)."""
+    s = summary(folder)
+    if s is None:
+        return None
+    for r in s["runs"]:
+        c = cpu_counterpart(r["loss"], r["seed"], records)
+        cs = c.scores if c is not None else {}
+        r.update({"cpu_dev_f1": cs.get("dev", {}).get("f1"), "cpu_test_f1": cs.get("test", {}).get("f1"),
+                  "cpu_best_epoch": cs.get("best_epoch"), "cpu_epochs_run": cs.get("epochs_run"),
+                  "cpu_minutes": cs["seconds"] / 60 if cs else None})
+    return s
+
+
+def _f1(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def markdown(s: Mapping | None, level: int = 2) -> str:
+    """report() as Markdown, '' when there is none."""
+    if not s:
+        return ""
+    h = "#" * level
+    lines = [f"{h} GPU path (measured by `benchmarks/gpu_check.sh` on {s['device'] or 'a GPU'})", ""]
+    t = s.get("tests")
+    if t:
+        lines.append(f"- Tests with CUDA visible (tests/test_gpu.py and the training, model, loss and "
+                     f"distributed suites): {t['passed']} passed, {t['failures']} failed, {t['errors']} errors, "
+                     f"{t['skipped']} skipped, {t['seconds']:.0f} s.")
+    d = s.get("dry_run")
+    if d:
+        lines.append(f"- Paper profile dry run on the GPU (tiny encoders of each paper class, 2 steps per "
+                     f"config): {d['trained']} of {d['configs']} configs trained, {d['seconds']} s.")
+    b = s.get("bench")
+    if b:
+        enc = b["encoder"]
+        lines.append(f"- One training step at the paper's shape ({enc['class']} {enc['layers']}x{enc['hidden']}, "
+                     f"{b['document']['tokens']}-token documents, {b['batch']} per batch, {b['precision']}): "
+                     f"{b['step_total_seconds']:.3f} s, {b['seconds_per_doc']:.3f} s per document, peak "
+                     f"{b['peak_memory']['mb'] / 1024:.1f} GiB.")
+    if s.get("runs"):
+        lines += ["", "Whole runs of the `cpu` preset (MiniLM, redocred-mini, 18 epochs, patience 3, bf16) on the "
+                  "GPU beside the recorded CPU run of the same config and seed (F1 in %; minutes of the whole "
+                  "run, the CPU's with one thread and a second run beside it):", "",
+                  "| loss | seed | GPU dev F1 | CPU dev F1 | GPU test F1 | CPU test F1 | GPU best/run epochs | "
+                  "CPU best/run epochs | GPU min | CPU min |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in s["runs"]:
+            cpu_epochs = f"{r['cpu_best_epoch']}/{r['cpu_epochs_run']}" if r.get("cpu_epochs_run") else "–"
+            cpu_min = f"{r['cpu_minutes']:.0f}" if r.get("cpu_minutes") else "–"
+            lines.append(f"| {r['loss']} | {r['seed']} | {_f1(r['dev_f1'])} | {_f1(r.get('cpu_dev_f1'))} | "
+                         f"{_f1(r['test_f1'])} | {_f1(r.get('cpu_test_f1'))} | {r['best_epoch']}/{r['epochs_run']} | "
+                         f"{cpu_epochs} | {r['minutes']:.1f} | {cpu_min} |")
+        lines += ["", "One seed per loss: GPU and CPU kernels sum in different orders, so the two runs "
+                  "drift apart like two seeds would; agreement within the seed spread is what to expect."]
+    return "\n".join(lines) + "\n"
