@@ -226,6 +226,14 @@ def judge(runs: Iterable, profile: str | X.Profile) -> list[dict]:
     return out
 
 
+def judge_claim(claim_id: str, runs: Iterable, profile: str | X.Profile) -> dict:
+    """One two-row claim's row, attaching only its experiment's runs (judge() does them all)."""
+    p = X.get_profile(profile)
+    claim = next(c for c in CLAIMS if c.id == claim_id)
+    cfgs, att = attach_all(runs, p, names=[claim.experiment])
+    return judge_pair(claim, cfgs[claim.experiment], att[claim.experiment], p)
+
+
 def forest_rows(claim_rows: Sequence[Mapping]) -> list[dict]:
     """The forest plot's data in F1 points: each judged claim's difference and interval beside
     the paper's effect (claims without runs are left out)."""

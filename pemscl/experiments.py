@@ -188,12 +188,16 @@ def seeds_for(p: Profile, experiment: str, row: str) -> tuple[int, ...]:
     return p.seeds[: p.claim_seeds if claim else p.other_seeds]
 
 
+def headline_config(p: Profile, label: str, seed: int) -> T.TrainConfig:
+    """One row of Table 2 (a HEADLINE label) on the gold regime at one seed."""
+    return make_config(p, label, make_loss(p, HEADLINE[label]), regime=p.gold_regime, seed=seed)
+
+
 def headline(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
     """Paper Table 2 at this scale: ATL, BCE, NCRL, PEMSCL on the gold regime (and on DocRED in
     the paper profile, whose test labels are not public: scored on dev)."""
     p = get_profile(profile)
-    out = [make_config(p, label, make_loss(p, name), regime=p.gold_regime, seed=s)
-           for label, name in HEADLINE.items() for s in seeds_for(p, "headline", label)]
+    out = [headline_config(p, label, s) for label in HEADLINE for s in seeds_for(p, "headline", label)]
     if p.docred_regime:
         out += [make_config(p, f"{label} (DocRED)", make_loss(p, name, preset=p.docred_preset),
                             regime=p.docred_regime, seed=s, preset=p.docred_preset, eval_test=False)
@@ -295,8 +299,7 @@ def search(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
 def extra_seed_configs(profile: str | Profile, seeds: Iterable[int]) -> list[T.TrainConfig]:
     """The headline claim's rows (CLAIM_ROWS: ATL and PEMSCL) at further seeds, seed by seed."""
     p = get_profile(profile)
-    return [make_config(p, label, make_loss(p, HEADLINE[label]), regime=p.gold_regime, seed=s)
-            for s in seeds for label in CLAIM_ROWS["headline"]]
+    return [headline_config(p, label, s) for s in seeds for label in CLAIM_ROWS["headline"]]
 
 
 def more_seeds(profile: str | Profile, records: Sequence[T.Run]) -> list[T.TrainConfig]:
@@ -311,7 +314,7 @@ def more_seeds(profile: str | Profile, records: Sequence[T.Run]) -> list[T.Train
     p = get_profile(profile)
     if not p.more_seeds:
         return []
-    row = next(r for r in C.judge(records, p) if r["id"] == "pemscl-vs-atl")
+    row = C.judge_claim("pemscl-vs-atl", records, p)
     if row["verdict"] == C.MISSING or row["missing"]:
         return []
     have = {r.config.key() for r in records}

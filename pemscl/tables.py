@@ -61,14 +61,23 @@ def infer_profile(runs: Sequence[RS.Run]) -> str:
     return best
 
 
-def attach_all(runs: Iterable, profile: str | X.Profile) -> tuple[dict[str, list], dict[str, list]]:
-    """({experiment: configs}, {experiment: run or None per config}) for a profile."""
+def experiment_configs(name: str, p: X.Profile, runs: Sequence) -> list:
+    """An experiment's configs; the headline's include the seeds added to PEMSCL vs ATL by the
+    interval rule (experiments.more_seeds) where they were run."""
+    cfgs = X.EXPERIMENTS[name](p)
+    if name == "headline":
+        keys = {r.config.key() for r in runs}
+        cfgs += [c for c in X.extra_seed_configs(p, p.more_seeds) if c.key() in keys]
+    return cfgs
+
+
+def attach_all(runs: Iterable, profile: str | X.Profile,
+               names: Iterable[str] | None = None) -> tuple[dict[str, list], dict[str, list]]:
+    """({experiment: configs}, {experiment: run or None per config}) for a profile (every
+    experiment, or those named)."""
     runs = as_runs(runs)
     p = X.get_profile(profile)
-    cfgs = {name: fn(p) for name, fn in X.EXPERIMENTS.items()}
-    # seeds added to PEMSCL vs ATL by the interval rule (experiments.more_seeds) count where run
-    keys = {r.config.key() for r in runs}
-    cfgs["headline"] += [c for c in X.extra_seed_configs(p, p.more_seeds) if c.key() in keys]
+    cfgs = {name: experiment_configs(name, p, runs) for name in (names or X.EXPERIMENTS)}
     return cfgs, {name: X.attach(c, runs) for name, c in cfgs.items()}
 
 
