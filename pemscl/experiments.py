@@ -554,7 +554,10 @@ def _train_one(cfg: T.TrainConfig, threads: int, root) -> str:
     import torch
 
     torch.set_num_threads(threads)
-    run = T.train(cfg, root=root, progress=False)
+    try:
+        run = T.train(cfg, root=root, progress=False)
+    except RS.RunInProgress:  # another scheduler (or a notebook) has it: not this one's to finish
+        return f"{cfg.label:<28} {cfg.regime:<14} seed {cfg.seed:<4} skipped: trained by another process"
     RS.export_runs([run])  # merged under a lock: two workers may finish at once
     return run_line(run.labelled(cfg.label))
 

@@ -128,14 +128,34 @@ def export_runs(runs: Iterable[Run], path: str | Path | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def _locked(path: Path, wait: bool = True):
+    """An exclusive lock on .<name>.lock beside path, for this block; the OS releases it when the
+    holder dies, so a killed process never leaves a stale lock. wait=False raises BlockingIOError
+    when another open file holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+        fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class RunInProgress(RuntimeError):
+    """Another process is training this run folder right now."""
+
+
+@contextlib.contextmanager
+def training(run_dir: str | Path):
+    """Hold a run folder for training: a second process (another notebook, a second scheduler)
+    asking for the same config gets RunInProgress instead of writing into the same folder."""
+    run_dir = Path(run_dir)
+    try:
+        with _locked(run_dir, wait=False):
+            yield
+    except BlockingIOError:
+        raise RunInProgress(f"{run_dir} is being trained by another process; wait for it to finish "
+                            "(a rerun then reuses it) or train another config") from None
 
 
 def load_exported(path: str | Path | None = None, *, strict: bool = True) -> list[Run]:

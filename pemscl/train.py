@@ -23,6 +23,7 @@ are trained.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -40,6 +41,7 @@ import torch
 from . import data as D
 from . import distributed
 from . import evaluate as E
+from . import runs as RS
 from .config import PRESETS, TrainConfig, config_from_dict, override, preset  # noqa: F401 (re-exported)
 from .features import docs_hash, load_features
 from .losses import compute_loss, loss_spec  # noqa: F401 (loss_spec re-exported)
@@ -548,6 +550,16 @@ def train(cfg: TrainConfig, root: str | Path | None = None, *, force: bool = Fal
     out = run_dir_for(cfg, root)
     if is_complete(out) and not force:
         return Run.load(out).labelled(cfg.label)
+    with RS.training(out) if dist.is_main else contextlib.nullcontext():
+        if is_complete(out) and not force:  # finished by the process that held it
+            return Run.load(out).labelled(cfg.label)
+        return _train(cfg, out, force=force, progress=progress, splits=splits, dist=dist,
+                      on_epoch_end=on_epoch_end)
+
+
+def _train(cfg: TrainConfig, out: Path, *, force: bool, progress: bool, splits: Splits | None,
+           dist: distributed.Dist, on_epoch_end: Callable[[dict, Context], None] | None) -> Run:
+    """train() once the run folder is held."""
     splits = splits or prepare(cfg, progress=progress and dist.is_main)
     ctx = build(cfg, splits, dist=dist, progress=progress)
     selections = [Selection(s) for s in cfg.select if s in splits.features]

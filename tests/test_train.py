@@ -314,3 +314,18 @@ def test_config_hash_ignores_defaults_resolves_values_and_is_versioned(monkeypat
     assert T.override(cfg, patience=2).key() != cfg.key()
     monkeypatch.setattr(C, "HASH_VERSION", C.HASH_VERSION + 1)
     assert cfg.hashed()["v"] == C.HASH_VERSION
+
+
+def test_a_run_being_trained_by_another_process_is_refused_not_shared(tmp_path):
+    from pemscl import experiments as X
+    from pemscl import runs as RS
+
+    cfg = T.preset("smoke", device="cpu", label="test-lock")
+    d = T.run_dir_for(cfg, tmp_path)
+    with RS.training(d):  # what another process's train() holds while it trains d
+        with pytest.raises(RS.RunInProgress, match="another process"):
+            T.train(cfg, root=tmp_path, progress=False)
+        assert not d.exists()  # refused before writing anything
+        assert "skipped: trained by another process" in X._train_one(cfg, 1, tmp_path)
+    run = T.train(cfg, root=tmp_path, progress=False)  # released: trains as usual
+    assert run.dir == d and (d / "DONE").exists()
