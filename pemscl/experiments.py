@@ -624,9 +624,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.plan:
         planned = all_configs(a.profile, only=only)
         todo = schedule(a.profile, missing(planned))
-        for c in todo:
-            print(f"{c.label:<36} {c.regime:<14} seed {c.seed}  layers {c.train_layers}  {c.key()}")
+        records = RS.load_exported(strict=False)
+        minutes = [_expected_minutes(c, records, a.epoch_minutes) for c in todo]
+        for c, m in zip(todo, minutes):
+            print(f"{c.label:<36} {c.regime:<14} seed {c.seed}  layers {c.train_layers}  {c.key()}  "
+                  f"<= {m:.0f} min")
         print(f"{len(todo)} of {len(planned)} runs missing")
+        print(f"at most {sum(minutes) / 60:.1f} hours of training at the slowest recorded pace of each kind "
+              f"(no early stop; {sum(minutes) / 60 / a.workers:.1f} h with --workers {a.workers})")
         p = get_profile(a.profile)
         if p.more_seeds:
             due = more_seeds(p, RS.load_exported(strict=False))

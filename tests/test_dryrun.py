@@ -241,7 +241,7 @@ def roberta_parameters(layers, h, inter, vocab=50265, positions=514, emb=768, bl
 
 def test_bench_paper_shape_at_tiny_size(tmp_path, monkeypatch):
     monkeypatch.setenv("PEMSCL_RESULTS", str(tmp_path))
-    res = _bench().main(["--layers", "2", "--hidden", "64", "--batch", "1", "--warmup", "0"])
+    res = _bench().main(["--layers", "2", "--hidden", "64", "--batch", "1", "--warmup", "0", "--device", "cpu"])
     saved = json.loads((tmp_path / "bench_paper_shape.json").read_text())
     assert saved["parameters"] == res["parameters"]
     enc, head = roberta_parameters(2, 64, 256)

@@ -491,3 +491,6 @@ def test_plan_from_the_command_line(tmp_path):
     n = len(X.all_configs("cpu"))
     assert lines[0].startswith("ATL ") and lines[1].startswith("PEMSCL ")  # the claim pairs first
     assert f"{n} of {n} runs missing" in lines and lines[-1].endswith("due now: none")
+    # nothing recorded: every run is expected at --epoch-minutes (4) for its whole epoch budget
+    hours = sum(c.epochs * 4.0 for c in X.all_configs("cpu")) / 60
+    assert f"at most {hours:.1f} hours of training" in out.stdout
