@@ -112,6 +112,7 @@ def _empty(cid: str, text: str, claim_fields: Mapping) -> dict:
     eff = CLAIM_EFFECTS[cid]
     return {"id": cid, "claim": text, "verdict": MISSING, "metric": "f1", **claim_fields,
             "diff": None, "ci_low": None, "ci_high": None, "se": None, "mde": None, "seed_sd": None,
+            "doc_ci_low": None, "doc_ci_high": None, "doc_se": None, "df": None,
             "seed_diffs": [], "n_seeds": 0, "seeds": [], "n_docs": None, "runs_a": [], "runs_b": [],
             "paper_effect": eff.effect, "paper_source": eff.source, "paper_dev_effect": eff.dev_effect,
             "dev_diff": None, "dev_ci_low": None, "dev_ci_high": None, "context": {}, "missing": [], "note": ""}
@@ -119,7 +120,7 @@ def _empty(cid: str, text: str, claim_fields: Mapping) -> dict:
 
 def _fill(row: dict, res: S.BootstrapResult) -> dict:
     row.update({k: getattr(res, k) for k in ("diff", "ci_low", "ci_high", "se", "mde", "seed_sd", "n_seeds",
-                                             "n_docs")})
+                                             "n_docs", "doc_ci_low", "doc_ci_high", "doc_se", "df")})
     row["seed_diffs"] = list(res.seed_diffs)
     row["verdict"] = S.verdict(res, row["paper_effect"])
     return row

@@ -132,14 +132,17 @@ SEARCH_COLS = [("run", "label"), ("dev F1", m("dev_f1")), ("dev tail F1", m("dev
 
 # --------------------------------------------------------------------------- text
 HOW_TO_READ = (
-    "A − B in F1 points on gold test, mean over seed-matched pairs of runs (seeds present in both rows only), "
-    "with the 95% interval of a document bootstrap (2000 resamples shared by every run; stats.paired_bootstrap). "
-    "MDE: the smallest effect this setup detects with 80% power (2.8 × the bootstrap SE). Verdicts: *holds* / "
-    "*contradicted*: the interval excludes 0 on the paper's / the other side; *not measurable here*: it contains 0 "
-    "and the MDE exceeds twice the paper's effect; *not resolved*: it contains 0 although the paper's effect is "
-    "within reach; *missing runs*: the profile has not been run. The interval covers which documents were "
-    "scored, not seed-to-seed variation (seed_sd in results.json). Paper effects are RoBERTa-large on the full "
-    "data, ours a smaller encoder on less: the direction is what should carry over.")
+    "A − B in F1 points on gold test, mean over seed-matched pairs of runs (seeds present in both rows only). "
+    "The 95% interval covers both sources of chance: which documents were scored (a document bootstrap, 2000 "
+    "resamples shared by every run) and which seeds were trained (the scatter of the per-seed differences): "
+    "diff ± t · sqrt(SE_docs² + sd_seeds² / n), t with Welch-Satterthwaite degrees of freedom "
+    "(stats.paired_bootstrap). With one seed the interval is the documents' alone. MDE: the smallest effect "
+    "this setup detects with 80% power ((t₀.₉₇₅ + t₀.₈) × SE). Verdicts: *holds* / *contradicted*: the interval "
+    "excludes 0 on the paper's / the other side; *not measurable here*: it contains 0 and the MDE exceeds twice "
+    "the paper's effect; *not resolved*: it contains 0 although the paper's effect is within reach; *missing "
+    "runs*: the profile has not been run. Per-seed differences and the documents-only interval are in the notes "
+    "below and in results.json. Paper effects are RoBERTa-large on the full data, ours a smaller encoder on "
+    "less: the direction is what should carry over.")
 
 
 def record_line(summary: Mapping[str, int]) -> str:
@@ -158,6 +161,9 @@ def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
         bits = [f"`{c['id']}`: {c.get('a')} vs {c.get('b')} ({c.get('experiment')}), {c.get('split')} F1"
                 + ("" if c.get("group") in (None, "all") else f" on {c['group']} relations")
                 + f"; paper {pts(c['paper_effect'])} ({c['paper_source']})"]
+        if c.get("seed_diffs"):
+            bits.append("per seed " + ", ".join(f"{s}: {pts(d)}" for s, d in zip(c.get("seeds") or [], c["seed_diffs"]))
+                        + f"; documents only {interval(c['diff'], c.get('doc_ci_low'), c.get('doc_ci_high'))}")
         for g, v in (c.get("context") or {}).items():
             bits.append(f"{g} beside: {interval(v['diff'], v['ci_low'], v['ci_high'])}")
         if c.get("choices"):

@@ -14,13 +14,20 @@ The procedure (:func:`paired_bootstrap`):
    kept too (a hard document counts as often for A as for B);
 3. per resample: rescore every run, take ``mean_i(metric(A_i) - metric(B_i))``;
 4. report the full-sample difference, the 95% percentile interval and the sd of the
-   resampled differences (``se``), and the minimum detectable effect.
+   resampled differences (``doc_se``);
 
-What this measures, and what it does not: the interval covers the uncertainty from
-*which documents* were scored, for the seeds that were run. Seed-to-seed variation is
-not resampled (with 3-5 seeds there is too little to resample); it is reported as
-``seed_sd``, the sd of the per-seed differences -- the seed part of the uncertainty of
-``diff`` is about ``seed_sd / sqrt(n_seeds)``, and should be read next to ``se``.
+5. add the seeds' part: the bootstrap covers *which documents* were scored, for the seeds
+   that were run; training randomness shows in how the per-seed differences scatter
+   (``seed_sd``; the documents are the same for every seed, so that scatter is training
+   alone). With two or more seeds the verdict's interval is
+   ``diff ± t(0.975, df) · sqrt(se_doc² + seed_sd² / n_seeds)``, df by Welch-Satterthwaite
+   (about n_seeds - 1 when the seeds dominate, large when the documents do), and the MDE
+   uses the same se and t. Why: a claim about a loss is a claim about what a new training
+   run would give. With seed differences of -0.5, +1.1 and +5.0 F1 points the document
+   interval alone is about ±0.4 points wide and would call the mean "significant", while the
+   next seed could move it by points. The document-only interval stays in the result
+   (``doc_ci_low``, ``doc_ci_high``, ``doc_se``). With one seed training randomness is not
+   measured: the interval is the documents' alone, and says so (``df`` is inf).
 
 Kept free of torch; numpy does the resampling in a few array operations.
 """
@@ -55,16 +62,20 @@ class BootstrapResult:
     metric: str
     group: str             # "all", or the relation group ("head", "mid", "tail", ...)
     diff: float            # mean over seeds of metric(A_i) - metric(B_i), on all documents
-    ci_low: float          # 2.5th percentile of the resampled differences
-    ci_high: float         # 97.5th percentile
-    se: float              # sd of the resampled differences
-    mde: float             # MDE_FACTOR * se, see paired_bootstrap
+    ci_low: float          # the verdict's 95% interval: documents and seeds (see the module doc)
+    ci_high: float
+    se: float              # sqrt(doc_se^2 + seed_sd^2 / n_seeds); doc_se with one seed
+    mde: float             # (t(0.975, df) + t(0.80, df)) * se, see paired_bootstrap
     seed_sd: float | None  # sd over seeds of the per-seed differences; None with one seed
     n_seeds: int
     n_docs: int
     n_boot: int
     rng_seed: int
     seed_diffs: tuple[float, ...]  # metric(A_i) - metric(B_i) per seed, on all documents
+    doc_ci_low: float = math.nan   # 2.5th percentile of the resampled differences (documents only)
+    doc_ci_high: float = math.nan  # 97.5th percentile
+    doc_se: float = math.nan       # sd of the resampled differences
+    df: float = math.inf           # degrees of freedom of the t quantiles (inf: normal)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -181,7 +192,9 @@ def paired_bootstrap(runs_a: Sequence, runs_b: Sequence, *, metric: str = "f1", 
     0.842) * se. A true effect below the MDE is detected less than 80% of the time, so an
     interval containing 0 does not rule such an effect out. (It assumes the
     spread of the estimate is about the same under the effect as observed, which holds
-    for the small shifts compared here.)
+    for the small shifts compared here.) With two or more seeds ``se`` includes the seeds'
+    part and the z quantiles become t quantiles with ``df`` degrees of freedom (combined_se):
+    with 3 seeds dominated by their scatter, t(0.975, 2) + t(0.8, 2) = 4.30 + 1.06 = 5.36.
     """
     group = group or "all"
     if n_boot < 2:
@@ -205,13 +218,39 @@ def paired_bootstrap(runs_a: Sequence, runs_b: Sequence, *, metric: str = "f1", 
     boot = (values[:, 0] - values[:, 1]).mean(axis=1)           # (n_boot,)
 
     tail = 100 * (1 - CI_LEVEL) / 2
-    ci_low, ci_high = np.percentile(boot, [tail, 100 - tail])
-    se = float(boot.std(ddof=1))
+    doc_low, doc_high = (float(x) for x in np.percentile(boot, [tail, 100 - tail]))
+    doc_se = float(boot.std(ddof=1))
+    seed_sd = statistics.stdev(seed_diffs) if n_seeds > 1 else None
+    if seed_sd is None:  # one seed: training randomness unmeasured, the documents' interval
+        low, high, se, df, mde = doc_low, doc_high, doc_se, math.inf, MDE_FACTOR * doc_se
+    else:
+        se, df = combined_se(doc_se, seed_sd, n_seeds)
+        half = t_quantile(1 - (1 - CI_LEVEL) / 2, df) * se
+        low, high = diff - half, diff + half
+        mde = (t_quantile(1 - MDE_ALPHA / 2, df) + t_quantile(MDE_POWER, df)) * se
     return BootstrapResult(
-        metric=metric, group=group, diff=float(diff), ci_low=float(ci_low), ci_high=float(ci_high),
-        se=se, mde=MDE_FACTOR * se,
-        seed_sd=statistics.stdev(seed_diffs) if n_seeds > 1 else None,
-        n_seeds=n_seeds, n_docs=n_docs, n_boot=n_boot, rng_seed=seed, seed_diffs=seed_diffs)
+        metric=metric, group=group, diff=float(diff), ci_low=low, ci_high=high, se=se, mde=mde,
+        seed_sd=seed_sd, n_seeds=n_seeds, n_docs=n_docs, n_boot=n_boot, rng_seed=seed, seed_diffs=seed_diffs,
+        doc_ci_low=doc_low, doc_ci_high=doc_high, doc_se=doc_se, df=df)
+
+
+def combined_se(doc_se: float, seed_sd: float, n_seeds: int) -> tuple[float, float]:
+    """(se, df) of a mean difference over n_seeds seed-paired runs scored on one document set:
+    se^2 = doc_se^2 + seed_sd^2 / n_seeds; df by Welch-Satterthwaite, the document part counted
+    with infinite df (thousands of facts), the seed part with n_seeds - 1."""
+    doc_var, seed_var = doc_se ** 2, seed_sd ** 2 / n_seeds
+    total = doc_var + seed_var
+    df = math.inf if seed_var == 0 else (n_seeds - 1) * total ** 2 / seed_var ** 2
+    return math.sqrt(total), df
+
+
+def t_quantile(q: float, df: float) -> float:
+    """Student's t quantile (the normal's for infinite df)."""
+    if math.isinf(df):
+        return NormalDist().inv_cdf(q)
+    from scipy.stats import t
+
+    return float(t.ppf(q, df))
 
 
 # --------------------------------------------------------------------------- verdict

@@ -107,9 +107,51 @@ def test_same_system_other_seeds_gives_a_narrow_interval_around_zero():
     b = synthetic_runs(rng, gold, n_seeds=5)
     r = S.paired_bootstrap(a, b, n_boot=1000)
     assert r.ci_low < 0 < r.ci_high
-    # about 9,000 gold facts and 5 seeds: the difference is pinned down to well under 1 F1 point
-    assert r.ci_high - r.ci_low < 0.01
+    # about 9,000 gold facts and 5 seeds: the documents pin the difference down to well under
+    # 1 F1 point; the seeds' scatter widens the verdict's interval beyond that
+    assert r.doc_ci_high - r.doc_ci_low < 0.01
+    assert r.ci_high - r.ci_low > r.doc_ci_high - r.doc_ci_low
     assert abs(r.diff) < 0.005 and r.seed_sd is not None and r.seed_sd > 0
+
+
+def test_combined_se_by_hand():
+    # documents: se 0.2 points; seeds: sd 2.8 points over 3 seeds (the decisive profile's first
+    # three ATL/PEMSCL pairs were about this)
+    se, df = S.combined_se(0.002, 0.028, 3)
+    seed_var = 0.028 ** 2 / 3                       # 2.61333e-4
+    assert se == pytest.approx((0.002 ** 2 + seed_var) ** 0.5)  # 0.016289
+    assert df == pytest.approx(2 * (4e-6 + seed_var) ** 2 / seed_var ** 2)  # 2.0617: the seeds dominate
+    assert S.combined_se(0.002, 0.0, 3) == (0.002, float("inf"))  # seeds that agree add nothing
+    assert S.t_quantile(0.975, float("inf")) == pytest.approx(1.959964, abs=1e-6)
+    assert S.t_quantile(0.975, 2) == pytest.approx(4.302653, abs=1e-6)
+    assert S.t_quantile(0.80, 2) == pytest.approx(1.060660, abs=1e-6)
+
+
+def test_seeds_that_disagree_widen_the_interval_past_zero():
+    """The documents alone would call a +1.9 point mean 'holds'; seed differences of -0.5, +1.1
+    and +5.0 points say the next seed could land anywhere in several points."""
+    rng = np.random.default_rng(5)
+    gold = rng.poisson(30, size=400)
+    a = synthetic_runs(rng, gold, n_seeds=3)
+    b = []
+    for run, k in zip(a, (30, -10, 160)):  # B loses k correct predictions (gains -k) per seed
+        run = run.copy()
+        room = run[:, 1] > 0 if k > 0 else run[:, 1] < run[:, 3]  # a correct one to lose / a gold one to find
+        hit = np.flatnonzero(room)[:abs(k)]
+        run[hit, 1] -= int(np.sign(k))
+        run[hit, 0] -= int(np.sign(k))
+        run[:, 2] = np.minimum(run[:, 2], run[:, 1])
+        b.append(run)
+    r = S.paired_bootstrap(a, b, n_boot=1000)
+    assert r.seed_diffs[1] < 0 < r.seed_diffs[0] < r.seed_diffs[2]
+    assert r.doc_ci_low > 0  # documents only: "significant"
+    se, df = S.combined_se(r.doc_se, r.seed_sd, 3)
+    assert (r.se, r.df) == (se, df)
+    half = S.t_quantile(0.975, df) * se
+    assert (r.ci_low, r.ci_high) == pytest.approx((r.diff - half, r.diff + half))
+    assert r.ci_low < 0 < r.ci_high
+    assert r.mde == pytest.approx((S.t_quantile(0.975, df) + S.t_quantile(0.8, df)) * se)
+    assert S.verdict(r, 0.01) != "holds"
 
 
 def test_planted_shift_has_the_right_sign_and_size():
