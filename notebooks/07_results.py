@@ -27,8 +27,9 @@ print(report.record_line(run_record.record_summary()))
 
 # %% [markdown]
 # ## Claims
-# Each claim is A − B between two rows, on gold test, over seed-matched pairs of runs, with a 95% document
-# bootstrap interval and the minimum detectable effect (MDE). *holds* / *contradicted*: the interval excludes 0
+# Each claim is A − B between two rows, on gold test, over seed-matched pairs of runs, with a 95% interval that
+# counts both sources of chance (a document bootstrap, and the scatter of the per-seed differences) and the
+# minimum detectable effect (MDE). *holds* / *contradicted*: the interval excludes 0
 # on the paper's / the other side; *not measurable here*: it contains 0 and the MDE is more than twice the
 # paper's effect; *not resolved*: it contains 0 although the paper's effect was within reach.
 
