@@ -181,7 +181,9 @@ def dist_run(tmp_path_factory):
 def test_distributed_run_writes_one_complete_folder_from_rank_0(dist_run):
     one, (r0, r1), root, results = dist_run
     d = Path(r0["dir"])
-    assert r1["dir"] == r0["dir"] and d.parent == root and [p.name for p in root.iterdir()] == [d.name]
+    # one run folder (beside it only rank 0's lock file, runs.training)
+    assert r1["dir"] == r0["dir"] and d.parent == root
+    assert sorted(p.name for p in root.iterdir()) == sorted([d.name, f".{d.name}.lock"])
     for name in ("config.json", "history.json", "scores.json", "predictions_dev.json", "predictions_test.json",
                  "model.pt", "DONE"):
         assert (d / name).exists(), name
