@@ -634,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(no early stop; {sum(minutes) / 60 / a.workers:.1f} h with --workers {a.workers})")
         p = get_profile(a.profile)
         if p.more_seeds:
-            due = more_seeds(p, RS.load_exported(strict=False))
+            due = more_seeds(p, records)
             print(f"then seeds {', '.join(map(str, p.more_seeds))} for PEMSCL vs ATL, one at a time while its "
                   f"interval is wider than the paper's effect; due now: "
                   + (", ".join(f"{c.label} seed {c.seed}" for c in due) or "none"))

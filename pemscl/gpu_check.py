@@ -9,13 +9,12 @@ so a reader sees whether the GPU path gives the CPU's numbers and how much faste
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .utils import results_dir
+from .utils import read_json, results_dir
 
 FOLDER = "gpu_check"
 RUN_FILE = re.compile(r"minilm_(?P<loss>[a-z0-9-]+)_(?P<seed>\d+)_scores\.json$")
@@ -26,7 +25,7 @@ def folder_path(folder: str | Path | None = None) -> Path:
 
 
 def _json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path) if path.exists() else None  # the script's parts are run one by one
 
 
 def test_counts(xml_path: Path) -> dict | None:
@@ -78,24 +77,26 @@ def summary(folder: str | Path | None = None) -> dict | None:
             "runs": gpu_runs(folder)}
 
 
-def cpu_counterpart(loss: str, seed: int, records: Sequence) -> object | None:
+def cpu_counterpart(loss: str, seed: int, index: Mapping) -> object | None:
     """The recorded CPU run of the cpu preset with this loss and seed (the GPU run's config but
-    for its device), or None."""
+    for its device), or None; index: runs.by_key of the record."""
     from . import runs as RS
     from . import train as T
 
-    cfg = T.preset("cpu", loss=T.loss_spec(loss), seed=seed, device="cpu")
-    return RS.by_key(records).get(cfg.key())
+    return RS.recorded(T.preset("cpu", loss=T.loss_spec(loss), seed=seed, device="cpu"), index)
 
 
 def report(records: Sequence, folder: str | Path | None = None) -> dict | None:
     """summary() with each GPU run's CPU counterpart (cpu_dev_f1, cpu_test_f1, cpu_best_epoch,
     cpu_epochs_run, cpu_minutes; None where no CPU run is recorded)."""
+    from . import runs as RS
+
     s = summary(folder)
     if s is None:
         return None
+    index = RS.by_key(records)
     for r in s["runs"]:
-        c = cpu_counterpart(r["loss"], r["seed"], records)
+        c = cpu_counterpart(r["loss"], r["seed"], index)
         cs = c.scores if c is not None else {}
         r.update({"cpu_dev_f1": cs.get("dev", {}).get("f1"), "cpu_test_f1": cs.get("test", {}).get("f1"),
                   "cpu_best_epoch": cs.get("best_epoch"), "cpu_epochs_run": cs.get("epochs_run"),
@@ -103,12 +104,27 @@ def report(records: Sequence, folder: str | Path | None = None) -> dict | None:
     return s
 
 
-def _f1(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
+def _f1(x: float | None) -> str | None:
+    return None if x is None else f"{100 * x:.1f}"
+
+
+def _epochs(best, run) -> str | None:
+    return f"{best}/{run}" if run else None
+
+
+RUN_COLS = [("loss", "loss"), ("seed", "seed"), ("GPU dev F1", lambda r: _f1(r["dev_f1"])),
+            ("CPU dev F1", lambda r: _f1(r.get("cpu_dev_f1"))), ("GPU test F1", lambda r: _f1(r["test_f1"])),
+            ("CPU test F1", lambda r: _f1(r.get("cpu_test_f1"))),
+            ("GPU best/run epochs", lambda r: _epochs(r["best_epoch"], r["epochs_run"])),
+            ("CPU best/run epochs", lambda r: _epochs(r.get("cpu_best_epoch"), r.get("cpu_epochs_run"))),
+            ("GPU min", lambda r: f"{r['minutes']:.1f}"),
+            ("CPU min", lambda r: f"{r['cpu_minutes']:.0f}" if r.get("cpu_minutes") else None)]
 
 
 def markdown(s: Mapping | None, level: int = 2) -> str:
     """report() as Markdown, '' when there is none."""
+    from . import report  # report shows this section: imported here, not at the top
+
     if not s:
         return ""
     h = "#" * level
@@ -133,14 +149,7 @@ def markdown(s: Mapping | None, level: int = 2) -> str:
         lines += ["", "Whole runs of the `cpu` preset (MiniLM, redocred-mini, 18 epochs, patience 3, bf16) on the "
                   "GPU beside the recorded CPU run of the same config and seed (F1 in %; minutes of the whole "
                   "run, the CPU's with one thread and a second run beside it):", "",
-                  "| loss | seed | GPU dev F1 | CPU dev F1 | GPU test F1 | CPU test F1 | GPU best/run epochs | "
-                  "CPU best/run epochs | GPU min | CPU min |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in s["runs"]:
-            cpu_epochs = f"{r['cpu_best_epoch']}/{r['cpu_epochs_run']}" if r.get("cpu_epochs_run") else "–"
-            cpu_min = f"{r['cpu_minutes']:.0f}" if r.get("cpu_minutes") else "–"
-            lines.append(f"| {r['loss']} | {r['seed']} | {_f1(r['dev_f1'])} | {_f1(r.get('cpu_dev_f1'))} | "
-                         f"{_f1(r['test_f1'])} | {_f1(r.get('cpu_test_f1'))} | {r['best_epoch']}/{r['epochs_run']} | "
-                         f"{cpu_epochs} | {r['minutes']:.1f} | {cpu_min} |")
+                  report.table_md(s["runs"], RUN_COLS)]
         lines += ["", "One seed per loss: GPU and CPU kernels sum in different orders, so the two runs "
                   "drift apart like two seeds would; agreement within the seed spread is what to expect."]
     return "\n".join(lines) + "\n"
