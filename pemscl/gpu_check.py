@@ -4,7 +4,10 @@ The script leaves its files in results/gpu_check/ (or the folder given): the pyt
 CUDA tests, the paper profile's dry run, one training step at the paper's shape, and whole runs
 of the `cpu` preset on the GPU (minilm_<loss>_<seed>_scores.json / _history.json). `summary()`
 reads them; `markdown()` shows them beside the CPU runs of the same config from the run record,
-so a reader sees whether the GPU path gives the CPU's numbers and how much faster.
+so a reader sees whether the GPU path gives the CPU's numbers and how much faster. With ATL and
+PEMSCL runs of the same seeds, `replicate()` judges the claim pemscl-vs-atl on them as a run kind
+of its own: GPU kernels and the MiniLM weights rounded to fp16 on the way to the machine (the
+transfer limit), so they are never pooled with the CPU runs of the claim.
 """
 
 from __future__ import annotations
@@ -58,11 +61,40 @@ def gpu_runs(folder: Path) -> list[dict]:
         if not m:
             continue
         s = _json(path)
+        gpu = _json(path.with_name(path.name.replace("_scores.json", "_device.json"))) or {}
         out.append({"loss": m["loss"], "seed": int(m["seed"]), "device": s.get("device"),
+                    "gpu": gpu.get("name"), "side_by_side": gpu.get("side_by_side"),
                     "dev_f1": s["dev"]["f1"], "test_f1": s["test"]["f1"], "best_epoch": s["best_epoch"],
                     "epochs_run": s["epochs_run"], "converged": s.get("converged"),
                     "minutes": s["seconds"] / 60, "peak_cuda_mb": s.get("peak_cuda_mb")})
     return out
+
+
+def _doc_counts(folder: Path, loss: str, seed: int, split: str) -> Mapping | None:
+    return ((_json(folder / f"minilm_{loss}_{seed}_scores.json") or {}).get("doc_counts") or {}).get(split)
+
+
+def replicate(folder: str | Path | None = None, a: str = "pemscl", b: str = "atl", split: str = "test",
+              claim_id: str = "pemscl-vs-atl") -> dict | None:
+    """The claim `claim_id` judged on the GPU runs alone: seed-paired bootstrap of F1(a) - F1(b)
+    over every seed both losses ran, with the claims' own resampling and verdict rule; None when
+    no seed has both. `paper_outside` says whether the paper's effect lies outside the interval."""
+    from . import claims as C
+    from . import stats as S
+
+    folder = folder_path(folder)
+    seeds = sorted({r["seed"] for r in gpu_runs(folder) if r["loss"] == a} &
+                   {r["seed"] for r in gpu_runs(folder) if r["loss"] == b})
+    pairs = [(s, _doc_counts(folder, a, s, split), _doc_counts(folder, b, s, split)) for s in seeds]
+    pairs = [p for p in pairs if p[1] is not None and p[2] is not None]
+    if not pairs:
+        return None
+    res = S.paired_bootstrap([p[1] for p in pairs], [p[2] for p in pairs], metric="f1", n_boot=C.N_BOOT,
+                             seed=C.BOOT_SEED)
+    effect = C.CLAIM_EFFECTS[claim_id].effect
+    return {**res.to_dict(), "claim": claim_id, "a": a, "b": b, "split": split, "seeds": [p[0] for p in pairs],
+            "paper_effect": effect, "verdict": S.verdict(res, effect),
+            "paper_outside": not (res.ci_low <= effect <= res.ci_high)}
 
 
 def summary(folder: str | Path | None = None) -> dict | None:
@@ -71,10 +103,11 @@ def summary(folder: str | Path | None = None) -> dict | None:
     if not folder.is_dir():
         return None
     bench = _json(folder / "bench_paper_shape.json")
-    device = _json(folder / "device.json") or {}
+    # the GPU of the tests, dry run and bench (the runs name their own: parts may use other machines)
+    device = next((d for d in (_json(folder / f"device_{p}.json") for p in ("tests", "dryrun", "bench")) if d), {})
     return {"device": device.get("name") or (bench or {}).get("device_name"), "torch": device.get("torch"),
             "tests": test_counts(folder / "tests.xml"), "dry_run": dry_run(folder), "bench": bench,
-            "runs": gpu_runs(folder)}
+            "runs": gpu_runs(folder), "replicate": replicate(folder)}
 
 
 def cpu_counterpart(loss: str, seed: int, index: Mapping) -> object | None:
@@ -112,12 +145,17 @@ def _epochs(best, run) -> str | None:
     return f"{best}/{run}" if run else None
 
 
+def _gpu(r) -> str | None:
+    name = (r.get("gpu") or "").replace("NVIDIA ", "").split(" ")[0] or None
+    return name and (f"{name} x{r['side_by_side']}" if r.get("side_by_side") else name)
+
+
 RUN_COLS = [("loss", "loss"), ("seed", "seed"), ("GPU dev F1", lambda r: _f1(r["dev_f1"])),
             ("CPU dev F1", lambda r: _f1(r.get("cpu_dev_f1"))), ("GPU test F1", lambda r: _f1(r["test_f1"])),
             ("CPU test F1", lambda r: _f1(r.get("cpu_test_f1"))),
             ("GPU best/run epochs", lambda r: _epochs(r["best_epoch"], r["epochs_run"])),
             ("CPU best/run epochs", lambda r: _epochs(r.get("cpu_best_epoch"), r.get("cpu_epochs_run"))),
-            ("GPU min", lambda r: f"{r['minutes']:.1f}"),
+            ("GPU min", lambda r: f"{r['minutes']:.1f}"), ("GPU (runs sharing it)", _gpu),
             ("CPU min", lambda r: f"{r['cpu_minutes']:.0f}" if r.get("cpu_minutes") else None)]
 
 
@@ -148,8 +186,21 @@ def markdown(s: Mapping | None, level: int = 2) -> str:
     if s.get("runs"):
         lines += ["", "Whole runs of the `cpu` preset (MiniLM, redocred-mini, 18 epochs, patience 3, bf16) on the "
                   "GPU beside the recorded CPU run of the same config and seed (F1 in %; minutes of the whole "
-                  "run, the CPU's with one thread and a second run beside it):", "",
+                  "run, the GPU's with as many runs sharing the GPU as its column says, the CPU's with one "
+                  "thread and a second run beside it):", "",
                   report.table_md(s["runs"], RUN_COLS)]
-        lines += ["", "One seed per loss: GPU and CPU kernels sum in different orders, so the two runs "
+        lines += ["", "GPU and CPU kernels sum in different orders, so a GPU run and the CPU run of its seed "
                   "drift apart like two seeds would; agreement within the seed spread is what to expect."]
+    rep = s.get("replicate")
+    if rep:
+        pts = lambda x: f"{100 * x:+.2f}"  # noqa: E731 -- F1 points with a sign
+        lines += ["", f"Claim `{rep['claim']}` on the GPU runs alone ({rep['a']} - {rep['b']}, {rep['split']} F1, "
+                  f"seeds {rep['seeds'][0]}-{rep['seeds'][-1]}, {rep['n_seeds']} paired): {pts(rep['diff'])} "
+                  f"[{pts(rep['ci_low'])}, {pts(rep['ci_high'])}], MDE {100 * rep['mde']:.2f}, seed sd of the "
+                  f"difference {100 * (rep['seed_sd'] or 0):.2f}: **{rep['verdict']}**"
+                  + (f"; the paper's {pts(rep['paper_effect'])} lies outside the interval." if rep["paper_outside"]
+                     else "."),
+                  "Per-seed differences: " + ", ".join(pts(d) for d in rep["seed_diffs"]) + ". A run kind of its "
+                  "own (GPU kernels, fp16-rounded MiniLM weights), so it is reported here and not pooled with "
+                  "the CPU runs that the claims table judges."]
     return "\n".join(lines) + "\n"

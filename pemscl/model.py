@@ -244,8 +244,11 @@ class DocREModel(nn.Module):
             from transformers import AutoModel
 
             path = resolve_encoder(config.encoder)
-            # SDPA / flash kernels never materialise the attention probabilities ATLOP pools with
-            plm = AutoModel.from_pretrained(path, attn_implementation="eager")
+            # SDPA / flash kernels never materialise the attention probabilities ATLOP pools with.
+            # dtype fp32: transformers 5 loads a checkpoint in the dtype it was saved in, and AdamW
+            # on fp16/bf16 master weights loses most updates (a MiniLM saved in fp16 never learnt);
+            # half precision belongs to autocast, not to the weights.
+            plm = AutoModel.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
             if getattr(plm, "pooler", None) is not None:
                 plm.pooler = None  # ATLOP never uses the pooler; dropping it keeps it out of the optimiser
         _ensure_eager_attention(plm)

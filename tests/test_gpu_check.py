@@ -3,6 +3,9 @@ benchmarks/gpu_check.sh writes: counts, dry run, the GPU runs beside their CPU r
 
 import json
 
+import pytest
+
+from pemscl import claims as C
 from pemscl import gpu_check as G
 from pemscl import train as T
 from pemscl.runs import Run
@@ -22,9 +25,10 @@ def _folder(tmp_path):
     (d / "tests.xml").write_text(JUNIT)
     (d / "dryrun.json").write_text(json.dumps({"part": "dryrun", "seconds": 44}))
     (d / "dryrun.log").write_text("dry run of profile paper: 3 configs\n[1/3] ATL ...\n[2/3] BCE ...\n")
-    (d / "device.json").write_text(json.dumps({"name": "Some GPU", "torch": "2.x"}))
+    (d / "device_tests.json").write_text(json.dumps({"name": "Some GPU", "torch": "2.x"}))
     (d / "minilm_atl_66_scores.json").write_text(json.dumps(
         _scores(0.566, 0.570, 14, 17, 176.0, device="cuda", converged=True, peak_cuda_mb=1561.0)))
+    (d / "minilm_atl_66_device.json").write_text(json.dumps({"name": "NVIDIA H200", "side_by_side": 8}))
     (d / "minilm_pemscl_67_scores.json").write_text(json.dumps(_scores(0.5, 0.5, 3, 3, 60.0, device="cuda")))
     (d / "notes_scores.json").write_text("{}")  # not a run file: ignored
     return d
@@ -45,8 +49,33 @@ def test_report_counts_and_pairs_each_gpu_run_with_its_cpu_record(tmp_path):
     assert pemscl["seed"] == 67 and pemscl["cpu_dev_f1"] is None  # no CPU record of that config
     md = G.markdown(r)
     assert "on Some GPU" in md and "14 passed, 2 failed, 1 errors, 3 skipped" in md
-    assert "| atl | 66 | 56.6 | 56.3 | 57.0 | 56.7 | 14/17 | 14/17 | 2.9 | 57 |" in md
-    assert "| pemscl | 67 | 50.0 | – | 50.0 | – | 3/3 | – | 1.0 | – |" in md
+    assert "| atl | 66 | 56.6 | 56.3 | 57.0 | 56.7 | 14/17 | 14/17 | 2.9 | H200 x8 | 57 |" in md
+    assert "| pemscl | 67 | 50.0 | – | 50.0 | – | 3/3 | – | 1.0 | – | – |" in md
+    assert r["replicate"] is None and "on the GPU runs alone" not in md  # no seed has both losses
+
+
+# [predicted, correct, correct_in_train, gold] per test document; F1 by hand in the comments
+ROWS = {("pemscl", 66): [[2, 2, 0, 2], [2, 1, 0, 2], [0, 0, 0, 1]],  # P 3/4, R 3/5: F1 2/3
+        ("atl", 66): [[2, 1, 0, 2], [2, 1, 0, 2], [0, 0, 0, 1]],     # P 2/4, R 2/5: F1 4/9
+        ("pemscl", 67): [[2, 1, 0, 2], [2, 1, 0, 2], [0, 0, 0, 1]],  # F1 4/9
+        ("atl", 67): [[1, 1, 0, 2], [0, 0, 0, 2], [0, 0, 0, 1]],     # P 1/1, R 1/5: F1 1/3
+        ("atl", 68): [[0, 0, 0, 2], [0, 0, 0, 2], [0, 0, 0, 1]]}     # no PEMSCL seed 68: left out
+
+
+def test_replicate_pairs_the_gpu_runs_by_seed_and_judges_the_claim(tmp_path):
+    for (loss, seed), rows in ROWS.items():
+        (tmp_path / f"minilm_{loss}_{seed}_scores.json").write_text(json.dumps(
+            _scores(0.5, 0.5, 3, 3, 60.0, doc_counts={"test": {"all": rows}})))
+    rep = G.replicate(tmp_path)
+    assert rep["seeds"] == [66, 67] and rep["n_seeds"] == 2 and rep["n_docs"] == 3
+    assert rep["seed_diffs"] == pytest.approx([2 / 3 - 4 / 9, 4 / 9 - 1 / 3])
+    assert rep["diff"] == pytest.approx(1 / 6)
+    assert rep["ci_low"] < rep["diff"] < rep["ci_high"]
+    assert rep["paper_effect"] == C.CLAIM_EFFECTS["pemscl-vs-atl"].effect
+    assert rep["paper_outside"] == (not rep["ci_low"] <= rep["paper_effect"] <= rep["ci_high"])
+    md = G.markdown({"device": None, "runs": G.gpu_runs(tmp_path), "replicate": rep})
+    assert "(pemscl - atl, test F1, seeds 66-67, 2 paired): +16.67 [" in md
+    assert f"**{rep['verdict']}**" in md and "Per-seed differences: +22.22, +11.11." in md
 
 
 def test_no_folder_no_section(tmp_path):

@@ -180,6 +180,21 @@ def test_bf16_autocast_forward_backward_is_finite():
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
+@pytest.mark.parametrize("saved", [torch.float16, torch.bfloat16])
+def test_half_precision_checkpoint_loads_fp32_master_weights(tmp_path, saved):
+    # transformers 5 keeps a checkpoint's saved dtype; AdamW on fp16 weights lost every update of
+    # a MiniLM saved in fp16 (dev F1 0 after 4 epochs on a GPU). Half precision is autocast's job.
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64)
+    plm = BertModel(cfg, add_pooling_layer=False).to(saved)
+    plm.save_pretrained(tmp_path)
+    m = DocREModel(ModelConfig(encoder=str(tmp_path), emb_size=16, block_size=4, window=WINDOW))
+    assert {p.dtype for p in m.parameters()} == {torch.float32}
+    w = m.plm.embeddings.word_embeddings.weight
+    assert torch.equal(w, plm.embeddings.word_embeddings.weight.float())  # the saved values, upcast exactly
+
+
 def test_device_and_precision_resolution(monkeypatch):
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("cuda:1") == torch.device("cuda", 1)  # an explicit device is taken as given
