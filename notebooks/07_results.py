@@ -59,6 +59,7 @@ report.show_table(tables["table4"], report.TABLE4_COLS)
 
 # %%
 report.show_table(tables["convergence"], report.CONVERGENCE_COLS)
+print(report.dev_noise_line(tables["dev_noise"]))
 
 # %% [markdown]
 # ## This workbench vs the paper

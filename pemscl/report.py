@@ -115,6 +115,19 @@ FIGURE2_COLS = [("model", "model"), ("ratio", "ratio"), ("n", "n"), ("orig dev F
                 ("gold test F1 (gold dev selection)", m("by_dev_gold_test_f1"))]
 GROUP_COLS = [("experiment", "experiment"), ("model", "label"), ("split", "split"), ("n", "n"), ("F1", m("f1")),
               *[(f"{g} F1 (gold facts)", with_gold(f"{g}_f1", f"{g}_n_gold")) for g in ("head", "mid", "tail")]]
+def dev_noise_line(n: Mapping | None) -> str:
+    """tables.dev_noise as one sentence: how noisy late dev F1 is, against the flat-curve rule."""
+    if not n:
+        return ""
+    return (f"Late in a run dev F1 still moves: over the last {n['last']} epochs of the {n['n_runs']} runs that used "
+            f"their whole epoch budget, one epoch "
+            f"to the next changed it by {100 * n['step_mean']:+.2f} on average with sd {100 * n['step_sd']:.2f} "
+            f"F1 ({n['n_steps']} steps). A two-epoch change then has sd about {100 * n['two_epoch_sd']:.2f}, so "
+            f"the rule's {100 * n['flat_gain']:.1f} F1 would call about {100 * n['flat_cut_short']:.0f}% of "
+            "truly flat curves cut short: read a \"cut short\" with a small last gain as noise, not as a "
+            "run still learning.")
+
+
 CONVERGENCE_COLS = [("experiment", "experiment"), ("row", "label"), ("regime", "regime"),
                     ("converged", lambda r: f"{r['n_converged']}/{r['n']}"),
                     ("best epoch: mean (range)", _epochs),
@@ -201,7 +214,7 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
              f"{h}# Convergence: epochs each run kind needed", "",
              "Converged: the best epoch was followed by two epochs that did not beat it, or the last two epochs "
              "gained at most 0.5 F1 (train.converged); otherwise the run was cut short by its epoch limit.", "",
-             table_md(tables.get("convergence", []), CONVERGENCE_COLS), "",
+             table_md(tables.get("convergence", []), CONVERGENCE_COLS), "", dev_noise_line(tables.get("dev_noise")), "",
              f"{h}# Paper vs released code (FAITHFULNESS.md): exploratory", "",
              "Exploratory: the fast path (top layers only) and one seed; a Δ here points at something to run "
              "properly, it is not a finding.", "", table_md(tables["faithfulness"], FAITH_COLS), ""]

@@ -227,6 +227,35 @@ def convergence(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]
     return rows
 
 
+def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) -> dict | None:
+    """How much the selection dev F1 moves from one epoch to the next late in a run, where the
+    learning rate is nearly spent: the steps between each run's last `last` + 1 epochs, pooled
+    over the runs that used their whole epoch budget (an early-stopped run ends on the falls
+    that stopped it, and is converged by the first rule anyway).
+    It sizes convergence's flat-curve rule: a two-epoch change of a curve that no longer climbs
+    has sd about sqrt(2) x the step sd (steps taken as independent), so `flat_cut_short` is the
+    share of truly flat curves the rule would still call cut short (normal approximation)."""
+    from statistics import NormalDist, fmean, stdev
+
+    from .train import FLAT_GAIN
+
+    steps, n_runs = [], 0
+    for _, r in _distinct(cfgs, att):
+        key = f"{r.config.select[0]}_f1" if r.config.select else None
+        f1s = [h[key] for h in r.history or [] if key and h.get(key) is not None]
+        if len(f1s) > last and len(f1s) >= r.config.epochs:
+            n_runs += 1
+            tail = f1s[-(last + 1):]
+            steps += [b - a for a, b in zip(tail, tail[1:])]
+    if len(steps) < 2:
+        return None
+    sd = stdev(steps)
+    two = sd * 2 ** 0.5
+    return {"n_runs": n_runs, "n_steps": len(steps), "last": last, "step_mean": fmean(steps), "step_sd": sd,
+            "two_epoch_sd": two, "flat_gain": FLAT_GAIN,
+            "flat_cut_short": 1 - NormalDist(0, two).cdf(FLAT_GAIN) if two > 0 else 0.0}
+
+
 def cost(cfgs: Mapping[str, list], att: Mapping[str, list]) -> dict:
     """Seconds and memory of every distinct run that took part, once."""
     where: dict[str, list[str]] = {}
@@ -266,6 +295,7 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
                                   metrics=("dev_f1", "test_ign_f1", "test_f1", "dev_tail_f1", "seconds")),
             # the small search on gold dev (one seed)
             "search": X.summarise(att.get("search", []), metrics=("dev_f1", "dev_tail_f1", "test_ign_f1", "test_f1")),
-            "groups": relation_groups(cfgs, att), "convergence": convergence(cfgs, att), "cost": cost(cfgs, att),
+            "groups": relation_groups(cfgs, att), "convergence": convergence(cfgs, att),
+            "dev_noise": dev_noise(cfgs, att), "cost": cost(cfgs, att),
             # what benchmarks/gpu_check.sh measured, beside the CPU runs of the same configs (None: never run)
             "gpu": gpu_check.report(runs)}

@@ -406,12 +406,15 @@ def evaluate_epoch(ctx: Context, row: dict, selections: list[Selection]) -> None
     row["eval_seconds"] = time.time() - t0
 
 
+FLAT_GAIN = 0.005  # converged(): at most this much dev F1 gained over the last two epochs counts as flat
+
+
 def converged(f1s: Sequence[float], best_epoch: int) -> bool:
     """Converged: the best epoch is followed by two epochs that do not beat it, or the last two
-    epochs together gained at most 0.5 F1. Otherwise the run was cut short."""
+    epochs together gained at most 0.5 F1 (FLAT_GAIN). Otherwise the run was cut short."""
     if best_epoch and len(f1s) - best_epoch >= 2:
         return True
-    return len(f1s) >= 3 and f1s[-1] - f1s[-3] <= 0.005
+    return len(f1s) >= 3 and f1s[-1] - f1s[-3] <= FLAT_GAIN
 
 
 def should_stop(cfg: TrainConfig, epoch: int, selections: list[Selection]) -> bool:

@@ -279,6 +279,30 @@ def test_convergence_per_run_kind():
     assert cell == "4.0 (3–5)" and dict(REP.CONVERGENCE_COLS)["converged"](pem) == "2/3"
 
 
+def test_dev_noise_pools_late_steps_of_runs_that_used_their_budget():
+    # PEMSCL 66 and 67 ran all their epochs; 68 stopped early and must not count
+    runs = []
+    curves = {66: [0.40, 0.50, 0.52, 0.51, 0.53], 67: [0.40, 0.50, 0.50, 0.52, 0.51], 68: [0.50, 0.45, 0.40]}
+    for c in X.headline("cpu"):
+        if c.label == "PEMSCL":
+            c = dataclasses.replace(c, epochs=5)
+            hist = [{"epoch": i + 1, "dev_f1": f} for i, f in enumerate(curves[c.seed])]
+            r = _run("x", c.seed, 0.5, 0.4, cfg=c, best_epoch=2, epochs_run=len(hist))
+            runs.append(dataclasses.replace(r, history=hist))
+    noise = TB.dev_noise({"headline": [r.config for r in runs]}, {"headline": runs}, last=3)
+    # late steps: 66 -> +0.02, -0.01, +0.02; 67 -> 0, +0.02, -0.01 (68 left out)
+    steps = [0.02, -0.01, 0.02, 0.0, 0.02, -0.01]
+    assert (noise["n_runs"], noise["n_steps"]) == (2, 6)
+    assert noise["step_mean"] == pytest.approx(sum(steps) / 6)
+    mean = sum(steps) / 6
+    sd = (sum((x - mean) ** 2 for x in steps) / 5) ** 0.5
+    assert noise["step_sd"] == pytest.approx(sd) and noise["two_epoch_sd"] == pytest.approx(sd * 2 ** 0.5)
+    # P(N(0, (sqrt 2 sd)^2) > 0.005), sd = 0.01378...: z = 0.2566, 1 - Phi(z) = 0.3987
+    assert noise["flat_cut_short"] == pytest.approx(0.4072, abs=1e-4)
+    assert "of the 2 runs that used their whole epoch budget" in REP.dev_noise_line(noise)
+    assert TB.dev_noise({"headline": []}, {"headline": []}) is None and REP.dev_noise_line(None) == ""
+
+
 def test_relation_groups_show_gold_facts_beside_f1():
     runs = []
     for c in X.ablation("smoke"):
