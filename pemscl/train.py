@@ -553,11 +553,30 @@ def train(cfg: TrainConfig, root: str | Path | None = None, *, force: bool = Fal
     out = run_dir_for(cfg, root)
     if is_complete(out) and not force:
         return Run.load(out).labelled(cfg.label)
-    with RS.training(out) if dist.is_main else contextlib.nullcontext():
+    with _hold(out, dist):
         if is_complete(out) and not force:  # finished by the process that held it
             return Run.load(out).labelled(cfg.label)
         return _train(cfg, out, force=force, progress=progress, splits=splits, dist=dist,
                       on_epoch_end=on_epoch_end)
+
+
+@contextlib.contextmanager
+def _hold(out: Path, dist: distributed.Dist):
+    """runs.training(out), taken by rank 0 and its answer shared: when another process holds the
+    folder every rank raises RunInProgress (rank 0 refused alone would leave the other ranks
+    waiting at their first collective)."""
+    with contextlib.ExitStack() as held:
+        refused = None
+        if dist.is_main:
+            try:
+                held.enter_context(RS.training(out))
+            except RS.RunInProgress as e:
+                refused = str(e)
+        if dist.active:
+            refused = dist.broadcast_object(refused)
+        if refused:
+            raise RS.RunInProgress(refused)
+        yield
 
 
 def _train(cfg: TrainConfig, out: Path, *, force: bool, progress: bool, splits: Splits | None,

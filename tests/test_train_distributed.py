@@ -10,6 +10,7 @@
     `train.train(..., dist=d)` as under torchrun) writes one normal run folder, from rank 0 only,
     with the history, scores and weights of the same run in one process (dropout set to 0 in
     both, for the same reason); rank 0 alone prints and records it.
+(c) A run folder that another process holds refuses every rank, not rank 0 alone.
 
 Each scenario kind shares one spawn of two ranks (interpreter and model start-up cost seconds).
 """
@@ -215,3 +216,21 @@ def test_distributed_run_equals_the_single_process_run(dist_run):
     # two AdamW steps: parameters agree to a small fraction of one update (see the step test)
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
     assert worst < 0.1 * T.preset("smoke").lr_head and math.isfinite(worst)
+
+
+def _rank_refused(d: distributed.Dist, root: str) -> str:
+    from pemscl import runs
+
+    try:
+        T.train(T.preset("smoke", **RUN_CFG), root=root, progress=False, dist=d)
+    except runs.RunInProgress:
+        return "refused"
+    return "trained"
+
+
+def test_a_held_run_folder_refuses_every_rank(tmp_path):
+    from pemscl import runs
+
+    # before: rank 0 alone raised and rank 1 went on to train, stuck at its first collective
+    with runs.training(T.run_dir_for(T.preset("smoke", **RUN_CFG), tmp_path)):
+        assert run_ranks(_rank_refused, 2, str(tmp_path), timeout_s=60) == ["refused", "refused"]
