@@ -14,6 +14,7 @@ import json
 import pytest
 import torch
 
+from interrupt import train_one_epoch_then_preempt
 from pemscl import data as D
 from pemscl import train as T
 from pemscl.features import load_features
@@ -104,16 +105,8 @@ def test_an_interrupted_cuda_run_resumes_where_it_stopped(encoders, tmp_path):
     over = dict(precision="fp32", epochs=3, label="gpu-resume", loss=T.loss_spec("pemscl-ns"))
     whole = _run(tmp_path / "a", encoders["bert"], **over)
 
-    class Preempted(Exception):
-        pass
-
-    def preempt(row, ctx):
-        if row["epoch"] == 1:
-            raise Preempted
-
     cfg = T.preset("cpu", encoder=str(encoders["bert"]), **{**RUN, **over})
-    with pytest.raises(Preempted):
-        T.train(cfg, root=tmp_path / "b", progress=False, on_epoch_end=preempt)
+    train_one_epoch_then_preempt(cfg, tmp_path / "b")
     resumed = T.train(cfg, root=tmp_path / "b", progress=False)
     a = [r["train_loss"] for r in whole.history]
     b = [r["train_loss"] for r in resumed.history]

@@ -10,6 +10,7 @@ import json
 import pytest
 import torch
 
+from interrupt import train_one_epoch_then_preempt
 from pemscl import data as D
 from pemscl import train as T
 from pemscl.evaluate import score
@@ -219,15 +220,7 @@ def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path, one_t
                    loss=T.loss_spec("pemscl-ns"))
     whole = T.train(cfg, root=tmp_path / "a", progress=False)
 
-    class Preempted(Exception):
-        pass
-
-    def preempt(row, ctx):
-        if row["epoch"] == 1:
-            raise Preempted
-
-    with pytest.raises(Preempted):
-        T.train(cfg, root=tmp_path / "b", progress=False, on_epoch_end=preempt)
+    train_one_epoch_then_preempt(cfg, tmp_path / "b")
     d = T.run_dir_for(cfg, tmp_path / "b")
     assert (d / T.STATE).exists() and not (d / "DONE").exists()
     assert len(json.loads((d / "config.json").read_text())["select"]) == 1
