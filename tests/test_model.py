@@ -6,6 +6,7 @@ default MiniLM encoder is exercised on real documents in test_train.py.
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,6 +194,20 @@ def test_half_precision_checkpoint_loads_fp32_master_weights(tmp_path, saved):
     assert {p.dtype for p in m.parameters()} == {torch.float32}
     w = m.plm.embeddings.word_embeddings.weight
     assert torch.equal(w, plm.embeddings.word_embeddings.weight.float())  # the saved values, upcast exactly
+
+
+def test_minilm_alias_follows_its_environment_variable(tmp_path, monkeypatch):
+    from pemscl import features as FT
+    from pemscl import model as M
+
+    package = M.resolve_encoder("minilm")
+    assert (Path(package) / "config.json").is_file() and FT.default_encoder() == package
+    monkeypatch.setenv(M.MINILM_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"PEMSCL_MINILM=.* \(no config.json\)"):
+        M.resolve_encoder("minilm")
+    (tmp_path / "config.json").write_text("{}")
+    assert M.resolve_encoder("minilm") == FT.default_encoder() == str(tmp_path)
+    assert M.resolve_encoder("bert-base-uncased") == "bert-base-uncased"  # other names untouched
 
 
 def test_device_and_precision_resolution(monkeypatch):
