@@ -177,6 +177,11 @@ def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
         if c.get("seed_diffs"):
             bits.append("per seed " + ", ".join(f"{s}: {pts(d)}" for s, d in zip(c.get("seeds") or [], c["seed_diffs"]))
                         + f"; documents only {interval(c['diff'], c.get('doc_ci_low'), c.get('doc_ci_high'))}")
+        if (c.get("n_seeds") or 0) >= 2:  # one seed has no seed spread to plan with
+            need = c.get("seeds_for_paper_effect")
+            bits.append(f"at these spreads about {need} paired seeds would detect the paper's effect with 80% power" if need else
+                        "at these spreads no number of seeds would detect the paper's effect (the documents' "
+                        "part alone is too wide)")
         for g, v in (c.get("context") or {}).items():
             bits.append(f"{g} beside: {interval(v['diff'], v['ci_low'], v['ci_high'])}")
         if c.get("choices"):

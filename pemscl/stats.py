@@ -253,6 +253,22 @@ def t_quantile(q: float, df: float) -> float:
     return float(t.ppf(q, df))
 
 
+def mde_with(n_seeds: int, doc_se: float, seed_sd: float) -> float:
+    """The MDE paired_bootstrap would report with n_seeds seeds at these spreads."""
+    se, df = combined_se(doc_se, seed_sd, n_seeds)
+    return (t_quantile(1 - MDE_ALPHA / 2, df) + t_quantile(MDE_POWER, df)) * se
+
+
+def seeds_needed(doc_se: float, seed_sd: float, target: float, max_seeds: int = 100) -> int | None:
+    """The fewest seeds (at least 2) whose MDE, at the observed document SE and seed spread, is at
+    most `target` (e.g. the paper's effect): what it would take to resolve a claim. None when
+    even `max_seeds` would not do, e.g. when the documents' part alone exceeds it (2.8 x doc_se)."""
+    for n in range(2, max_seeds + 1):
+        if mde_with(n, doc_se, seed_sd) <= target:
+            return n
+    return None
+
+
 # --------------------------------------------------------------------------- verdict
 def verdict(result: BootstrapResult | Mapping, paper_effect: float) -> str:
     """Does this comparison reproduce the paper's effect (A - B, as a fraction: +0.5 F1 = 0.005)?

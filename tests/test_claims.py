@@ -71,6 +71,11 @@ def test_planted_pemscl_better_than_atl_holds_with_the_right_diff():
     assert c["runs_a"] == want_a and c["runs_b"] == want_b  # seed-matched, in seed order
     assert c["paper_effect"] == pytest.approx(0.0213) and c["missing"] == []
     assert c["dev_diff"] == pytest.approx(80 / 360)  # dev counts = test counts here
+    # planning: the fewest seeds whose MDE reaches the paper's effect, named in the claim's note
+    n = c["seeds_for_paper_effect"]
+    assert n >= 2 and S.mde_with(n, c["doc_se"], c["seed_sd"]) <= 0.0213
+    assert n == 2 or S.mde_with(n - 1, c["doc_se"], c["seed_sd"]) > 0.0213
+    assert f"about {n} paired seeds would detect" in REP.claim_notes([c])[0]
 
 
 def test_reversed_is_contradicted():

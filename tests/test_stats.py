@@ -258,3 +258,18 @@ def test_verdict_boundaries():
     for bad in (0.0, float("nan"), 1.5):
         with pytest.raises(ValueError, match="paper_effect"):
             S.verdict(_result(-0.02, 0.02, 0.1), bad)
+
+
+def test_seeds_needed_by_hand():
+    # documents' SE 0, seed sd 1: MDE(n) = (t(.975, n-1) + t(.8, n-1)) / sqrt(n)
+    # n=3: (4.303 + 1.061) / 1.732 = 3.097; n=4: (3.182 + 0.978) / 2 = 2.080; n=5: (2.776 + 0.941) / 2.236 = 1.662
+    assert S.mde_with(4, 0.0, 1.0) == pytest.approx(2.080, abs=1e-3)
+    assert S.mde_with(5, 0.0, 1.0) == pytest.approx(1.662, abs=1e-3)
+    assert S.seeds_needed(0.0, 1.0, 2.1) == 4 and S.seeds_needed(0.0, 1.0, 3.1) == 3
+    assert S.seeds_needed(0.0, 1.0, 1.7) == 5
+    # the documents' part alone gives an MDE of 2.80 x 1.0 with infinitely many seeds: 2.0 is out of reach
+    assert S.seeds_needed(1.0, 1.0, 2.0) is None
+    # and it agrees with what paired_bootstrap reports at those spreads
+    r = S.paired_bootstrap([[[4, 3, 0, 5]], [[4, 2, 0, 5]], [[4, 4, 0, 5]]],
+                           [[[4, 2, 0, 5]], [[4, 2, 0, 5]], [[4, 2, 0, 5]]], n_boot=200)
+    assert S.mde_with(3, r.doc_se, r.seed_sd) == pytest.approx(r.mde)
