@@ -52,7 +52,10 @@ def interval(diff: float | None, low: float | None, high: float | None) -> str |
 
 
 def table_md(rows: Sequence[Mapping], columns: Sequence[tuple[str, Any]]) -> str:
-    """A Markdown table; columns are (header, key or function of the row)."""
+    """A Markdown table; columns are (header, key or function of the row). No rows: a line saying
+    so (a bare header row reads like a rendering fault)."""
+    if not rows:
+        return "_No runs of this table are recorded yet._"
     head = "| " + " | ".join(h for h, _ in columns) + " |"
     sep = "|" + "|".join("---" for _ in columns) + "|"
     body = []

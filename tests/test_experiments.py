@@ -421,6 +421,7 @@ def test_pct_and_table_md():
     assert REP.interval(0.0123, -0.004, 0.028) == "+1.23 [-0.40, +2.80]" and REP.interval(None, 0, 0) is None
     md = REP.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
     assert md.splitlines() == ["| A | B | C |", "|---|---|---|", "| 1 | – | 2 |"]
+    assert REP.table_md([], [("A", "a")]) == "_No runs of this table are recorded yet._"
 
 
 def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path():
