@@ -9,7 +9,7 @@ profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
 import os
-from pemscl import claims, figures, report, runs as run_record
+from pemscl import claims, faithfulness, figures, report, runs as run_record
 from pemscl.pipeline import write_summary
 from pemscl.tables import build_tables, gather_runs
 from pemscl.utils import runs_dir
@@ -88,17 +88,19 @@ fig
 
 # %% [markdown]
 # ## Written files
-# The README is updated only for the cpu and paper profiles (or when PEMSCL_README points elsewhere), so smoke
-# numbers never land in it.
+# The README and docs/FAITHFULNESS.md are updated only for the cpu and paper profiles (or when PEMSCL_README points
+# elsewhere: the doc moves with it), so smoke numbers never land in them.
 
 # %%
 paths = report.write_results(tables, verdicts, runs=runs)  # merges this profile's runs into runs.jsonl
 md = report.markdown(tables, verdicts, level=3)
-readme = None
+readme = faith_doc = None
 if profile in ("cpu", "paper") or os.environ.get("PEMSCL_README"):
     readme = report.update_readme(md)
-print(paths, readme)
+    faith_doc = faithfulness.write_doc(tables)  # docs/FAITHFULNESS.md beside the README, with the measured effects
+print(paths, readme, faith_doc)
 
 # %%
 write_summary("07_results", {"results": {k: str(v) for k, v in paths.items()}, "readme": str(readme),
+                             "faithfulness_doc": str(faith_doc),
                              "verdicts": {c["id"]: c["verdict"] for c in verdicts}, "figures": saved}, profile)

@@ -246,6 +246,9 @@ def test_results_notebook(smoke):
     repo = (REPO / "README.md").read_text()
     assert readme.split(report.README_START)[0] == repo.split(report.README_START)[0]
     assert readme.split(report.README_END)[1] == repo.split(report.README_END)[1]
+    # docs/FAITHFULNESS.md is regenerated beside that README, with the smoke profile's measured effects
+    faith = (smoke["PEMSCL_README"].parent / "docs" / "FAITHFULNESS.md").read_text()
+    assert "(profile `smoke`" in faith and "| 12 |" in faith
     _figures_ok(s, smoke["PEMSCL_FIGURES"])
     # the repository's own results were not touched
     assert not (REPO / "results" / "results.json").exists() or \
