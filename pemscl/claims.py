@@ -113,7 +113,8 @@ def _empty(cid: str, text: str, claim_fields: Mapping) -> dict:
     return {"id": cid, "claim": text, "verdict": MISSING, "metric": "f1", **claim_fields,
             "diff": None, "ci_low": None, "ci_high": None, "se": None, "mde": None, "seed_sd": None,
             "doc_ci_low": None, "doc_ci_high": None, "doc_se": None, "df": None,
-            "seed_diffs": [], "seeds_for_paper_effect": None, "n_seeds": 0, "seeds": [], "n_docs": None, "runs_a": [], "runs_b": [],
+            "seed_diffs": [], "seeds_for_paper_effect": None, "n_seeds": 0, "seeds": [], "n_docs": None,
+            "runs_a": [], "runs_b": [],
             "paper_effect": eff.effect, "paper_source": eff.source, "paper_dev_effect": eff.dev_effect,
             "dev_diff": None, "dev_ci_low": None, "dev_ci_high": None, "context": {}, "missing": [], "note": ""}
 

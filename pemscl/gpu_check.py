@@ -75,16 +75,17 @@ def _doc_counts(folder: Path, loss: str, seed: int, split: str) -> Mapping | Non
 
 
 def replicate(folder: str | Path | None = None, a: str = "pemscl", b: str = "atl", split: str = "test",
-              claim_id: str = "pemscl-vs-atl") -> dict | None:
+              claim_id: str = "pemscl-vs-atl", runs: Sequence[Mapping] | None = None) -> dict | None:
     """The claim `claim_id` judged on the GPU runs alone: seed-paired bootstrap of F1(a) - F1(b)
     over every seed both losses ran, with the claims' own resampling and verdict rule; None when
-    no seed has both. `paper_outside` says whether the paper's effect lies outside the interval."""
+    no seed has both. `paper_outside` says whether the paper's effect lies outside the interval.
+    runs: gpu_runs(folder) when the caller has it already."""
     from . import claims as C
     from . import stats as S
 
     folder = folder_path(folder)
-    seeds = sorted({r["seed"] for r in gpu_runs(folder) if r["loss"] == a} &
-                   {r["seed"] for r in gpu_runs(folder) if r["loss"] == b})
+    runs = gpu_runs(folder) if runs is None else runs
+    seeds = sorted({r["seed"] for r in runs if r["loss"] == a} & {r["seed"] for r in runs if r["loss"] == b})
     pairs = [(s, _doc_counts(folder, a, s, split), _doc_counts(folder, b, s, split)) for s in seeds]
     pairs = [p for p in pairs if p[1] is not None and p[2] is not None]
     if not pairs:
@@ -105,9 +106,10 @@ def summary(folder: str | Path | None = None) -> dict | None:
     bench = _json(folder / "bench_paper_shape.json")
     # the GPU of the tests, dry run and bench (the runs name their own: parts may use other machines)
     device = next((d for d in (_json(folder / f"device_{p}.json") for p in ("tests", "dryrun", "bench")) if d), {})
+    runs = gpu_runs(folder)
     return {"device": device.get("name") or (bench or {}).get("device_name"), "torch": device.get("torch"),
             "tests": test_counts(folder / "tests.xml"), "dry_run": dry_run(folder), "bench": bench,
-            "runs": gpu_runs(folder), "replicate": replicate(folder)}
+            "runs": runs, "replicate": replicate(folder, runs=runs)}
 
 
 def cpu_counterpart(loss: str, seed: int, index: Mapping) -> object | None:

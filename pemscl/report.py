@@ -122,9 +122,8 @@ def dev_noise_line(n: Mapping | None) -> str:
     """tables.dev_noise as one sentence: how noisy late dev F1 is, against the flat-curve rule."""
     if not n:
         return ""
-    return (f"Late in a run dev F1 still moves: over the last {n['last']} epochs of the {n['n_runs']} runs that used "
-            f"their whole epoch budget, one epoch "
-            f"to the next changed it by {100 * n['step_mean']:+.2f} on average with sd {100 * n['step_sd']:.2f} "
+    return (f"Late in a run dev F1 still moves: over the last {n['last']} epochs of the {n['n_runs']} runs that "
+            f"used their whole epoch budget, one epoch to the next changed it by {100 * n['step_mean']:+.2f} on average with sd {100 * n['step_sd']:.2f} "
             f"F1 ({n['n_steps']} steps). A two-epoch change then has sd about {100 * n['two_epoch_sd']:.2f}, so "
             f"the rule's {100 * n['flat_gain']:.1f} F1 would call about {100 * n['flat_cut_short']:.0f}% of "
             "truly flat curves cut short: read a \"cut short\" with a small last gain as noise, not as a "
@@ -182,9 +181,9 @@ def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
                         + f"; documents only {interval(c['diff'], c.get('doc_ci_low'), c.get('doc_ci_high'))}")
         if (c.get("n_seeds") or 0) >= 2:  # one seed has no seed spread to plan with
             need = c.get("seeds_for_paper_effect")
-            bits.append(f"at these spreads about {need} paired seeds would detect the paper's effect with 80% power" if need else
-                        "at these spreads no number of seeds would detect the paper's effect (the documents' "
-                        "part alone is too wide)")
+            bits.append(f"at these spreads about {need} paired seeds would detect the paper's effect with 80% "
+                        "power" if need else "at these spreads no number of seeds would detect the paper's "
+                        "effect (the documents' part alone is too wide)")
         for g, v in (c.get("context") or {}).items():
             bits.append(f"{g} beside: {interval(v['diff'], v['ci_low'], v['ci_high'])}")
         if c.get("choices"):
@@ -222,7 +221,8 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
              f"{h}# Convergence: epochs each run kind needed", "",
              "Converged: the best epoch was followed by two epochs that did not beat it, or the last two epochs "
              "gained at most 0.5 F1 (train.converged); otherwise the run was cut short by its epoch limit.", "",
-             table_md(tables.get("convergence", []), CONVERGENCE_COLS), "", dev_noise_line(tables.get("dev_noise")), "",
+             table_md(tables.get("convergence", []), CONVERGENCE_COLS), "",
+             dev_noise_line(tables.get("dev_noise")), "",
              f"{h}# Paper vs released code (FAITHFULNESS.md): exploratory", "",
              "Exploratory: the fast path (top layers only) and one seed; a Δ here points at something to run "
              "properly, it is not a finding.", "", table_md(tables["faithfulness"], FAITH_COLS), ""]

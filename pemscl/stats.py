@@ -227,7 +227,7 @@ def paired_bootstrap(runs_a: Sequence, runs_b: Sequence, *, metric: str = "f1", 
         se, df = combined_se(doc_se, seed_sd, n_seeds)
         half = t_quantile(1 - (1 - CI_LEVEL) / 2, df) * se
         low, high = diff - half, diff + half
-        mde = (t_quantile(1 - MDE_ALPHA / 2, df) + t_quantile(MDE_POWER, df)) * se
+        mde = _mde(se, df)
     return BootstrapResult(
         metric=metric, group=group, diff=float(diff), ci_low=low, ci_high=high, se=se, mde=mde,
         seed_sd=seed_sd, n_seeds=n_seeds, n_docs=n_docs, n_boot=n_boot, rng_seed=seed, seed_diffs=seed_diffs,
@@ -253,10 +253,13 @@ def t_quantile(q: float, df: float) -> float:
     return float(t.ppf(q, df))
 
 
+def _mde(se: float, df: float) -> float:
+    return (t_quantile(1 - MDE_ALPHA / 2, df) + t_quantile(MDE_POWER, df)) * se
+
+
 def mde_with(n_seeds: int, doc_se: float, seed_sd: float) -> float:
     """The MDE paired_bootstrap would report with n_seeds seeds at these spreads."""
-    se, df = combined_se(doc_se, seed_sd, n_seeds)
-    return (t_quantile(1 - MDE_ALPHA / 2, df) + t_quantile(MDE_POWER, df)) * se
+    return _mde(*combined_se(doc_se, seed_sd, n_seeds))
 
 
 def seeds_needed(doc_se: float, seed_sd: float, target: float, max_seeds: int = 100) -> int | None:

@@ -297,7 +297,7 @@ def test_dev_noise_pools_late_steps_of_runs_that_used_their_budget():
     mean = sum(steps) / 6
     sd = (sum((x - mean) ** 2 for x in steps) / 5) ** 0.5
     assert noise["step_sd"] == pytest.approx(sd) and noise["two_epoch_sd"] == pytest.approx(sd * 2 ** 0.5)
-    # P(N(0, (sqrt 2 sd)^2) > 0.005), sd = 0.01378...: z = 0.2566, 1 - Phi(z) = 0.3987
+    # P(N(0, (sqrt 2 sd)^2) > 0.005), sd = 0.015055: z = 0.005 / 0.021292 = 0.2348, 1 - Phi(z) = 0.4072
     assert noise["flat_cut_short"] == pytest.approx(0.4072, abs=1e-4)
     assert "of the 2 runs that used their whole epoch budget" in REP.dev_noise_line(noise)
     assert TB.dev_noise({"headline": []}, {"headline": []}) is None and REP.dev_noise_line(None) == ""
