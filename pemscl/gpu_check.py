@@ -4,10 +4,11 @@ The script leaves its files in results/gpu_check/ (or the folder given): the pyt
 CUDA tests, the paper profile's dry run, one training step at the paper's shape, and whole runs
 of the `cpu` preset on the GPU (minilm_<loss>_<seed>_scores.json / _history.json). `summary()`
 reads them; `markdown()` shows them beside the CPU runs of the same config from the run record,
-so a reader sees whether the GPU path gives the CPU's numbers and how much faster. With ATL and
-PEMSCL runs of the same seeds, `replicate()` judges the claim pemscl-vs-atl on them as a run kind
-of its own: GPU kernels and the MiniLM weights rounded to fp16 on the way to the machine (the
-transfer limit), so they are never pooled with the CPU runs of the claim.
+so a reader sees whether the GPU path gives the CPU's numbers and how much faster. Where both
+rows of a claim ran as cpu-preset losses on the same seeds (`replicable_claims`: pemscl-vs-atl
+and the ablation's em-helps, scl-helps and tail), `replicate()` judges that claim on the GPU runs
+as a run kind of its own: GPU kernels and the MiniLM weights rounded to fp16 on the way to the
+machine (the transfer limit), so they are never pooled with the CPU runs of the claim.
 """
 
 from __future__ import annotations
@@ -74,28 +75,90 @@ def _doc_counts(folder: Path, loss: str, seed: int, split: str) -> Mapping | Non
     return ((_json(folder / f"minilm_{loss}_{seed}_scores.json") or {}).get("doc_counts") or {}).get(split)
 
 
-def replicate(folder: str | Path | None = None, a: str = "pemscl", b: str = "atl", split: str = "test",
-              claim_id: str = "pemscl-vs-atl", runs: Sequence[Mapping] | None = None) -> dict | None:
-    """The claim `claim_id` judged on the GPU runs alone: seed-paired bootstrap of F1(a) - F1(b)
-    over every seed both losses ran, with the claims' own resampling and verdict rule; None when
-    no seed has both. `paper_outside` says whether the paper's effect lies outside the interval.
+def _claim_losses(claim_id: str):
+    """(claim, loss preset of its row A, of its row B) for a claim the GPU runs can judge: both
+    rows are cpu-preset runs on gold labels that differ only in the loss."""
+    from . import claims as C
+    from . import experiments as X
+
+    claim = next((c for c in C.CLAIMS if c.id == claim_id), None)
+    if claim is None:
+        raise ValueError(f"unknown claim {claim_id!r}; known: {[c.id for c in C.CLAIMS]}")
+    loss_of = {"ATL": "atl", **X.ABLATION}  # row label -> the --loss preset `gpu_check.sh minilm` runs
+    if claim.original_labels or claim.a not in loss_of or claim.b not in loss_of:
+        raise ValueError(f"claim {claim_id!r} needs runs the GPU check does not make (rows {claim.a!r}, "
+                         f"{claim.b!r}{', original labels' if claim.original_labels else ''})")
+    return claim, loss_of[claim.a], loss_of[claim.b]
+
+
+def replicable_claims() -> list[str]:
+    """The claims whose two rows `gpu_check.sh minilm` can run (LOSSES names their presets)."""
+    from . import claims as C
+
+    out = []
+    for c in C.CLAIMS:
+        try:
+            _claim_losses(c.id)
+        except ValueError:
+            continue
+        out.append(c.id)
+    return out
+
+
+def replicate(folder: str | Path | None = None, claim_id: str = "pemscl-vs-atl",
+              runs: Sequence[Mapping] | None = None) -> dict | None:
+    """The claim `claim_id` judged on the GPU runs alone: seed-paired bootstrap of F1(A) - F1(B)
+    on the claim's split and relation group, over every seed both losses ran, with the claims'
+    own resampling and verdict rule (and the claim's context groups beside); None when no seed
+    has both. `paper_outside` says whether the paper's effect lies outside the interval.
     runs: gpu_runs(folder) when the caller has it already."""
     from . import claims as C
     from . import stats as S
 
+    claim, a, b = _claim_losses(claim_id)
     folder = folder_path(folder)
     runs = gpu_runs(folder) if runs is None else runs
     seeds = sorted({r["seed"] for r in runs if r["loss"] == a} & {r["seed"] for r in runs if r["loss"] == b})
-    pairs = [(s, _doc_counts(folder, a, s, split), _doc_counts(folder, b, s, split)) for s in seeds]
+    pairs = [(s, _doc_counts(folder, a, s, claim.split), _doc_counts(folder, b, s, claim.split)) for s in seeds]
     pairs = [p for p in pairs if p[1] is not None and p[2] is not None]
     if not pairs:
         return None
-    res = S.paired_bootstrap([p[1] for p in pairs], [p[2] for p in pairs], metric="f1", n_boot=C.N_BOOT,
-                             seed=C.BOOT_SEED)
+
+    def boot(group):
+        return S.paired_bootstrap([p[1] for p in pairs], [p[2] for p in pairs], metric="f1", group=group,
+                                  n_boot=C.N_BOOT, seed=C.BOOT_SEED)
+
+    res = boot(claim.group)
     effect = C.CLAIM_EFFECTS[claim_id].effect
-    return {**res.to_dict(), "claim": claim_id, "a": a, "b": b, "split": split, "seeds": [p[0] for p in pairs],
-            "paper_effect": effect, "verdict": S.verdict(res, effect),
-            "paper_outside": not (res.ci_low <= effect <= res.ci_high)}
+    context = {g: {"diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high}
+               for g in claim.context_groups if all(g in p[1] and g in p[2] for p in pairs) for r in [boot(g)]}
+    return {**res.to_dict(), "claim": claim_id, "a": a, "b": b, "split": claim.split, "group": claim.group,
+            "seeds": [p[0] for p in pairs], "paper_effect": effect, "verdict": S.verdict(res, effect),
+            "paper_outside": not (res.ci_low <= effect <= res.ci_high), "context": context}
+
+
+def replicates(folder: str | Path | None = None, runs: Sequence[Mapping] | None = None) -> list[dict]:
+    """replicate() of every replicable claim that has at least one paired seed, in CLAIMS order."""
+    folder = folder_path(folder)
+    runs = gpu_runs(folder) if runs is None else runs
+    return [r for r in (replicate(folder, c, runs=runs) for c in replicable_claims()) if r is not None]
+
+
+def loss_means(runs: Sequence[Mapping]) -> list[dict]:
+    """Per loss: seeds, and mean and sd (over seeds) of dev and test F1 and of the epochs run."""
+    import statistics as st
+
+    out = []
+    first = ("atl", "pemscl")  # the headline pair first, then the ablation's rows by name
+    for loss in sorted({r["loss"] for r in runs}, key=lambda x: (first.index(x) if x in first else 2, x)):
+        rs = [r for r in runs if r["loss"] == loss]
+        row = {"loss": loss, "n_seeds": len(rs), "seeds": sorted(r["seed"] for r in rs)}
+        for k in ("dev_f1", "test_f1", "epochs_run"):
+            v = [r[k] for r in rs]
+            row[k] = st.mean(v)
+            row[f"{k}_sd"] = st.stdev(v) if len(v) > 1 else None
+        out.append(row)
+    return out
 
 
 def summary(folder: str | Path | None = None) -> dict | None:
@@ -109,7 +172,7 @@ def summary(folder: str | Path | None = None) -> dict | None:
     runs = gpu_runs(folder)
     return {"device": device.get("name") or (bench or {}).get("device_name"), "torch": device.get("torch"),
             "tests": test_counts(folder / "tests.xml"), "dry_run": dry_run(folder), "bench": bench,
-            "runs": runs, "replicate": replicate(folder, runs=runs)}
+            "runs": runs, "means": loss_means(runs), "replicates": replicates(folder, runs=runs)}
 
 
 def cpu_counterpart(loss: str, seed: int, index: Mapping) -> object | None:
@@ -161,6 +224,30 @@ RUN_COLS = [("loss", "loss"), ("seed", "seed"), ("GPU dev F1", lambda r: _f1(r["
             ("CPU min", lambda r: f"{r['cpu_minutes']:.0f}" if r.get("cpu_minutes") else None)]
 
 
+def _pm(mean, sd, scale=100.0, fmt=".1f") -> str:
+    return f"{scale * mean:{fmt}}" + ("" if sd is None else f" ± {scale * sd:{fmt}}")
+
+
+MEAN_COLS = [("loss", "loss"), ("seeds", lambda r: f"{r['n_seeds']} ({r['seeds'][0]}-{r['seeds'][-1]})"),
+             ("dev F1", lambda r: _pm(r["dev_f1"], r["dev_f1_sd"])),
+             ("test F1", lambda r: _pm(r["test_f1"], r["test_f1_sd"])),
+             ("epochs run", lambda r: _pm(r["epochs_run"], r["epochs_run_sd"], scale=1.0))]
+
+
+def replicate_line(rep: Mapping) -> str:
+    """One replicate() result as a sentence."""
+    pts = lambda x: f"{100 * x:+.2f}"  # noqa: E731 -- F1 points with a sign
+    group = "" if rep.get("group", "all") == "all" else f" {rep['group']}"
+    ctx = "".join(f"; {g} beside: {pts(c['diff'])} [{pts(c['ci_low'])}, {pts(c['ci_high'])}]"
+                  for g, c in (rep.get("context") or {}).items())
+    return (f"`{rep['claim']}` ({rep['a']} - {rep['b']}, {rep['split']}{group} F1, seeds "
+            f"{rep['seeds'][0]}-{rep['seeds'][-1]}, {rep['n_seeds']} paired): {pts(rep['diff'])} "
+            f"[{pts(rep['ci_low'])}, {pts(rep['ci_high'])}], MDE {100 * rep['mde']:.2f}, seed sd of the difference "
+            f"{100 * (rep['seed_sd'] or 0):.2f}: **{rep['verdict']}**"
+            + (f"; the paper's {pts(rep['paper_effect'])} lies outside the interval" if rep["paper_outside"] else "")
+            + f"{ctx}. Per seed: " + ", ".join(pts(d) for d in rep["seed_diffs"]) + ".")
+
+
 def markdown(s: Mapping | None, level: int = 2) -> str:
     """report() as Markdown, '' when there is none."""
     from . import report  # report shows this section: imported here, not at the top
@@ -193,16 +280,14 @@ def markdown(s: Mapping | None, level: int = 2) -> str:
                   report.table_md(s["runs"], RUN_COLS)]
         lines += ["", "GPU and CPU kernels sum in different orders, so a GPU run and the CPU run of its seed "
                   "drift apart like two seeds would; agreement within the seed spread is what to expect."]
-    rep = s.get("replicate")
-    if rep:
-        pts = lambda x: f"{100 * x:+.2f}"  # noqa: E731 -- F1 points with a sign
-        lines += ["", f"Claim `{rep['claim']}` on the GPU runs alone ({rep['a']} - {rep['b']}, {rep['split']} F1, "
-                  f"seeds {rep['seeds'][0]}-{rep['seeds'][-1]}, {rep['n_seeds']} paired): {pts(rep['diff'])} "
-                  f"[{pts(rep['ci_low'])}, {pts(rep['ci_high'])}], MDE {100 * rep['mde']:.2f}, seed sd of the "
-                  f"difference {100 * (rep['seed_sd'] or 0):.2f}: **{rep['verdict']}**"
-                  + (f"; the paper's {pts(rep['paper_effect'])} lies outside the interval." if rep["paper_outside"]
-                     else "."),
-                  "Per-seed differences: " + ", ".join(pts(d) for d in rep["seed_diffs"]) + ". A run kind of its "
-                  "own (GPU kernels, fp16-rounded MiniLM weights), so it is reported here and not pooled with "
-                  "the CPU runs that the claims table judges."]
+    if s.get("means"):
+        lines += ["", "Per loss over its GPU seeds (mean ± sd across seeds, F1 in %):", "",
+                  report.table_md(s["means"], MEAN_COLS)]
+    reps = s.get("replicates") or []
+    if reps:
+        lines += ["", "Claims judged on the GPU runs alone, seed-paired, with the claims' bootstrap and verdict "
+                  "rule (A - B on test F1, in points):", ""]
+        lines += [f"- {replicate_line(rep)}" for rep in reps]
+        lines += ["", "A run kind of its own (GPU kernels, fp16-rounded MiniLM weights), so these are reported "
+                  "here and not pooled with the CPU runs that the claims table judges."]
     return "\n".join(lines) + "\n"

@@ -51,7 +51,9 @@ def test_report_counts_and_pairs_each_gpu_run_with_its_cpu_record(tmp_path):
     assert "on Some GPU" in md and "14 passed, 2 failed, 1 errors, 3 skipped" in md
     assert "| atl | 66 | 56.6 | 56.3 | 57.0 | 56.7 | 14/17 | 14/17 | 2.9 | H200 x8 | 57 |" in md
     assert "| pemscl | 67 | 50.0 | – | 50.0 | – | 3/3 | – | 1.0 | – | – |" in md
-    assert r["replicate"] is None and "on the GPU runs alone" not in md  # no seed has both losses
+    assert r["replicates"] == [] and "on the GPU runs alone" not in md  # no seed has both losses of a claim
+    assert [(m["loss"], m["n_seeds"], m["dev_f1"], m["dev_f1_sd"]) for m in r["means"]] == [
+        ("atl", 1, 0.566, None), ("pemscl", 1, 0.5, None)]
 
 
 # [predicted, correct, correct_in_train, gold] per test document; F1 by hand in the comments
@@ -73,9 +75,37 @@ def test_replicate_pairs_the_gpu_runs_by_seed_and_judges_the_claim(tmp_path):
     assert rep["ci_low"] < rep["diff"] < rep["ci_high"]
     assert rep["paper_effect"] == C.CLAIM_EFFECTS["pemscl-vs-atl"].effect
     assert rep["paper_outside"] == (not rep["ci_low"] <= rep["paper_effect"] <= rep["ci_high"])
-    md = G.markdown({"device": None, "runs": G.gpu_runs(tmp_path), "replicate": rep})
-    assert "(pemscl - atl, test F1, seeds 66-67, 2 paired): +16.67 [" in md
-    assert f"**{rep['verdict']}**" in md and "Per-seed differences: +22.22, +11.11." in md
+    md = G.markdown({"device": None, "runs": G.gpu_runs(tmp_path), "replicates": [rep]})
+    assert "`pemscl-vs-atl` (pemscl - atl, test F1, seeds 66-67, 2 paired): +16.67 [" in md
+    assert f"**{rep['verdict']}**" in md and "Per seed: +22.22, +11.11." in md
+    assert G.replicates(tmp_path) == [rep]  # no ablation runs: only the headline claim
+
+
+def test_replicate_judges_an_ablation_claim_on_its_group_with_context(tmp_path):
+    # the tail claim: PEMSCL vs no EM, no SCL on tail F1, head beside; rows as in ROWS
+    tail = {66: ([[2, 2, 0, 2]], [[2, 0, 0, 2]]), 67: ([[2, 1, 0, 2]], [[0, 0, 0, 2]])}
+    for seed, (a, b) in tail.items():
+        for loss, rows in (("pemscl", a), ("pemscl-no-em-no-scl", b)):
+            (tmp_path / f"minilm_{loss}_{seed}_scores.json").write_text(json.dumps(
+                _scores(0.5, 0.5, 3, 3, 60.0, doc_counts={"test": {"all": rows, "tail": rows, "head": rows}})))
+    rep = G.replicate(tmp_path, "tail")
+    assert (rep["a"], rep["b"], rep["group"]) == ("pemscl", "pemscl-no-em-no-scl", "tail")
+    # seed 66: F1 1 vs 0; seed 67: P 1/2 R 1/2 -> 1/2 vs 0
+    assert rep["seed_diffs"] == pytest.approx([1.0, 0.5]) and rep["diff"] == pytest.approx(0.75)
+    assert rep["context"]["head"]["diff"] == pytest.approx(0.75)
+    assert rep["paper_effect"] == C.CLAIM_EFFECTS["tail"].effect
+    assert [r["claim"] for r in G.replicates(tmp_path)] == ["tail"]
+    line = G.replicate_line(rep)
+    assert line.startswith("`tail` (pemscl - pemscl-no-em-no-scl, test tail F1, seeds 66-67, 2 paired): +75.00 [")
+    assert "; head beside: +75.00 [" in line
+
+
+def test_only_claims_of_cpu_preset_losses_are_replicable():
+    assert G.replicable_claims() == ["pemscl-vs-atl", "em-helps", "scl-helps", "tail"]
+    with pytest.raises(ValueError, match="original labels"):
+        G.replicate(None, "ns-rescues")
+    with pytest.raises(ValueError, match="unknown claim"):
+        G.replicate(None, "no-such-claim")
 
 
 def test_no_folder_no_section(tmp_path):
