@@ -33,6 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import runs as RS
 from . import train as T
 from .losses import LossSpec, loss_spec
+from .utils import read_json
 
 # Layers trained on the fast path (MiniLM has 6): the quick profile and the exploratory
 # released-code options. Full fine-tuning is 4.5-10 F1 points better at 4 epochs (session 2).
@@ -431,6 +432,11 @@ def run_all(configs: Sequence[T.TrainConfig], progress: bool = True, root: str |
         run, source = RS.find_run(cfg, root), "local"
         if run is None and records:
             run, source = RS.recorded(cfg, records), "recorded"
+            carried = [] if run is not None else RS.carry_over([cfg], records.values(), root)
+            if carried:  # a recorded run that is this config's run too (RS.carries_over)
+                run, source = carried[0], "carried over"
+                if record:
+                    RS.export_runs(carried)
         if run is None:
             run, source = T.train(cfg, root=root, progress=train_progress), "trained"
             if record:
@@ -524,20 +530,31 @@ def _kind(c: T.TrainConfig) -> tuple:
     return (c.encoder, c.train_layers, c.precision, c.batch_size, c.max_train_docs)
 
 
-def _expected_minutes(cfg: T.TrainConfig, records: Sequence[T.Run], epoch_minutes: float) -> float:
-    """Worst case (the whole epoch budget, no early stop) at the slowest recorded minutes per
-    epoch of the same kind, preferring the same regime; epoch_minutes when nothing of the kind
-    is recorded. A run is only started when this fits in the time left."""
+def epochs_done(cfg: T.TrainConfig, root: str | Path | None = None) -> int:
+    """Epochs an interrupted run of cfg has saved here (its state resumes them); 0 if none."""
+    d = RS.run_dir_for(cfg, root)
+    if RS.is_complete(d) or not (d / T.STATE).exists() or not (d / "history.json").exists():
+        return 0
+    return len(read_json(d / "history.json"))
+
+
+def _expected_minutes(cfg: T.TrainConfig, records: Sequence[T.Run], epoch_minutes: float,
+                      root: str | Path | None = None) -> float:
+    """Worst case (the rest of the epoch budget, no early stop) at the slowest recorded minutes
+    per epoch of the same kind, preferring the same regime; epoch_minutes when nothing of the
+    kind is recorded. A run is only started when this fits in the time left."""
     same = [r for r in records if _kind(r.config) == _kind(cfg) and r.scores.get("epochs_run")]
     same = [r for r in same if r.config.regime == cfg.regime] or same
     per_epoch = max((r.scores["seconds"] / 60 / r.scores["epochs_run"] for r in same), default=epoch_minutes)
-    return per_epoch * cfg.epochs
+    return per_epoch * (cfg.epochs - epochs_done(cfg, root))
 
 
-def schedule(profile: str | Profile, todo: Sequence[T.TrainConfig]) -> list[T.TrainConfig]:
-    """The order to train in: the claim-bearing rows first, claim by claim and seed by seed with a
-    claim's rows side by side (so each finished seed completes a pair), then the other fully
-    fine-tuned runs, then the fast path (short runs that fill the end of a session)."""
+def schedule(profile: str | Profile, todo: Sequence[T.TrainConfig],
+             root: str | Path | None = None) -> list[T.TrainConfig]:
+    """The order to train in: interrupted runs first (the cheapest to finish), then the
+    claim-bearing rows, claim by claim and seed by seed with a claim's rows side by side (so each
+    finished seed completes a pair), then the other fully fine-tuned runs, then the fast path
+    (short runs that fill the end of a session)."""
     p = get_profile(profile)
     rank: dict[str, int] = {}
     for exp, rows in CLAIM_ROWS.items():
@@ -547,7 +564,8 @@ def schedule(profile: str | Profile, todo: Sequence[T.TrainConfig]) -> list[T.Tr
                 if c.seed == s:
                     rank.setdefault(c.key(), len(rank))
     last = len(rank)
-    return sorted(todo, key=lambda c: (rank.get(c.key(), last), c.train_layers is not None))
+    return sorted(todo, key=lambda c: (epochs_done(c, root) == 0, rank.get(c.key(), last),
+                                       c.train_layers is not None))
 
 
 def _train_one(cfg: T.TrainConfig, threads: int, root) -> str:
@@ -574,7 +592,11 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    todo = schedule(profile, missing(all_configs(profile, only=only), root))
+    carried = RS.carry_over(all_configs(profile, only=only), RS.load_exported(strict=False), root)
+    if carried:  # recorded runs that are also runs of a changed config (e.g. a later min_epochs)
+        RS.export_runs(carried)
+        print(f"{len(carried)} recorded runs carried over to their new configs (runs.carries_over)", flush=True)
+    todo = schedule(profile, missing(all_configs(profile, only=only), root), root)
     grow = only is None or "headline" in only  # more seeds for PEMSCL vs ATL once the list is done
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     records = RS.load_exported(strict=False)
@@ -588,7 +610,7 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
                 if not todo and grow:
                     todo = [c for c in more_seeds(profile, records) if c.key() not in started]
                 fits = [c for c in todo if not deadline
-                        or time.time() + 60 * _expected_minutes(c, records, epoch_minutes) <= deadline]
+                        or time.time() + 60 * _expected_minutes(c, records, epoch_minutes, root) <= deadline]
                 if not fits:
                     break
                 todo.remove(fits[0])
@@ -623,8 +645,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     only = [s for s in a.only.split(",") if s] or None
     if a.plan:
         planned = all_configs(a.profile, only=only)
-        todo = schedule(a.profile, missing(planned))
         records = RS.load_exported(strict=False)
+        carried = RS.carry_over(planned, records, copy=False)  # counted here, recorded by training
+        records += carried
+        todo = schedule(a.profile, [c for c in missing(planned) if c.key() not in {r.config.key() for r in carried}])
+        if carried:
+            print(f"{len(carried)} recorded runs carry over to their new configs (recorded when training starts)")
         minutes = [_expected_minutes(c, records, a.epoch_minutes) for c in todo]
         for c, m in zip(todo, minutes):
             print(f"{c.label:<36} {c.regime:<14} seed {c.seed}  layers {c.train_layers}  {c.key()}  "

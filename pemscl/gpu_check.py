@@ -63,7 +63,9 @@ def gpu_runs(folder: Path) -> list[dict]:
             continue
         s = _json(path)
         gpu = _json(path.with_name(path.name.replace("_scores.json", "_device.json"))) or {}
+        cfg = _json(path.with_name(path.name.replace("_scores.json", "_config.json"))) or {}
         out.append({"loss": m["loss"], "seed": int(m["seed"]), "device": s.get("device"),
+                    "min_epochs": cfg.get("min_epochs"),  # runs without a config predate the field
                     "gpu": gpu.get("name"), "side_by_side": gpu.get("side_by_side"),
                     "dev_f1": s["dev"]["f1"], "test_f1": s["test"]["f1"], "best_epoch": s["best_epoch"],
                     "epochs_run": s["epochs_run"], "converged": s.get("converged"),
@@ -175,13 +177,14 @@ def summary(folder: str | Path | None = None) -> dict | None:
             "runs": runs, "means": loss_means(runs), "replicates": replicates(folder, runs=runs)}
 
 
-def cpu_counterpart(loss: str, seed: int, index: Mapping) -> object | None:
-    """The recorded CPU run of the cpu preset with this loss and seed (the GPU run's config but
-    for its device), or None; index: runs.by_key of the record."""
+def cpu_counterpart(loss: str, seed: int, index: Mapping, min_epochs: int | None = None) -> object | None:
+    """The recorded CPU run of the cpu preset with this loss, seed and min_epochs (the GPU
+    run's config but for its device), or None; index: runs.by_key of the record."""
     from . import runs as RS
     from . import train as T
 
-    return RS.recorded(T.preset("cpu", loss=T.loss_spec(loss), seed=seed, device="cpu"), index)
+    return RS.recorded(T.preset("cpu", loss=T.loss_spec(loss), seed=seed, device="cpu", min_epochs=min_epochs),
+                       index)
 
 
 def report(records: Sequence, folder: str | Path | None = None) -> dict | None:
@@ -194,7 +197,7 @@ def report(records: Sequence, folder: str | Path | None = None) -> dict | None:
         return None
     index = RS.by_key(records)
     for r in s["runs"]:
-        c = cpu_counterpart(r["loss"], r["seed"], index)
+        c = cpu_counterpart(r["loss"], r["seed"], index, r.get("min_epochs"))
         cs = c.scores if c is not None else {}
         r.update({"cpu_dev_f1": cs.get("dev", {}).get("f1"), "cpu_test_f1": cs.get("test", {}).get("f1"),
                   "cpu_best_epoch": cs.get("best_epoch"), "cpu_epochs_run": cs.get("epochs_run"),
@@ -278,6 +281,10 @@ def markdown(s: Mapping | None, level: int = 2) -> str:
                   "run, the GPU's with as many runs sharing the GPU as its column says, the CPU's with one "
                   "thread and a second run beside it):", "",
                   report.table_md(s["runs"], RUN_COLS)]
+        early = [r for r in s["runs"] if r.get("min_epochs") is None]
+        if early:
+            lines += ["", f"{len(early)} of these runs predate `min_epochs`: patience alone could stop them before "
+                      "epoch 15, and their CPU column shows the CPU run of that same older config."]
         lines += ["", "GPU and CPU kernels sum in different orders, so a GPU run and the CPU run of its seed "
                   "drift apart like two seeds would; agreement within the seed spread is what to expect."]
     if s.get("means"):

@@ -23,6 +23,7 @@ from . import gpu_check
 from . import runs as RS
 from .config import HASH_VERSION
 from .published import PUBLISHED
+from .train import FLAT_GAIN
 from .utils import atomic_write_text, readme_path, results_dir, to_jsonable
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
@@ -123,7 +124,8 @@ def dev_noise_line(n: Mapping | None) -> str:
     if not n:
         return ""
     return (f"Late in a run dev F1 still moves: over the last {n['last']} epochs of the {n['n_runs']} runs that "
-            f"used their whole epoch budget, one epoch to the next changed it by {100 * n['step_mean']:+.2f} on average with sd {100 * n['step_sd']:.2f} "
+            f"used their whole epoch budget, one epoch to the next changed it by {100 * n['step_mean']:+.2f} on "
+            f"average with sd {100 * n['step_sd']:.2f} "
             f"F1 ({n['n_steps']} steps). A two-epoch change then has sd about {100 * n['two_epoch_sd']:.2f}, so "
             f"the rule's {100 * n['flat_gain']:.1f} F1 would call about {100 * n['flat_cut_short']:.0f}% of "
             "truly flat curves cut short: read a \"cut short\" with a small last gain as noise, not as a "
@@ -220,7 +222,8 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
              f"{h}# Figure 2: negative sampling ratio ({p.oog_regime})", "", table_md(tables["figure2"], FIGURE2_COLS), "",
              f"{h}# Convergence: epochs each run kind needed", "",
              "Converged: the best epoch was followed by two epochs that did not beat it, or the last two epochs "
-             "gained at most 0.5 F1 (train.converged); otherwise the run was cut short by its epoch limit.", "",
+             f"gained at most {100 * FLAT_GAIN:g} F1 (train.converged); otherwise the run was cut short by its "
+             "epoch limit.", "",
              table_md(tables.get("convergence", []), CONVERGENCE_COLS), "",
              dev_noise_line(tables.get("dev_noise")), "",
              f"{h}# Paper vs released code (FAITHFULNESS.md): exploratory", "",

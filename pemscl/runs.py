@@ -18,13 +18,14 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from . import evaluate as E
 from .config import HASH_VERSION, TrainConfig, config_from_dict
-from .utils import atomic_write_text, read_json, results_dir, runs_dir, to_jsonable
+from .utils import atomic_write_json, atomic_write_text, read_json, results_dir, runs_dir, to_jsonable
 
 
 @dataclass
@@ -76,6 +77,52 @@ def find_run(cfg: TrainConfig, root: str | Path | None = None) -> Run | None:
     """The complete local run of this config, labelled as the config, or None."""
     d = run_dir_for(cfg, root)
     return Run.load(d).labelled(cfg.label) if is_complete(d) else None
+
+
+def carries_over(old: TrainConfig, scores: dict, new: TrainConfig) -> bool:
+    """Is the finished run of `old` (its scores) exactly the run `new` would train? True when
+    the configs differ at most in min_epochs, new waits at least as long as old did, and the
+    run was not stopped before new's min_epochs: every epoch until then is the same, and new
+    stops where old stopped (or at the end of the budget)."""
+    if old.key() == new.key():
+        return True
+    if dataclasses.replace(old, min_epochs=new.min_epochs).key() != new.key():
+        return False  # something besides min_epochs differs
+    if (new.min_epochs or 0) < (old.min_epochs or 0):
+        return False  # new may stop where old went on
+    return not scores.get("stopped_early") or scores.get("epochs_run", 0) >= (new.min_epochs or 0)
+
+
+def carry_over(configs: Iterable[TrainConfig], records: Iterable[Run], root: str | Path | None = None,
+               copy: bool = True) -> list[Run]:
+    """Runs for configs that have none recorded but whose run a recorded one already is
+    (carries_over: e.g. a later min_epochs that the run never reached), as runs of the new
+    config with scores["carried_from"] = the old key. Where the old run's folder is here (and
+    copy), it is copied to the new config's folder, weights and predictions included. Export
+    the result to record it."""
+    records = list(records)
+    have = by_key(records)
+    stem: dict[str, list[Run]] = {}
+    for r in records:
+        stem.setdefault(dataclasses.replace(r.config, min_epochs=None).key(), []).append(r)
+    out, seen = [], set()
+    for cfg in configs:
+        key = cfg.key()
+        if key in have or key in seen:
+            continue
+        old = next((r for r in stem.get(dataclasses.replace(cfg, min_epochs=None).key(), [])
+                    if carries_over(r.config, r.scores, cfg)), None)
+        if old is None:
+            continue
+        seen.add(key)
+        scores = {**old.scores, "carried_from": old.config.key()}
+        new_dir = run_dir_for(cfg, root)
+        if copy and old.has_folder and not new_dir.exists():
+            shutil.copytree(old.dir, new_dir)
+            atomic_write_json(new_dir / "config.json", cfg)
+            atomic_write_json(new_dir / "scores.json", scores)
+        out.append(Run(dir=new_dir, config=cfg, scores=scores, history=old.history))
+    return out
 
 
 def list_runs(root: str | Path | None = None) -> list[Run]:

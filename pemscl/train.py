@@ -418,7 +418,9 @@ def converged(f1s: Sequence[float], best_epoch: int) -> bool:
 
 
 def should_stop(cfg: TrainConfig, epoch: int, selections: list[Selection]) -> bool:
-    return cfg.patience is not None and bool(selections) and all(
+    """After `epoch` epochs: every dev set's best is `patience` epochs old, and at least
+    `min_epochs` epochs are done."""
+    return cfg.patience is not None and epoch >= (cfg.min_epochs or 0) and bool(selections) and all(
         epoch - s.epoch >= cfg.patience for s in selections)
 
 

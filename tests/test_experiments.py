@@ -14,6 +14,7 @@ from pemscl import report as REP
 from pemscl import runs as RS
 from pemscl import tables as TB
 from pemscl import train as T
+from pemscl.utils import atomic_write_json
 
 
 # --------------------------------------------------------------------------- config lists
@@ -424,9 +425,9 @@ def test_pct_and_table_md():
     assert REP.table_md([], [("A", "a")]) == "_No runs of this table are recorded yet._"
 
 
-def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path():
+def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path(tmp_path):
     cfgs = X.all_configs("cpu")
-    order = X.schedule("cpu", cfgs[::-1])  # the order given does not matter
+    order = X.schedule("cpu", cfgs[::-1], tmp_path)  # the order given does not matter (nothing interrupted)
     assert sorted(c.key() for c in order) == sorted(c.key() for c in cfgs)
     head = [(c.label, c.seed) for c in order[:6]]
     assert head == [("ATL", 66), ("PEMSCL", 66), ("ATL", 67), ("PEMSCL", 67), ("ATL", 68), ("PEMSCL", 68)]
@@ -519,3 +520,45 @@ def test_plan_from_the_command_line(tmp_path):
     # nothing recorded: every run is expected at --epoch-minutes (4) for its whole epoch budget
     hours = sum(c.epochs * 4.0 for c in X.all_configs("cpu")) / 60
     assert f"at most {hours:.1f} hours of training" in out.stdout
+
+
+def test_a_recorded_run_carries_over_to_a_later_min_epochs_only_if_it_never_stopped_before_it(tmp_path):
+    old = T.preset("cpu", loss=T.loss_spec("atl"), seed=66, label="ATL", min_epochs=None)
+    new = T.override(old, min_epochs=15)
+    assert RS.carries_over(old, {"stopped_early": True, "epochs_run": 17}, new)  # stopped at 17: the same run
+    assert RS.carries_over(old, {"stopped_early": True, "epochs_run": 15}, new)
+    assert RS.carries_over(old, {"stopped_early": False, "epochs_run": 18}, new)  # ran its whole budget
+    assert not RS.carries_over(old, {"stopped_early": True, "epochs_run": 10}, new)  # new would go on
+    assert not RS.carries_over(new, {"stopped_early": False, "epochs_run": 18}, old)  # old may stop sooner
+    assert not RS.carries_over(old, {"stopped_early": False}, T.override(new, seed=67))  # another run
+    # a folder here is copied under the new key, with its config and the key it came from
+    root = tmp_path / "runs"
+    full = T.Run(dir=root / old.folder_name(), config=old, history=[{"epoch": 1}],
+                 scores={"stopped_early": True, "epochs_run": 16, "dev": {"f1": 0.5}})
+    full.dir.mkdir(parents=True)
+    for name, obj in (("config.json", old), ("scores.json", full.scores), ("history.json", full.history)):
+        atomic_write_json(full.dir / name, obj)
+    (full.dir / "DONE").write_text("")
+    cut = _run("ATL", 67, 0.4, 0.4, cfg=T.override(old, seed=67), stopped_early=True, epochs_run=10)
+    planned = [new, T.override(new, seed=67)]
+    carried = RS.carry_over(planned, [full, cut], root)
+    assert [r.config.key() for r in carried] == [new.key()]  # seed 67 stopped at 10: it must be retrained
+    run = RS.Run.load(carried[0].dir)
+    assert run.config.key() == new.key() and run.scores["carried_from"] == old.key()
+    assert run.scores["dev"] == {"f1": 0.5} and run.history == [{"epoch": 1}]
+    assert RS.carry_over(planned, [full, cut], root, copy=False)[0].scores == carried[0].scores
+    assert RS.carry_over(planned, [full, cut, carried[0]], root) == []  # recorded already
+
+
+def test_interrupted_runs_are_scheduled_first_and_budgeted_for_their_remaining_epochs(tmp_path):
+    cfgs = X.all_configs("cpu")
+    late = next(c for c in X.schedule("cpu", cfgs) if c.train_layers is not None)  # scheduled last otherwise
+    d = T.run_dir_for(late, tmp_path)
+    d.mkdir(parents=True)
+    (d / T.STATE).write_bytes(b"")
+    atomic_write_json(d / "history.json", [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}])
+    assert X.epochs_done(late, tmp_path) == 3 and X.epochs_done(cfgs[0], tmp_path) == 0
+    assert X.schedule("cpu", cfgs, tmp_path)[0].key() == late.key()
+    assert X._expected_minutes(late, [], 4.0, tmp_path) == 4.0 * (late.epochs - 3)
+    (d / "DONE").write_text("")  # a complete run has nothing left to resume
+    assert X.epochs_done(late, tmp_path) == 0

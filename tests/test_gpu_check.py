@@ -29,6 +29,7 @@ def _folder(tmp_path):
     (d / "minilm_atl_66_scores.json").write_text(json.dumps(
         _scores(0.566, 0.570, 14, 17, 176.0, device="cuda", converged=True, peak_cuda_mb=1561.0)))
     (d / "minilm_atl_66_device.json").write_text(json.dumps({"name": "NVIDIA H200", "side_by_side": 8}))
+    (d / "minilm_atl_66_config.json").write_text(json.dumps({"min_epochs": 15}))  # pemscl 67 has none: older
     (d / "minilm_pemscl_67_scores.json").write_text(json.dumps(_scores(0.5, 0.5, 3, 3, 60.0, device="cuda")))
     (d / "notes_scores.json").write_text("{}")  # not a run file: ignored
     return d
@@ -47,10 +48,17 @@ def test_report_counts_and_pairs_each_gpu_run_with_its_cpu_record(tmp_path):
     atl, pemscl = r["runs"]
     assert (atl["loss"], atl["seed"], atl["cpu_dev_f1"], atl["cpu_minutes"]) == ("atl", 66, 0.563, 57.0)
     assert pemscl["seed"] == 67 and pemscl["cpu_dev_f1"] is None  # no CPU record of that config
+    assert (atl["min_epochs"], pemscl["min_epochs"]) == (15, None)
+    # a GPU run of the older config (no min_epochs) is shown beside the CPU run of that older config
+    old = Run(dir=tmp_path, config=T.preset("cpu", loss=T.loss_spec("atl"), seed=66, device="cpu", min_epochs=None),
+              scores=_scores(0.1, 0.1, 1, 10, 60.0), history=[])
+    assert G.cpu_counterpart("atl", 66, {old.config.key(): old}, None) is not None
+    assert G.cpu_counterpart("atl", 66, {old.config.key(): old}, 15) is None
     md = G.markdown(r)
     assert "on Some GPU" in md and "14 passed, 2 failed, 1 errors, 3 skipped" in md
     assert "| atl | 66 | 56.6 | 56.3 | 57.0 | 56.7 | 14/17 | 14/17 | 2.9 | H200 x8 | 57 |" in md
     assert "| pemscl | 67 | 50.0 | – | 50.0 | – | 3/3 | – | 1.0 | – | – |" in md
+    assert "1 of these runs predate `min_epochs`" in md
     assert r["replicates"] == [] and "on the GPU runs alone" not in md  # no seed has both losses of a claim
     assert [(m["loss"], m["n_seeds"], m["dev_f1"], m["dev_f1_sd"]) for m in r["means"]] == [
         ("atl", 1, 0.566, None), ("pemscl", 1, 0.5, None)]

@@ -291,6 +291,15 @@ def test_convergence_rule_and_early_stopping(tmp_path, monkeypatch):
     assert run.scores["epochs_run"] == 4
 
 
+def test_min_epochs_delays_early_stopping():
+    cfg = T.preset("smoke", epochs=18, patience=3, min_epochs=15)
+    peaked = [T.Selection("dev", f1=0.5, epoch=7)]  # best at epoch 7: patience is spent by epoch 10
+    assert [e for e in range(1, 19) if T.should_stop(cfg, e, peaked)] == list(range(15, 19))
+    assert T.should_stop(T.override(cfg, min_epochs=None), 10, peaked)  # without it, epoch 10 ends the run
+    assert not T.should_stop(cfg, 16, [T.Selection("dev", f1=0.5, epoch=14)])  # patience still counts
+    assert not T.should_stop(T.override(cfg, patience=None), 18, peaked)
+
+
 def test_config_hash_ignores_defaults_resolves_values_and_is_versioned(monkeypatch):
     from pemscl import config as C
 
@@ -305,6 +314,9 @@ def test_config_hash_ignores_defaults_resolves_values_and_is_versioned(monkeypat
     # a field at its default hashes like an absent field: adding an option orphans nothing
     assert T.override(cfg, patience=None).key() == cfg.key()
     assert T.override(cfg, patience=2).key() != cfg.key()
+    # min_epochs only delays early stopping: without patience it is the same run
+    assert T.override(cfg, min_epochs=5).key() == cfg.key()
+    assert T.override(cfg, patience=2, min_epochs=5).key() != T.override(cfg, patience=2).key()
     monkeypatch.setattr(C, "HASH_VERSION", C.HASH_VERSION + 1)
     assert cfg.hashed()["v"] == C.HASH_VERSION
 
