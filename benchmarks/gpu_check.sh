@@ -6,6 +6,7 @@
 #   benchmarks/gpu_check.sh bench  [OUT]   # one RoBERTa-large training step at the paper's shape (time, memory)
 #   benchmarks/gpu_check.sh minilm [OUT]   # the cpu preset's ATL run (seed 66) on the GPU: a whole real run
 #   LOSSES="atl pemscl" SEEDS="67 68" benchmarks/gpu_check.sh minilm [OUT]   # several losses and seeds, side by side
+#   LOSSES="pemscl-no-em pemscl-no-scl" ...                    # the ablation's rows (any --loss preset)
 #
 # OUT (default results/gpu_check) receives a log and a JSON per part. PYTHON picks the interpreter
 # (default .venv/bin/python when present, else python3); PEMSCL_DATA the data folder, as everywhere.

@@ -656,8 +656,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{c.label:<36} {c.regime:<14} seed {c.seed}  layers {c.train_layers}  {c.key()}  "
                   f"<= {m:.0f} min")
         print(f"{len(todo)} of {len(planned)} runs missing")
+        wall = sum(minutes) / 60 / a.workers
+        side = f"; about {wall:.1f} h of wall time with --workers {a.workers}" if a.workers > 1 else ""
         print(f"at most {sum(minutes) / 60:.1f} hours of training at the slowest recorded pace of each kind "
-              f"(no early stop; {sum(minutes) / 60 / a.workers:.1f} h with --workers {a.workers})")
+              f"(no early stop{side})")
         p = get_profile(a.profile)
         if p.more_seeds:
             due = more_seeds(p, records)
