@@ -69,6 +69,7 @@ def gpu_runs(folder: Path) -> list[dict]:
                     "gpu": gpu.get("name"), "side_by_side": gpu.get("side_by_side"),
                     "dev_f1": s["dev"]["f1"], "test_f1": s["test"]["f1"], "best_epoch": s["best_epoch"],
                     "epochs_run": s["epochs_run"], "converged": s.get("converged"),
+                    "stopped_early": s.get("stopped_early"),
                     "minutes": s["seconds"] / 60, "peak_cuda_mb": s.get("peak_cuda_mb")})
     return out
 
@@ -227,6 +228,21 @@ RUN_COLS = [("loss", "loss"), ("seed", "seed"), ("GPU dev F1", lambda r: _f1(r["
             ("CPU min", lambda r: f"{r['cpu_minutes']:.0f}" if r.get("cpu_minutes") else None)]
 
 
+def _min_epochs_note(runs: Sequence[Mapping]) -> list[str]:
+    """Which GPU runs predate the cpu preset's min_epochs and which of those it would change."""
+    from . import config
+
+    need = config.preset("cpu").min_epochs
+    older = [r for r in runs if r.get("min_epochs") is None]
+    if not older or not need:
+        return []
+    cut = [r for r in older if r.get("stopped_early") and r["epochs_run"] < need]
+    return ["", f"{len(older)} of these runs predate `min_epochs` (their CPU column shows the CPU run of that "
+            f"older config). {len(cut)} of them stopped before epoch {need} and would have trained on under the "
+            "preset's rule (" + (", ".join(f"{r['loss']} {r['seed']}" for r in cut) or "none") + "); the rest are "
+            "the same runs under it."]
+
+
 def _pm(mean, sd, scale=100.0, fmt=".1f") -> str:
     return f"{scale * mean:{fmt}}" + ("" if sd is None else f" ± {scale * sd:{fmt}}")
 
@@ -281,10 +297,7 @@ def markdown(s: Mapping | None, level: int = 2) -> str:
                   "run, the GPU's with as many runs sharing the GPU as its column says, the CPU's with one "
                   "thread and a second run beside it):", "",
                   report.table_md(s["runs"], RUN_COLS)]
-        early = [r for r in s["runs"] if r.get("min_epochs") is None]
-        if early:
-            lines += ["", f"{len(early)} of these runs predate `min_epochs`: patience alone could stop them before "
-                      "epoch 15, and their CPU column shows the CPU run of that same older config."]
+        lines += _min_epochs_note(s["runs"])
         lines += ["", "GPU and CPU kernels sum in different orders, so a GPU run and the CPU run of its seed "
                   "drift apart like two seeds would; agreement within the seed spread is what to expect."]
     if s.get("means"):

@@ -58,7 +58,13 @@ def test_report_counts_and_pairs_each_gpu_run_with_its_cpu_record(tmp_path):
     assert "on Some GPU" in md and "14 passed, 2 failed, 1 errors, 3 skipped" in md
     assert "| atl | 66 | 56.6 | 56.3 | 57.0 | 56.7 | 14/17 | 14/17 | 2.9 | H200 x8 | 57 |" in md
     assert "| pemscl | 67 | 50.0 | – | 50.0 | – | 3/3 | – | 1.0 | – | – |" in md
-    assert "1 of these runs predate `min_epochs`" in md
+    assert "1 of these runs predate `min_epochs`" in md and "0 of them stopped before epoch 15" in md
+    stopped = [{"loss": "atl", "seed": 71, "min_epochs": None, "stopped_early": True, "epochs_run": 13},
+               {"loss": "atl", "seed": 72, "min_epochs": None, "stopped_early": True, "epochs_run": 16},
+               {"loss": "atl", "seed": 73, "min_epochs": 15, "stopped_early": True, "epochs_run": 15}]
+    assert "2 of these runs predate `min_epochs`" in G._min_epochs_note(stopped)[1]
+    assert "1 of them stopped before epoch 15 and would have trained on under the preset's rule (atl 71)" in \
+        G._min_epochs_note(stopped)[1]
     assert r["replicates"] == [] and "on the GPU runs alone" not in md  # no seed has both losses of a claim
     assert [(m["loss"], m["n_seeds"], m["dev_f1"], m["dev_f1_sd"]) for m in r["means"]] == [
         ("atl", 1, 0.566, None), ("pemscl", 1, 0.5, None)]
