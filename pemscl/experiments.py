@@ -592,11 +592,12 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    carried = RS.carry_over(all_configs(profile, only=only), RS.load_exported(strict=False), root)
+    planned = all_configs(profile, only=only)
+    carried = RS.carry_over(planned, RS.load_exported(strict=False), root)
     if carried:  # recorded runs that are also runs of a changed config (e.g. a later min_epochs)
         RS.export_runs(carried)
         print(f"{len(carried)} recorded runs carried over to their new configs (runs.carries_over)", flush=True)
-    todo = schedule(profile, missing(all_configs(profile, only=only), root), root)
+    todo = schedule(profile, missing(planned, root), root)
     grow = only is None or "headline" in only  # more seeds for PEMSCL vs ATL once the list is done
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     records = RS.load_exported(strict=False)
@@ -648,7 +649,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = RS.load_exported(strict=False)
         carried = RS.carry_over(planned, records, copy=False)  # counted here, recorded by training
         records += carried
-        todo = schedule(a.profile, [c for c in missing(planned) if c.key() not in {r.config.key() for r in carried}])
+        carried_keys = {r.config.key() for r in carried}
+        todo = schedule(a.profile, [c for c in missing(planned) if c.key() not in carried_keys])
         if carried:
             print(f"{len(carried)} recorded runs carry over to their new configs (recorded when training starts)")
         minutes = [_expected_minutes(c, records, a.epoch_minutes) for c in todo]

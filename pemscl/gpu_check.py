@@ -133,8 +133,7 @@ def replicate(folder: str | Path | None = None, claim_id: str = "pemscl-vs-atl",
 
     res = boot(claim.group)
     effect = C.CLAIM_EFFECTS[claim_id].effect
-    context = {g: {"diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high}
-               for g in claim.context_groups if all(g in p[1] and g in p[2] for p in pairs) for r in [boot(g)]}
+    context = {g: C._interval(boot(g)) for g in claim.context_groups if all(g in p[1] and g in p[2] for p in pairs)}
     return {**res.to_dict(), "claim": claim_id, "a": a, "b": b, "split": claim.split, "group": claim.group,
             "seeds": [p[0] for p in pairs], "paper_effect": effect, "verdict": S.verdict(res, effect),
             "paper_outside": not (res.ci_low <= effect <= res.ci_high), "context": context}
@@ -243,14 +242,17 @@ def _min_epochs_note(runs: Sequence[Mapping]) -> list[str]:
             "the same runs under it."]
 
 
-def _pm(mean, sd, scale=100.0, fmt=".1f") -> str:
-    return f"{scale * mean:{fmt}}" + ("" if sd is None else f" ± {scale * sd:{fmt}}")
+def _pct(mean, sd) -> str:
+    from . import report  # report imports this module
+
+    return report.pct(mean, sd)
 
 
 MEAN_COLS = [("loss", "loss"), ("seeds", lambda r: f"{r['n_seeds']} ({r['seeds'][0]}-{r['seeds'][-1]})"),
-             ("dev F1", lambda r: _pm(r["dev_f1"], r["dev_f1_sd"])),
-             ("test F1", lambda r: _pm(r["test_f1"], r["test_f1_sd"])),
-             ("epochs run", lambda r: _pm(r["epochs_run"], r["epochs_run_sd"], scale=1.0))]
+             ("dev F1", lambda r: _pct(r["dev_f1"], r["dev_f1_sd"])),
+             ("test F1", lambda r: _pct(r["test_f1"], r["test_f1_sd"])),
+             ("epochs run", lambda r: f"{r['epochs_run']:.1f}" + (f" ± {r['epochs_run_sd']:.1f}"
+                                                                   if r["epochs_run_sd"] is not None else ""))]
 
 
 def replicate_line(rep: Mapping) -> str:
