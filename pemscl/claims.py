@@ -14,15 +14,23 @@ stats.verdict: "holds", "contradicted", "not resolved" or "not measurable here".
 no matched pair of runs gets "missing runs" and the missing runs' labels: the profile has not
 been run, which says nothing about the paper.
 
+A claim judged on one seed cannot measure how training randomness moves its difference, and
+its documents-only interval would make it look surer than a three-seed claim. judge() lends
+it the widest seed spread (sd of per-seed differences on the claim's relation group, with its
+df) among the multi-seed claims of the same label regime (gold or original labels), or of
+either regime while its own has none (lend_seed_spread; the row names the lender).
+
 The dev-set difference of the same pairs is shown beside (dev_diff and its interval), never
 used for the verdict: dev selected the epochs, so it is optimistic.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from . import evaluate as E
 from . import experiments as X
 from . import runs as RS
 from . import stats as S
@@ -113,21 +121,67 @@ def _empty(cid: str, text: str, claim_fields: Mapping) -> dict:
     return {"id": cid, "claim": text, "verdict": MISSING, "metric": "f1", **claim_fields,
             "diff": None, "ci_low": None, "ci_high": None, "se": None, "mde": None, "seed_sd": None,
             "doc_ci_low": None, "doc_ci_high": None, "doc_se": None, "df": None,
+            "borrowed_seed_sd": None, "borrowed_df": None, "borrowed_from": None, "seed_sd_by_group": {},
             "seed_diffs": [], "seeds_for_paper_effect": None, "n_seeds": 0, "seeds": [], "n_docs": None,
             "runs_a": [], "runs_b": [],
             "paper_effect": eff.effect, "paper_source": eff.source, "paper_dev_effect": eff.dev_effect,
             "dev_diff": None, "dev_ci_low": None, "dev_ci_high": None, "context": {}, "missing": [], "note": ""}
 
 
+_RESULT_FIELDS = ("diff", "ci_low", "ci_high", "se", "mde", "seed_sd", "n_seeds", "n_docs", "doc_ci_low",
+                  "doc_ci_high", "doc_se", "df", "borrowed_seed_sd", "borrowed_df")
+
+
 def _fill(row: dict, res: S.BootstrapResult) -> dict:
-    row.update({k: getattr(res, k) for k in ("diff", "ci_low", "ci_high", "se", "mde", "seed_sd", "n_seeds",
-                                             "n_docs", "doc_ci_low", "doc_ci_high", "doc_se", "df")})
+    row.update({k: getattr(res, k) for k in _RESULT_FIELDS})
     row["seed_diffs"] = list(res.seed_diffs)
     row["verdict"] = S.verdict(res, row["paper_effect"])
     # planning: how many seeds, at today's spreads, would detect the paper's effect
     row["seeds_for_paper_effect"] = (S.seeds_needed(res.doc_se, res.seed_sd, abs(row["paper_effect"]))
                                      if res.seed_sd is not None else None)
     return row
+
+
+def _result(row: Mapping) -> S.BootstrapResult:
+    """The BootstrapResult a filled row was made from (rows stay plain JSON-ready dicts)."""
+    return S.BootstrapResult(metric=row["metric"], group=row["group"], n_boot=N_BOOT, rng_seed=BOOT_SEED,
+                             seed_diffs=tuple(row["seed_diffs"]), **{k: row[k] for k in _RESULT_FIELDS})
+
+
+def seed_sds(runs_a: Sequence[RS.Run], runs_b: Sequence[RS.Run], split: str, split_b: str | None = None
+             ) -> dict[str, float]:
+    """{group: sd over seeds of F1(A_i) - F1(B_i)} for every relation group all runs have counts
+    of; empty with fewer than two seeds. What a multi-seed claim can lend a one-seed claim on
+    any group (the tail's spread is several times the whole set's)."""
+    if len(runs_a) < 2:
+        return {}
+    groups = set.intersection(*(set(counts(r, split) or {}) for r in runs_a),
+                              *(set(counts(r, split_b or split) or {}) for r in runs_b))
+    f1 = lambda r, sp, g: E.scores_from_counts(counts(r, sp)[g])["f1"]  # noqa: E731
+    return {g: statistics.stdev(f1(a, split, g) - f1(b, split_b or split, g) for a, b in zip(runs_a, runs_b))
+            for g in sorted(groups)}
+
+
+def lend_seed_spread(rows: Sequence[dict]) -> list[dict]:
+    """Every one-seed row with a multi-seed row's seed spread on its relation group lent to its
+    interval and MDE (stats.with_borrowed_spread), and its verdict judged again. The lender:
+    the multi-seed row with the largest spread on that group, of the same label regime if
+    there is one, else of any. The largest, not a pool: the claims share runs (PEMSCL is in
+    three), so pooling their spreads would overstate the df; the widest errs on the side of
+    "not resolved". Rows without a lender keep their documents-only interval."""
+    out = []
+    for row in rows:
+        lenders = [r for r in rows if (r.get("n_seeds") or 0) >= 2 and row["group"] in r.get("seed_sd_by_group", {})]
+        pool = [r for r in lenders if r["original_labels"] == row["original_labels"]] or lenders
+        if row.get("n_seeds") != 1 or not pool:
+            out.append(row)
+            continue
+        src = max(pool, key=lambda r: r["seed_sd_by_group"][row["group"]])
+        row = _fill(dict(row), S.with_borrowed_spread(_result(row), src["seed_sd_by_group"][row["group"]],
+                                                      src["n_seeds"] - 1))
+        row["borrowed_from"] = src["id"]
+        out.append(row)
+    return out
 
 
 def _interval(res: S.BootstrapResult) -> dict:
@@ -138,7 +192,8 @@ def judge_pair(claim: Claim, configs: Sequence, runs: Sequence, profile: X.Profi
     """One two-row claim from the experiment's configs and their runs (None where missing)."""
     regime = profile.oog_regime if claim.original_labels else profile.gold_regime
     row = _empty(claim.id, claim.text, {"split": claim.split, "group": claim.group, "dev_split": claim.dev_split,
-                                        "a": claim.a, "b": claim.b, "experiment": claim.experiment})
+                                        "a": claim.a, "b": claim.b, "experiment": claim.experiment,
+                                        "original_labels": claim.original_labels})
     pairs, row["missing"] = pair_by_seed(configs, runs, claim.a, claim.b, regime=regime, splits=(claim.split,),
                                          group=claim.group)
     if not pairs:
@@ -147,6 +202,7 @@ def judge_pair(claim: Claim, configs: Sequence, runs: Sequence, profile: X.Profi
     ra, rb = [p[1] for p in pairs], [p[2] for p in pairs]
     row.update(seeds=[p[0] for p in pairs], runs_a=[r.config.key() for r in ra], runs_b=[r.config.key() for r in rb])
     _fill(row, bootstrap(ra, rb, claim.split, claim.group))
+    row["seed_sd_by_group"] = seed_sds(ra, rb, claim.split)
     for g in claim.context_groups:
         if all(g in counts(r, claim.split) for r in ra + rb):
             row["context"][g] = _interval(bootstrap(ra, rb, claim.split, g))
@@ -199,7 +255,7 @@ def judge_ratio(configs: Sequence, runs: Sequence, model: str = "PEMSCL") -> dic
     cid, text = RATIO_CLAIM
     row = _empty(cid, text, {"split": "test", "group": "all", "dev_split": None, "a": f"{model} at the ratio "
                              "original dev picks", "b": f"{model} at the ratio gold dev picks",
-                             "experiment": "ratio_sweep"})
+                             "experiment": "ratio_sweep", "original_labels": True})
     by_seed, row["missing"] = _ratio_runs(configs, runs, model)
     picks, skipped = [], []
     for seed in sorted(by_seed):
@@ -219,6 +275,7 @@ def judge_ratio(configs: Sequence, runs: Sequence, model: str = "PEMSCL") -> dic
         return row
     ra, rb = [c["run_by_original_dev"] for _, c in picks], [c["run_by_gold_dev"] for _, c in picks]
     row.update(seeds=[s for s, _ in picks], runs_a=[r.config.key() for r in ra], runs_b=[r.config.key() for r in rb])
+    row["seed_sd_by_group"] = seed_sds(ra, rb, "test", split_b="test@dev_gold")
     return _fill(row, bootstrap(ra, rb, "test", split_b="test@dev_gold"))
 
 
@@ -228,11 +285,13 @@ def judge(runs: Iterable, profile: str | X.Profile) -> list[dict]:
     cfgs, att = attach_all(runs, p)
     out = [judge_pair(c, cfgs[c.experiment], att[c.experiment], p) for c in CLAIMS]
     out.append(judge_ratio(cfgs["ratio_sweep"], att["ratio_sweep"]))
-    return out
+    return lend_seed_spread(out)
 
 
 def judge_claim(claim_id: str, runs: Iterable, profile: str | X.Profile) -> dict:
-    """One two-row claim's row, attaching only its experiment's runs (judge() does them all)."""
+    """One two-row claim's row, attaching only its experiment's runs (judge() does them all).
+    A one-seed row keeps its documents-only interval here: lending a seed spread needs the
+    other claims (judge())."""
     p = X.get_profile(profile)
     claim = next(c for c in CLAIMS if c.id == claim_id)
     cfgs, att = attach_all(runs, p, names=[claim.experiment])

@@ -153,7 +153,9 @@ HOW_TO_READ = (
     "The 95% interval covers both sources of chance: which documents were scored (a document bootstrap, 2000 "
     "resamples shared by every run) and which seeds were trained (the scatter of the per-seed differences): "
     "diff ± t · sqrt(SE_docs² + sd_seeds² / n), t with Welch-Satterthwaite degrees of freedom "
-    "(stats.paired_bootstrap). With one seed the interval is the documents' alone. MDE: the smallest effect "
+    "(stats.paired_bootstrap). A claim judged on one seed borrows the seeds' part: the widest sd_seeds, on its relation group, of the "
+    "multi-seed claims of its label regime (of any regime while its own has none), with that claim's df; its "
+    "note names the lender (claims.lend_seed_spread). MDE: the smallest effect "
     "this setup detects with 80% power ((t₀.₉₇₅ + t₀.₈) × SE). Verdicts: *holds* / *contradicted*: the interval "
     "excludes 0 on the paper's / the other side; *not measurable here*: it contains 0 and the MDE exceeds twice "
     "the paper's effect; *not resolved*: it contains 0 although the paper's effect is within reach; *missing "
@@ -186,6 +188,9 @@ def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
             bits.append(f"at these spreads about {need} paired seeds would detect the paper's effect with 80% "
                         "power" if need else "at these spreads no number of seeds would detect the paper's "
                         "effect (the documents' part alone is too wide)")
+        if c.get("borrowed_from"):
+            bits.append(f"one seed: seed spread lent by `{c['borrowed_from']}` (sd {100 * c['borrowed_seed_sd']:.2f} F1, "
+                        f"{c['borrowed_df']:g} df)")
         for g, v in (c.get("context") or {}).items():
             bits.append(f"{g} beside: {interval(v['diff'], v['ci_low'], v['ci_high'])}")
         if c.get("choices"):

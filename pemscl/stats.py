@@ -27,7 +27,9 @@ The procedure (:func:`paired_bootstrap`):
    interval alone is about ±0.4 points wide and would call the mean "significant", while the
    next seed could move it by points. The document-only interval stays in the result
    (``doc_ci_low``, ``doc_ci_high``, ``doc_se``). With one seed training randomness is not
-   measured: the interval is the documents' alone, and says so (``df`` is inf).
+   measured: the interval is the documents' alone, and says so (``df`` is inf), unless a seed
+   spread measured elsewhere is lent to it (:func:`with_borrowed_spread`, which the claims
+   use: a one-seed verdict should not look surer than a three-seed one).
 
 Kept free of torch; numpy does the resampling in a few array operations.
 """
@@ -37,7 +39,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -64,7 +66,7 @@ class BootstrapResult:
     diff: float            # mean over seeds of metric(A_i) - metric(B_i), on all documents
     ci_low: float          # the verdict's 95% interval: documents and seeds (see the module doc)
     ci_high: float
-    se: float              # sqrt(doc_se^2 + seed_sd^2 / n_seeds); doc_se with one seed
+    se: float              # sqrt(doc_se^2 + seed_sd^2 / n_seeds); doc_se with one seed (unless borrowed)
     mde: float             # (t(0.975, df) + t(0.80, df)) * se, see paired_bootstrap
     seed_sd: float | None  # sd over seeds of the per-seed differences; None with one seed
     n_seeds: int
@@ -76,6 +78,8 @@ class BootstrapResult:
     doc_ci_high: float = math.nan  # 97.5th percentile
     doc_se: float = math.nan       # sd of the resampled differences
     df: float = math.inf           # degrees of freedom of the t quantiles (inf: normal)
+    borrowed_seed_sd: float | None = None  # one seed: the spread lent by another comparison
+    borrowed_df: float | None = None       # (with_borrowed_spread); None when measured or absent
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -234,14 +238,33 @@ def paired_bootstrap(runs_a: Sequence, runs_b: Sequence, *, metric: str = "f1", 
         doc_ci_low=doc_low, doc_ci_high=doc_high, doc_se=doc_se, df=df)
 
 
-def combined_se(doc_se: float, seed_sd: float, n_seeds: int) -> tuple[float, float]:
+def combined_se(doc_se: float, seed_sd: float, n_seeds: int, seed_df: float | None = None
+                ) -> tuple[float, float]:
     """(se, df) of a mean difference over n_seeds seed-paired runs scored on one document set:
     se^2 = doc_se^2 + seed_sd^2 / n_seeds; df by Welch-Satterthwaite, the document part counted
-    with infinite df (thousands of facts), the seed part with n_seeds - 1."""
+    with infinite df (thousands of facts), the seed part with `seed_df` (n_seeds - 1 when the
+    spread was measured on these seeds; the lender's df when it was borrowed)."""
+    seed_df = n_seeds - 1 if seed_df is None else seed_df
     doc_var, seed_var = doc_se ** 2, seed_sd ** 2 / n_seeds
     total = doc_var + seed_var
-    df = math.inf if seed_var == 0 else (n_seeds - 1) * total ** 2 / seed_var ** 2
+    df = math.inf if seed_var == 0 else seed_df * total ** 2 / seed_var ** 2
     return math.sqrt(total), df
+
+
+def with_borrowed_spread(res: BootstrapResult, seed_sd: float, seed_df: float) -> BootstrapResult:
+    """A one-seed result whose interval and MDE also cover training randomness, with the seed
+    spread (sd of per-seed differences, and its df) measured on another comparison:
+    diff ± t(0.975, df) · sqrt(doc_se² + seed_sd²), df by Welch-Satterthwaite with the lender's
+    df. Why: one seed cannot measure its own spread, and the documents-only interval leaves
+    it out; the verdict should carry the spread that comparable runs showed."""
+    if res.n_seeds != 1:
+        raise ValueError(f"only a one-seed result borrows a seed spread; this one has {res.n_seeds} seeds")
+    if not (seed_sd >= 0 and seed_df > 0):
+        raise ValueError(f"a borrowed seed spread needs sd >= 0 and df > 0, got sd {seed_sd!r}, df {seed_df!r}")
+    se, df = combined_se(res.doc_se, seed_sd, 1, seed_df=seed_df)
+    half = t_quantile(1 - (1 - CI_LEVEL) / 2, df) * se
+    return replace(res, ci_low=res.diff - half, ci_high=res.diff + half, se=se, df=df, mde=_mde(se, df),
+                   borrowed_seed_sd=seed_sd, borrowed_df=seed_df)
 
 
 def t_quantile(q: float, df: float) -> float:

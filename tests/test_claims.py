@@ -5,6 +5,7 @@ so over n documents F1 = 2 * correct / (4n + 5n) = 2 * correct / (9n).
 """
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -141,6 +142,52 @@ def test_missing_runs_are_reported_not_judged():
         r.scores.pop("doc_counts")
     atl = by_id(C.judge(runs, "cpu"))["pemscl-vs-atl"]
     assert atl["verdict"] == C.MISSING and all("without per-document counts" in m for m in atl["missing"])
+
+
+def test_a_one_seed_claim_borrows_the_widest_seed_spread_on_its_group_and_regime():
+    # headline, 3 seeds: PEMSCL (4,3), (4,4), (4,2) against ATL (3,3) -> all-relation diffs 1/9,
+    # 2/9, 0 (sd 1/9); tail: PEMSCL (1,1), (1,0), (1,1) against ATL (1,1) -> 0, -1/2, 0 (sd 0.2887)
+    plan = {66: ((4, 3), (1, 1)), 67: ((4, 4), (1, 0)), 68: ((4, 2), (1, 1))}
+    runs = [fake_run(c, plan[c.seed][0], tail=plan[c.seed][1]) if c.label == "PEMSCL" else fake_run(c, (3, 3))
+            for c in X.headline("cpu")]
+    # one seed each: "no EM, no SCL" (gold, tail claim) and the OOG pair (ns-rescues, original labels)
+    runs += [fake_run(c, (4, 3), tail=(0, 1)) for c in X.ablation("cpu") if c.label == "no EM, no SCL"]
+    oog = [c for c in X.original_labels("cpu") if c.seed == 66]
+    runs += [fake_run(c, (4, 4) if c.label == "PEMSCL+NS" else (0, 0)) for c in oog]
+    out = by_id(C.judge(runs, "cpu"))
+    head = out["pemscl-vs-atl"]
+    assert head["seed_sd_by_group"]["all"] == pytest.approx(1 / 9)
+    assert head["seed_sd_by_group"]["tail"] == pytest.approx(statistics.stdev([0, -0.5, 0]))
+    assert head["borrowed_from"] is None  # measured on its own seeds
+    # ns-rescues: no multi-seed claim on original labels yet, so the gold one lends its all-relation spread
+    ns = out["ns-rescues"]
+    assert (ns["n_seeds"], ns["borrowed_from"], ns["borrowed_df"]) == (1, "pemscl-vs-atl", 2)
+    assert ns["borrowed_seed_sd"] == pytest.approx(1 / 9) and ns["seed_sd"] is None
+    assert ns["se"] == pytest.approx((ns["doc_se"] ** 2 + (1 / 9) ** 2) ** 0.5)
+    half = S.t_quantile(0.975, ns["df"]) * ns["se"]
+    assert (ns["ci_low"], ns["ci_high"]) == (pytest.approx(ns["diff"] - half), pytest.approx(ns["diff"] + half))
+    assert ns["diff"] == pytest.approx(8 / 9) and ns["verdict"] == "holds"  # far beyond t(2.x) * 1/9
+    assert "seed spread lent by `pemscl-vs-atl` (sd 11.11 F1, 2 df)" in REP.claim_notes([ns])[0]
+    # the tail claim borrows the tail's spread, not the whole set's
+    t = out["tail"]
+    assert t["borrowed_from"] == "pemscl-vs-atl" and t["borrowed_seed_sd"] == pytest.approx(0.2887, abs=1e-4)
+    # the same spread with the planted effect shrunk below it is no longer resolved: +1/18 against sd 1/9
+    small = [fake_run(r.config, (3, 3) if r.config.label == "PEMSCL+NS" else (3, 2)) if r.config in oog else r
+             for r in runs]
+    ns_small = by_id(C.judge(small, "cpu"))["ns-rescues"]
+    assert ns_small["diff"] == pytest.approx(1 / 9) and ns_small["doc_ci_low"] > 0  # documents alone: "holds"
+    assert ns_small["ci_low"] < 0 and ns_small["verdict"] != "holds"  # with the seeds' part: not
+    # once the OOG pair has its 3 seeds, ratio-choice (one seed by plan) borrows from it, the same regime
+    oog3 = {66: (4, 4), 67: (4, 3), 68: (4, 4)}
+    more = [fake_run(c, oog3[c.seed] if c.label == "PEMSCL+NS" else (2, 2), gold_dev_f1=0.5)
+            for c in X.original_labels("cpu")]
+    keys = {c.key() for c in X.original_labels("cpu")}
+    sweep = [fake_run(c, (1, 1), gold_dev_f1=0.4, dev_f1=0.6 if X.sweep_point(c)[1] == 1.0 else 0.4)
+             for c in X.ratio_sweep("cpu") if c.key() not in keys and X.sweep_point(c)[0] == "PEMSCL"]
+    out = by_id(C.judge(runs[:6] + more + sweep, "cpu"))
+    assert out["ns-rescues"]["n_seeds"] == 3 and out["ns-rescues"]["borrowed_from"] is None
+    assert out["ratio-choice"]["n_seeds"] == 1 and out["ratio-choice"]["borrowed_from"] == "ns-rescues"
+    assert out["ratio-choice"]["borrowed_seed_sd"] == pytest.approx(statistics.stdev([0, 1 / 9, 0]))
 
 
 # --------------------------------------------------------------------------- ratio choice

@@ -1,5 +1,6 @@
 """The seed-paired document bootstrap: exact cases worked by hand, planted effects, input checks."""
 
+import dataclasses
 import itertools
 import json
 import math
@@ -273,3 +274,27 @@ def test_seeds_needed_by_hand():
     r = S.paired_bootstrap([[[4, 3, 0, 5]], [[4, 2, 0, 5]], [[4, 4, 0, 5]]],
                            [[[4, 2, 0, 5]], [[4, 2, 0, 5]], [[4, 2, 0, 5]]], n_boot=200)
     assert S.mde_with(3, r.doc_se, r.seed_sd) == pytest.approx(r.mde)
+
+
+def test_a_borrowed_seed_spread_by_hand():
+    # one seed: documents' se 0.4 points; lent spread sd 1.0 point measured on 3 seeds (2 df)
+    one = S.BootstrapResult(metric="f1", group="all", diff=0.05, ci_low=0.042, ci_high=0.058, se=0.004,
+                            mde=S.MDE_FACTOR * 0.004, seed_sd=None, n_seeds=1, n_docs=40, n_boot=10, rng_seed=0,
+                            seed_diffs=(0.05,), doc_ci_low=0.042, doc_ci_high=0.058, doc_se=0.004)
+    r = S.with_borrowed_spread(one, 0.01, 2)
+    total = 0.004 ** 2 + 0.01 ** 2                        # 1.16e-4
+    df = 2 * total ** 2 / 0.01 ** 4                       # 2 * 1.3456 = 2.6912
+    assert r.se == pytest.approx(total ** 0.5) and r.df == pytest.approx(2.6912)
+    half = S.t_quantile(0.975, df) * total ** 0.5         # 3.37 * 0.01077 = 0.0363
+    assert (r.ci_low, r.ci_high) == (pytest.approx(0.05 - half), pytest.approx(0.05 + half))
+    assert r.ci_low < 0.042 and r.ci_high > 0.058           # wider than the documents' interval
+    assert r.mde == pytest.approx((S.t_quantile(0.975, df) + S.t_quantile(0.8, df)) * total ** 0.5)
+    assert (r.borrowed_seed_sd, r.borrowed_df, r.seed_sd) == (0.01, 2, None)  # lent, not measured
+    assert (r.doc_ci_low, r.doc_ci_high, r.diff) == (0.042, 0.058, 0.05)      # the rest as it was
+    # a lent spread of 0 adds nothing but turns the percentile interval into the normal one
+    z = S.with_borrowed_spread(one, 0.0, 2)
+    assert z.se == 0.004 and z.df == float("inf")
+    with pytest.raises(ValueError, match="one-seed"):
+        S.with_borrowed_spread(dataclasses.replace(one, n_seeds=2), 0.01, 2)
+    with pytest.raises(ValueError, match="df > 0"):
+        S.with_borrowed_spread(one, 0.01, 0)
