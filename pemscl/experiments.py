@@ -112,6 +112,7 @@ SWEEP_MODELS = {"PEMSCL": "pemscl", "ATL": "atl"}
 # the rows each claim is judged on: these get `claim_seeds` paired seeds
 CLAIM_ROWS = {"headline": ("ATL", "PEMSCL"), "ablation": ("PEMSCL", "no EM", "no SCL"),
               "original_labels": ("PEMSCL", "PEMSCL+NS")}
+TAIL_ROW = "no EM, no SCL"  # the tail claim's other row: one seed by plan, scheduled after CLAIM_ROWS
 
 # released-code behaviours (FAITHFULNESS.md #) as (label, where, TrainConfig/loss overrides);
 # where "gold" compares with the paper default on the gold regime, "oog" with PEMSCL+NS on OOG.
@@ -553,8 +554,9 @@ def schedule(profile: str | Profile, todo: Sequence[T.TrainConfig],
              root: str | Path | None = None) -> list[T.TrainConfig]:
     """The order to train in: interrupted runs first (the cheapest to finish), then the
     claim-bearing rows, claim by claim and seed by seed with a claim's rows side by side (so each
-    finished seed completes a pair), then the other fully fine-tuned runs, then the fast path
-    (short runs that fill the end of a session)."""
+    finished seed completes a pair), then the one-seed rows a claim also rests on (the tail
+    claim's "no EM, no SCL", PEMSCL's ratio sweep), then the other fully fine-tuned runs, then
+    the fast path (short runs that fill the end of a session)."""
     p = get_profile(profile)
     rank: dict[str, int] = {}
     for exp, rows in CLAIM_ROWS.items():
@@ -563,6 +565,9 @@ def schedule(profile: str | Profile, todo: Sequence[T.TrainConfig],
             for c in cfgs:
                 if c.seed == s:
                     rank.setdefault(c.key(), len(rank))
+    for c in ablation(p) + ratio_sweep(p):
+        if c.label == TAIL_ROW or (c.regime == p.oog_regime and sweep_point(c)[0] == "PEMSCL"):
+            rank.setdefault(c.key(), len(rank))
     last = len(rank)
     return sorted(todo, key=lambda c: (epochs_done(c, root) == 0, rank.get(c.key(), last),
                                        c.train_layers is not None))

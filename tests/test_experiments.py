@@ -437,6 +437,9 @@ def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path(tmp
     assert sorted(set(claim)) == [("oog-mini", "PEMSCL"), ("oog-mini", "PEMSCL+NS"), ("redocred-mini", "ATL"),
                                   ("redocred-mini", "PEMSCL"), ("redocred-mini", "no EM"), ("redocred-mini", "no SCL")]
     assert all(claim.count(x) == 3 for x in claim) and order[18].seed == 66
+    # then the one-seed rows the tail and ratio-choice claims rest on, before Table 2's other losses
+    nxt = [(c.label, c.regime) for c in order[18:21]]
+    assert nxt == [("no EM, no SCL", "redocred-mini"), ("PEMSCL NS 0.05", "oog-mini"), ("PEMSCL NS 0.3", "oog-mini")]
     fast = [c.train_layers is not None for c in order]
     assert fast == sorted(fast) and any(fast)  # the fast path comes last
 
