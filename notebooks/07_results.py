@@ -55,11 +55,17 @@ report.show_table(tables["table4"], report.TABLE4_COLS)
 
 # %% [markdown]
 # ## Convergence
-# How many runs of each kind converged, and how many epochs they needed to reach their best epoch.
+# How many runs of each kind converged, and how many epochs they needed to reach their best epoch; below, every
+# run's selection dev curve, so a "cut short" can be told from a noisy plateau by eye.
 
 # %%
 report.show_table(tables["convergence"], report.CONVERGENCE_COLS)
 print(report.dev_noise_line(tables["dev_noise"]))
+
+# %%
+fig = figures.convergence_grid(tables["curves"])
+saved["07_convergence"] = figures.save_figure(fig, "07_convergence", FIG)
+fig
 
 # %% [markdown]
 # ## This workbench vs the paper

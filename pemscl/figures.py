@@ -242,6 +242,49 @@ def learning_curves(histories: Mapping[str, Sequence[Mapping]] | Sequence[Mappin
     return _layout(fig, title, height=420)
 
 
+def convergence_grid(curves: Sequence[Mapping], *, cols: int = 3,
+                     title: str | None = "Selection dev F1 per epoch, every run of each row<br><sup>star: best "
+                     "epoch; dashed: cut short by the budget; dotted: min_epochs</sup>") -> go.Figure:
+    """One panel per row kind (experiment, label, regime) with one line per seed: where each
+    run peaked (star) and whether it converged (solid) or was cut short by its budget (dashed);
+    the dotted line is min_epochs, before which early stopping may not end a run. `curves` are
+    tables.convergence_curves' rows (F1 as fractions, drawn in %)."""
+    kinds: dict[tuple, list[Mapping]] = {}
+    for c in curves:
+        kinds.setdefault((c["experiment"], c["label"], c["regime"]), []).append(c)
+    names = [f"{lab}<br>{reg}: {sum(c['converged'] is True for c in cs)}/{len(cs)} converged"
+             for (_, lab, reg), cs in kinds.items()]
+    rows = max(1, -(-len(kinds) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=names or None, shared_xaxes=True,
+                        vertical_spacing=min(0.12, 0.5 / rows), horizontal_spacing=0.06)
+    seeds = sorted({c["seed"] for c in curves})
+    shown: set[int] = set()  # one legend entry per seed
+    for k, cs in enumerate(kinds.values()):
+        row, col = divmod(k, cols)
+        for c in sorted(cs, key=lambda c: c["seed"]):
+            i = seeds.index(c["seed"])
+            name = f"seed {c['seed']}"
+            fig.add_scatter(x=c["epoch"], y=[100 * v for v in c["dev_f1"]], mode="lines", name=name,
+                            legendgroup=name, showlegend=c["seed"] not in shown,
+                            line=dict(color=colour(i), width=1.5, dash="solid" if c["converged"] is not False else "dash"),
+                            row=row + 1, col=col + 1)
+            shown.add(c["seed"])
+            b = c.get("best_epoch")
+            if b in c["epoch"]:
+                fig.add_scatter(x=[b], y=[100 * c["dev_f1"][c["epoch"].index(b)]], mode="markers",
+                                marker=dict(symbol="star", size=9, color=colour(i)), showlegend=False,
+                                legendgroup=name, hovertext=f"{name}: best epoch {b}", row=row + 1, col=col + 1)
+        m = cs[0].get("min_epochs")
+        if m:
+            fig.add_vline(x=m, line_dash="dot", line_color="#888", row=row + 1, col=col + 1)
+    fig.update_xaxes(dtick=3)
+    fig.update_yaxes(ticksuffix="%")
+    fig.update_annotations(font_size=11)
+    fig = _layout(fig, title, height=max(320, 250 * rows + 100))
+    return fig.update_layout(legend=dict(orientation="h", x=1, xanchor="right", y=1.0 + 60 / (250 * rows),
+                                         yanchor="bottom"), margin=dict(t=130))
+
+
 def grouped_bars(rows: Sequence[Mapping], *, x: str = "label", metrics: Sequence[str] = ("f1",),
                  error: str | None = "{}_std", names: Mapping[str, str] | None = None,
                  title: str | None = None, y_title: str = "F1 (%)", scale: float = 100.0,

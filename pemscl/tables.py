@@ -227,6 +227,24 @@ def convergence(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]
     return rows
 
 
+def convergence_curves(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]:
+    """Every distinct run's selection-dev F1 per epoch with what convergence() counts (its best
+    epoch, converged or cut short) and the schedule it ran under (min_epochs, the budget):
+    the data of the convergence figure, one row per run, grouped by experiment and row label."""
+    out = []
+    for exp, r in _distinct(cfgs, att):
+        key = f"{r.config.select[0]}_f1" if r.config.select else None
+        hist = [h for h in r.history or [] if key and h.get(key) is not None]
+        if not hist:
+            continue
+        out.append({"experiment": exp, "label": r.config.label, "regime": r.config.regime, "seed": r.config.seed,
+                    "dev_split": r.config.select[0], "epoch": [h["epoch"] for h in hist],
+                    "dev_f1": [h[key] for h in hist], "best_epoch": r.scores.get("best_epoch"),
+                    "converged": r.scores.get("converged"), "min_epochs": r.config.min_epochs,
+                    "epochs": r.config.epochs})
+    return out
+
+
 def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) -> dict | None:
     """How much the selection dev F1 moves from one epoch to the next late in a run, where the
     learning rate is nearly spent: the steps between each run's last `last` + 1 epochs, pooled
@@ -296,6 +314,7 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
             # the small search on gold dev (one seed)
             "search": X.summarise(att.get("search", []), metrics=("dev_f1", "dev_tail_f1", "test_ign_f1", "test_f1")),
             "groups": relation_groups(cfgs, att), "convergence": convergence(cfgs, att),
+            "curves": convergence_curves(cfgs, att),
             "dev_noise": dev_noise(cfgs, att), "cost": cost(cfgs, att),
             # what benchmarks/gpu_check.sh measured, beside the CPU runs of the same configs (None: never run)
             "gpu": gpu_check.report(runs)}

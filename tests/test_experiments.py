@@ -280,6 +280,41 @@ def test_convergence_per_run_kind():
     assert cell == "4.0 (3–5)" and dict(REP.CONVERGENCE_COLS)["converged"](pem) == "2/3"
 
 
+def test_convergence_curves_and_their_figure():
+    from pemscl import figures as F
+
+    # PEMSCL 66 converged (best epoch 2), 67 cut short (best = last epoch); ATL 66 a third curve
+    curves = {("PEMSCL", 66): [0.40, 0.55, 0.54, 0.53], ("PEMSCL", 67): [0.30, 0.40, 0.45, 0.50],
+              ("ATL", 66): [0.35, 0.45, 0.50, 0.49]}
+    runs = []
+    for c in X.headline("cpu"):
+        if (c.label, c.seed) in curves:
+            f1s = curves[(c.label, c.seed)]
+            best = f1s.index(max(f1s)) + 1
+            hist = [{"epoch": i + 1, "dev_f1": f} for i, f in enumerate(f1s)]
+            r = _run("x", c.seed, 0.5, 0.4, cfg=c, best_epoch=best, epochs_run=4, converged=best <= 2)
+            runs.append(dataclasses.replace(r, history=hist))
+    rows = TB.build_tables(runs, "cpu")["curves"]
+    got = {(r["label"], r["seed"]): r for r in rows}
+    assert set(got) == set(curves)
+    p67 = got[("PEMSCL", 67)]
+    assert p67["dev_f1"] == curves[("PEMSCL", 67)] and p67["epoch"] == [1, 2, 3, 4]
+    assert (p67["best_epoch"], p67["converged"], p67["dev_split"]) == (4, False, "dev")
+    assert p67["min_epochs"] == X.headline("cpu")[0].min_epochs == 15
+    fig = F.convergence_grid(rows, cols=2)
+    # one panel per row kind, titled with how many of its runs converged
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["ATL<br>redocred-mini: 0/1 converged", "PEMSCL<br>redocred-mini: 1/2 converged"]
+    lines = {(t.name, tuple(round(y, 6) for y in t.y)): t for t in fig.data if t.mode == "lines"}
+    assert lines[("seed 67", (30.0, 40.0, 45.0, 50.0))].line.dash == "dash"   # cut short
+    assert lines[("seed 66", (40.0, 55.0, 54.0, 53.0))].line.dash == "solid"  # converged
+    stars = sorted((t.x[0], round(t.y[0], 6)) for t in fig.data if t.mode == "markers")
+    assert stars == [(2, 55.0), (3, 50.0), (4, 50.0)]  # each run's best epoch
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["seed 66", "seed 67"]  # once per seed
+    assert {sh.x0 for sh in fig.layout.shapes} == {15}  # min_epochs marked in each panel
+    assert len(fig.layout.shapes) == 2
+
+
 def test_dev_noise_pools_late_steps_of_runs_that_used_their_budget():
     # PEMSCL 66 and 67 ran all their epochs; 68 stopped early and must not count
     runs = []
