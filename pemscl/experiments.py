@@ -539,6 +539,46 @@ def epochs_done(cfg: T.TrainConfig, root: str | Path | None = None) -> int:
     return len(read_json(d / "history.json"))
 
 
+def in_progress(profile: str | Profile = "cpu", root: str | Path | None = None,
+                only: Iterable[str] | None = None) -> list[dict]:
+    """The profile's runs with saved epochs and no DONE here: each with its epochs done of its
+    budget, last and best selection-dev F1, minutes per epoch so far, the pid training it now
+    (runs.holder; None: interrupted, resumed by the next train of its config), minutes since
+    its last save, and the minutes its remaining epochs take at its own pace (no early stop)."""
+    out = []
+    for c in all_configs(profile, only=only):
+        done = epochs_done(c, root)
+        if not done:
+            continue
+        d = RS.run_dir_for(c, root)
+        hist = read_json(d / "history.json")
+        key = f"{c.select[0]}_f1" if c.select else "dev_f1"
+        f1s = [h.get(key) for h in hist]
+        best = max(range(len(f1s)), key=lambda i: f1s[i] if f1s[i] is not None else -1.0)
+        per_epoch = sum(h.get("train_seconds", 0.0) + h.get("eval_seconds", 0.0) for h in hist) / 60 / len(hist)
+        out.append({"label": c.label, "regime": c.regime, "seed": c.seed, "key": c.key(), "folder": d.name,
+                    "epochs_done": done, "epochs": c.epochs, "min_epochs": c.min_epochs,
+                    "last_f1": f1s[-1], "best_f1": f1s[best], "best_epoch": best + 1,
+                    "minutes_per_epoch": per_epoch, "pid": RS.holder(d),
+                    "minutes_since_save": (time.time() - (d / "history.json").stat().st_mtime) / 60,
+                    "minutes_left": per_epoch * (c.epochs - done)})
+    return out
+
+
+def progress_lines(rows: Sequence[Mapping]) -> list[str]:
+    """in_progress() as one line per run (what `--status` prints)."""
+    if not rows:
+        return ["no run of this profile is in progress or interrupted here"]
+    pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
+    return [f"{r['label']:<28} {r['regime']:<14} seed {r['seed']:<4} epoch {r['epochs_done']:>2}/{r['epochs']:<3} "
+            f"dev F1 {pct(r['last_f1'])} (best {pct(r['best_f1'])} at {r['best_epoch']})  "
+            f"{r['minutes_per_epoch']:.1f} min/epoch  "
+            + (f"training (pid {r['pid']}), saved {r['minutes_since_save']:.0f} min ago, "
+               f"<= {r['minutes_left']:.0f} min to go" if r["pid"] else
+               f"interrupted {r['minutes_since_save']:.0f} min ago: the next run of the profile resumes it")
+            for r in rows]
+
+
 def _expected_minutes(cfg: T.TrainConfig, records: Sequence[T.Run], epoch_minutes: float,
                       root: str | Path | None = None) -> float:
     """Worst case (the rest of the epoch budget, no early stop) at the slowest recorded minutes
@@ -640,6 +680,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     ap.add_argument("--only", default="", help="comma-separated experiments (default: all)")
     ap.add_argument("--plan", action="store_true", help="list what is missing and stop")
+    ap.add_argument("--status", action="store_true",
+                    help="show the runs in progress or interrupted here (epochs, dev F1, pace) and stop")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: cores / workers)")
     ap.add_argument("--budget-minutes", type=float, default=None,
@@ -649,6 +691,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="minutes per epoch assumed for a kind of run with nothing recorded")
     a = ap.parse_args(argv)
     only = [s for s in a.only.split(",") if s] or None
+    if a.status:
+        print("\n".join(progress_lines(in_progress(a.profile, only=only))))
+        return 0
     if a.plan:
         planned = all_configs(a.profile, only=only)
         records = RS.load_exported(strict=False)

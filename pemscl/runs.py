@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +187,23 @@ def _locked(path: Path, wait: bool = True):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def holder(run_dir: str | Path) -> int | None:
+    """The pid of the process training run_dir now (holding its lock), read from /proc/locks
+    without touching the lock: taking it, even for an instant, could make a scheduler starting
+    that run see RunInProgress and pass it over. None when nobody holds it, or off Linux."""
+    lock = Path(run_dir).with_name(f".{Path(run_dir).name}.lock")
+    try:
+        st, table = lock.stat(), Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 5819 fd:01:123456 0 EOF"
+        f = line.split()
+        if len(f) >= 6 and f[1] == "FLOCK" and f[5] == ident:
+            return int(f[4])
+    return None
 
 
 class RunInProgress(RuntimeError):

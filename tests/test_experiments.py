@@ -600,3 +600,32 @@ def test_interrupted_runs_are_scheduled_first_and_budgeted_for_their_remaining_e
     assert X._expected_minutes(late, [], 4.0, tmp_path) == 4.0 * (late.epochs - 3)
     (d / "DONE").write_text("")  # a complete run has nothing left to resume
     assert X.epochs_done(late, tmp_path) == 0
+
+
+def test_status_lists_interrupted_and_running_runs_with_their_pace(tmp_path):
+    import os
+
+    c = next(x for x in X.headline("cpu") if x.label == "PEMSCL" and x.seed == 67)
+    d = RS.run_dir_for(c, tmp_path)
+    d.mkdir(parents=True)
+    (d / "state.pt").write_bytes(b"")
+    hist = [{"epoch": i + 1, "dev_f1": f, "train_seconds": 150.0, "eval_seconds": 30.0}
+            for i, f in enumerate([0.30, 0.45, 0.42])]
+    (d / "history.json").write_text(json.dumps(hist))
+    assert X.in_progress("smoke", tmp_path) == []  # another profile's config: not listed
+    (row,) = X.in_progress("cpu", tmp_path)
+    assert (row["label"], row["seed"], row["epochs_done"], row["epochs"]) == ("PEMSCL", 67, 3, c.epochs)
+    assert (row["last_f1"], row["best_f1"], row["best_epoch"]) == (0.42, 0.45, 2)
+    assert row["minutes_per_epoch"] == pytest.approx(3.0)          # (150 + 30) s
+    assert row["minutes_left"] == pytest.approx(3.0 * (c.epochs - 3))
+    assert row["pid"] is None and "interrupted" in X.progress_lines([row])[0]
+    if not Path("/proc/locks").exists():
+        pytest.skip("no /proc/locks here: who holds a run is unknown off Linux")
+    with RS.training(d):  # what train() holds while it trains: /proc/locks names this process
+        (row,) = X.in_progress("cpu", tmp_path)
+        assert row["pid"] == os.getpid()
+        line = X.progress_lines([row])[0]
+        assert f"training (pid {os.getpid()})" in line and "dev F1 42.0 (best 45.0 at 2)" in line
+    assert X.in_progress("cpu", tmp_path)[0]["pid"] is None  # released
+    (d / "DONE").write_text("")
+    assert X.in_progress("cpu", tmp_path) == [] and "no run" in X.progress_lines([])[0]
