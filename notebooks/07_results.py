@@ -12,7 +12,7 @@ import os
 from pemscl import claims, faithfulness, figures, report, runs as run_record
 from pemscl.pipeline import write_summary
 from pemscl.tables import build_tables, gather_runs
-from pemscl.utils import runs_dir
+from pemscl.utils import readme_path, runs_dir
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end
 
@@ -99,9 +99,9 @@ fig
 
 # %%
 paths = report.write_results(tables, verdicts, runs=runs)  # merges this profile's runs into runs.jsonl
-md = report.markdown(tables, verdicts, level=3)
 readme = faith_doc = None
 if profile in ("cpu", "paper") or os.environ.get("PEMSCL_README"):
+    md = report.markdown(tables, verdicts, level=3, figures_from=readme_path().parent)
     readme = report.update_readme(md)
     faith_doc = faithfulness.write_doc(tables)  # docs/FAITHFULNESS.md beside the README, with the measured effects
 print(paths, readme, faith_doc)

@@ -14,6 +14,7 @@ number; it formats what tables.py and claims.py return.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -24,7 +25,7 @@ from . import runs as RS
 from .config import HASH_VERSION
 from .published import PUBLISHED
 from .train import FLAT_GAIN
-from .utils import atomic_write_text, readme_path, results_dir, to_jsonable
+from .utils import atomic_write_text, figures_dir, readme_path, results_dir, to_jsonable
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -205,9 +206,20 @@ def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
     return out
 
 
+def figure_md(name: str, alt: str, where: str | Path | None) -> list[str]:
+    """An image line for figures/<name>.png, relative to the folder the Markdown lives in
+    (`where`); nothing when that is unknown or the PNG was not written (no Chrome)."""
+    png = figures_dir() / f"{name}.png"
+    if where is None or not png.exists():
+        return []
+    return [f"![{alt}]({Path(os.path.relpath(png, Path(where))).as_posix()})", ""]
+
+
 def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
-             records: Mapping[str, int] | None = None) -> str:
-    """The results as Markdown (headings start at `level`): claims first, then the tables."""
+             records: Mapping[str, int] | None = None, figures_from: str | Path | None = None) -> str:
+    """The results as Markdown (headings start at `level`): claims first, then the tables.
+    figures_from: the folder the Markdown will be written to, so the forest plot and the
+    convergence figure (07's PNGs) can be shown with paths that resolve from there."""
     h = "#" * level
     cost = tables.get("cost", {})
     p = X.get_profile(tables["profile"])
@@ -217,6 +229,8 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
              f"F1 in %, mean ± std over seeds (n runs). Paper columns: {PUBLISHED['source']}, shown for "
              f"orientation only (different encoder and data size). {record_line(records)}", "",
              f"{h}# Claims", "", table_md(claim_rows, CLAIM_COLS), "", HOW_TO_READ, "", *claim_notes(claim_rows), "",
+             *figure_md("07_claims_forest", "each claim's difference and 95% interval beside the paper's effect",
+                        figures_from),
              f"{h}# Table 2: losses on gold labels ({p.gold_regime}, test)", "", table_md(tables["table2"], TABLE2_COLS), "",
              f"{h}# Table 3: ablation ({p.gold_regime})", "", table_md(tables["table3"], TABLE3_COLS), "",
              f"{h}# Relation groups: F1 beside each group's gold facts", "",
@@ -231,6 +245,7 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
              "epoch limit.", "",
              table_md(tables.get("convergence", []), CONVERGENCE_COLS), "",
              dev_noise_line(tables.get("dev_noise")), "",
+             *figure_md("07_convergence", "selection dev F1 per epoch of every run, per row", figures_from),
              f"{h}# Paper vs released code (FAITHFULNESS.md): exploratory", "",
              "Exploratory: the fast path (top layers only) and one seed; a Δ here points at something to run "
              "properly, it is not a finding.", "", table_md(tables["faithfulness"], FAITH_COLS), ""]
@@ -274,7 +289,7 @@ def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | 
     js, md = folder / "results.json", folder / "results.md"
     payload = {"tables": tables, "claims": list(claim_rows), "published": PUBLISHED, "records": records}
     atomic_write_text(js, json.dumps(to_jsonable(payload), indent=1))
-    atomic_write_text(md, markdown(tables, claim_rows, level=1, records=records) + "\n")
+    atomic_write_text(md, markdown(tables, claim_rows, level=1, records=records, figures_from=folder) + "\n")
     return {"json": js, "md": md, **out}
 
 

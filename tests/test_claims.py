@@ -260,3 +260,18 @@ def test_forest_plot_has_one_line_per_claim_and_the_paper_marks():
         list(b.error_x.arrayminus) == [pytest.approx(1.1)]
     paper = next(t for t in fig.data if t.name == "paper")
     assert sorted(zip(paper.y, paper.x)) == [("a", 2.1), ("b", 0.7)]
+
+
+def test_results_markdown_shows_the_figures_from_where_it_is_written(tmp_path, monkeypatch):
+    figs = tmp_path / "figures"
+    monkeypatch.setenv("PEMSCL_FIGURES", str(figs))
+    runs = headline_runs("smoke")
+    tables, rows = TB.build_tables(runs, "smoke"), C.judge(runs, "smoke")
+    assert "![" not in REP.markdown(tables, rows, records={}, figures_from=tmp_path)  # no PNG written yet
+    figs.mkdir()
+    (figs / "07_claims_forest.png").write_bytes(b"png")
+    md = REP.markdown(tables, rows, records={}, figures_from=tmp_path / "results")
+    assert "(../figures/07_claims_forest.png)" in md and "07_convergence" not in md  # only what exists
+    assert md.index("07_claims_forest.png") < md.index("# Table 2:")  # under the claims
+    assert "(figures/07_claims_forest.png)" in REP.markdown(tables, rows, records={}, figures_from=tmp_path)
+    assert "![" not in REP.markdown(tables, rows, records={})  # where it goes unknown: no image
