@@ -386,7 +386,8 @@ def forest_plot(rows: Sequence[Mapping], *, title: str | None = "Claims: our dif
                 x_title: str = "A − B (F1 points)") -> go.Figure:
     """One line per claim: our difference with its 95% interval (coloured by verdict) and the
     paper's effect beside it (grey diamond); zero marked. Rows are claims.forest_rows' (points)."""
-    rows = list(rows)[::-1]  # plotly draws the first category at the bottom: keep the table's order top-down
+    rows = [{**r, "id": f"{r['id']} ({r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''})"}
+            for r in list(rows)[::-1]]  # plotly draws the first category at the bottom: keep the order top-down
     ids = [r["id"] for r in rows]
     fig = go.Figure()
     for verdict in _unique(r["verdict"] for r in rows):
@@ -397,7 +398,7 @@ def forest_plot(rows: Sequence[Mapping], *, title: str | None = "Claims: our dif
                                      array=[r["ci_high"] - r["diff"] for r in sel],
                                      arrayminus=[r["diff"] - r["ci_low"] for r in sel]),
                         hovertext=[f"{r['id']}: {r['diff']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], "
-                                   f"MDE {r['mde']:.2f}, {r['n_seeds']} seed(s)" for r in sel])
+                                   f"MDE {r['mde']:.2f}" for r in sel])
     paper = [r for r in rows if r.get("paper") is not None]
     fig.add_scatter(x=[r["paper"] for r in paper], y=[r["id"] for r in paper], mode="markers", name="paper",
                     marker=dict(symbol="diamond", color="#444444", size=9, line=dict(color="white", width=1)))

@@ -259,7 +259,7 @@ def test_forest_plot_has_one_line_per_claim_and_the_paper_marks():
     assert list(b.x) == [0.1] and list(b.error_x.array) == [pytest.approx(1.4)] and \
         list(b.error_x.arrayminus) == [pytest.approx(1.1)]
     paper = next(t for t in fig.data if t.name == "paper")
-    assert sorted(zip(paper.y, paper.x)) == [("a", 2.1), ("b", 0.7)]
+    assert sorted(zip(paper.y, paper.x)) == [("a (3 seeds)", 2.1), ("b (1 seed)", 0.7)]  # seeds named
 
 
 def test_results_markdown_shows_the_figures_from_where_it_is_written(tmp_path, monkeypatch):
