@@ -545,8 +545,13 @@ def in_progress(profile: str | Profile = "cpu", root: str | Path | None = None,
     budget, last and best selection-dev F1, minutes per epoch so far, the pid training it now
     (runs.holder; None: interrupted, resumed by the next train of its config), minutes since
     its last save, and the minutes its remaining epochs take at its own pace (no early stop)."""
+    p = get_profile(profile)
+    configs = all_configs(p, only=only)
+    if only is None or "headline" in only:  # the extra seeds train_profile adds after the fixed list
+        keys = {c.key() for c in configs}
+        configs += [c for c in extra_seed_configs(p, p.more_seeds) if c.key() not in keys]
     out = []
-    for c in all_configs(profile, only=only):
+    for c in configs:
         done = epochs_done(c, root)
         if not done:
             continue

@@ -629,3 +629,10 @@ def test_status_lists_interrupted_and_running_runs_with_their_pace(tmp_path):
     assert X.in_progress("cpu", tmp_path)[0]["pid"] is None  # released
     (d / "DONE").write_text("")
     assert X.in_progress("cpu", tmp_path) == [] and "no run" in X.progress_lines([])[0]
+    # an extra seed of the headline (train_profile adds them after the fixed list) is listed too
+    extra = X.extra_seed_configs("cpu", [69])[0]
+    e = RS.run_dir_for(extra, tmp_path)
+    e.mkdir(parents=True)
+    (e / "state.pt").write_bytes(b"")
+    (e / "history.json").write_text(json.dumps(hist[:1]))
+    assert [(r["label"], r["seed"], r["epochs_done"]) for r in X.in_progress("cpu", tmp_path)] == [(extra.label, 69, 1)]
