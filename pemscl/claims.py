@@ -26,6 +26,7 @@ used for the verdict: dev selected the epochs, so it is optimistic.
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
@@ -136,9 +137,10 @@ def _fill(row: dict, res: S.BootstrapResult) -> dict:
     row.update({k: getattr(res, k) for k in _RESULT_FIELDS})
     row["seed_diffs"] = list(res.seed_diffs)
     row["verdict"] = S.verdict(res, row["paper_effect"])
-    # planning: how many seeds, at today's spreads, would detect the paper's effect
-    row["seeds_for_paper_effect"] = (S.seeds_needed(res.doc_se, res.seed_sd, abs(row["paper_effect"]))
-                                     if res.seed_sd is not None else None)
+    # planning: how many seeds, at today's spreads (measured, else lent), would detect the paper's effect
+    spread = res.seed_sd if res.seed_sd is not None else res.borrowed_seed_sd
+    row["seeds_for_paper_effect"] = (S.seeds_needed(res.doc_se, spread, abs(row["paper_effect"]))
+                                     if spread is not None else None)
     return row
 
 
@@ -168,10 +170,15 @@ def lend_seed_spread(rows: Sequence[dict]) -> list[dict]:
     the multi-seed row with the largest spread on that group, of the same label regime if
     there is one, else of any. The largest, not a pool: the claims share runs (PEMSCL is in
     three), so pooling their spreads would overstate the df; the widest errs on the side of
-    "not resolved". Rows without a lender keep their documents-only interval."""
+    "not resolved". A spread of 0 lends nothing (seeds that agreed exactly, or a degenerate
+    group) and is passed over. Rows without a lender keep their documents-only interval. Only
+    the verdict's interval is widened: dev beside and the context groups stay documents-only,
+    and the notes say so."""
     out = []
     for row in rows:
-        lenders = [r for r in rows if (r.get("n_seeds") or 0) >= 2 and row["group"] in r.get("seed_sd_by_group", {})]
+        lenders = [r for r in rows if (r.get("n_seeds") or 0) >= 2
+                   and math.isfinite(r.get("seed_sd_by_group", {}).get(row["group"], math.nan))
+                   and r["seed_sd_by_group"][row["group"]] > 0]
         pool = [r for r in lenders if r["original_labels"] == row["original_labels"]] or lenders
         if row.get("n_seeds") != 1 or not pool:
             out.append(row)
@@ -266,7 +273,9 @@ def judge_ratio(configs: Sequence, runs: Sequence, model: str = "PEMSCL") -> dic
             skipped.append(seed)
             continue
         picks.append((seed, choose_ratios(pts)))
-    row["choices"] = [{"seed": s, **{k: v for k, v in c.items() if k.startswith("ratio")}} for s, c in picks]
+    planned = sorted({X.sweep_point(c)[1] for c in configs if X.sweep_point(c)[0] == model})
+    row["choices"] = [{"seed": s, **{k: v for k, v in c.items() if k.startswith("ratio")},
+                       "among": sorted(r for r, _ in by_seed[s]), "planned": planned} for s, c in picks]
     if skipped:
         row["missing"] += [f"{model} sweep, seed {s}: fewer than 2 ratios or no gold-dev selection / counts"
                            for s in skipped]

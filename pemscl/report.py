@@ -104,7 +104,8 @@ CLAIM_COLS = [("claim", "claim"), ("verdict", lambda r: f"**{r['verdict']}**"),
               ("ours: A − B [95% CI]", lambda r: interval(r.get("diff"), r.get("ci_low"), r.get("ci_high"))),
               ("MDE", lambda r: pts(r.get("mde"), sign=False)), ("seeds", "n_seeds"),
               ("paper", lambda r: pts(r.get("paper_effect"))),
-              ("dev beside", lambda r: interval(r.get("dev_diff"), r.get("dev_ci_low"), r.get("dev_ci_high")))]
+              ("dev beside", lambda r: (interval(r.get("dev_diff"), r.get("dev_ci_low"), r.get("dev_ci_high")) or "–")
+               + (" (documents only)" if r.get("n_seeds") == 1 and r.get("dev_diff") is not None else ""))]
 TABLE2_COLS = [("model", "label"), ("n", "n"), ("dev Ign F1", m("dev_ign_f1")), ("dev F1", m("dev_f1")),
                ("test Ign F1", m("test_ign_f1")), ("test F1", m("test_f1")),
                ("paper test Ign F1", paper_col("test_ign_f1")), ("paper test F1", paper_col("test_f1"))]
@@ -154,7 +155,7 @@ HOW_TO_READ = (
     "The 95% interval covers both sources of chance: which documents were scored (a document bootstrap, 2000 "
     "resamples shared by every run) and which seeds were trained (the scatter of the per-seed differences): "
     "diff ± t · sqrt(SE_docs² + sd_seeds² / n), t with Welch-Satterthwaite degrees of freedom "
-    "(stats.paired_bootstrap). A claim judged on one seed borrows the seeds' part: the widest sd_seeds, on its relation group, of the "
+    "(stats.paired_bootstrap). A claim judged on one seed borrows the seeds' part: the widest nonzero sd_seeds, on its relation group, of the "
     "multi-seed claims of its label regime (of any regime while its own has none), with that claim's df; its "
     "note names the lender (claims.lend_seed_spread). MDE: the smallest effect "
     "this setup detects with 80% power ((t₀.₉₇₅ + t₀.₈) × SE). Verdicts: *holds* / *contradicted*: the interval "
@@ -184,20 +185,30 @@ def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
         if c.get("seed_diffs"):
             bits.append("per seed " + ", ".join(f"{s}: {pts(d)}" for s, d in zip(c.get("seeds") or [], c["seed_diffs"]))
                         + f"; documents only {interval(c['diff'], c.get('doc_ci_low'), c.get('doc_ci_high'))}")
-        if (c.get("n_seeds") or 0) >= 2:  # one seed has no seed spread to plan with
+        if c.get("seed_sd") is not None or c.get("borrowed_seed_sd") is not None:  # a spread to plan with
             need = c.get("seeds_for_paper_effect")
             bits.append(f"at these spreads about {need} paired seeds would detect the paper's effect with 80% "
                         "power" if need else "at these spreads no number of seeds would detect the paper's "
                         "effect (the documents' part alone is too wide)")
         if c.get("borrowed_from"):
-            bits.append(f"one seed: seed spread lent by `{c['borrowed_from']}` (sd {100 * c['borrowed_seed_sd']:.2f} F1, "
-                        f"{c['borrowed_df']:g} df)")
+            beside = [x for x, on in (("dev", c.get("dev_diff") is not None), ("group", bool(c.get("context")))) if on]
+            bits.append(f"one seed: seed spread lent by `{c['borrowed_from']}` (sd {100 * c['borrowed_seed_sd']:.2f} F1 "
+                        f"over {c['borrowed_df'] + 1:g} seeds; the interval's t has {c['df']:.1f} df)"
+                        + (f"; the {' and '.join(beside)} interval{'s' if len(beside) > 1 else ''} beside "
+                           f"{'are' if len(beside) > 1 else 'is'} documents-only" if beside else ""))
+        elif c.get("n_seeds") == 1:
+            bits.append("one seed and no multi-seed claim to lend a seed spread: the interval is the documents' "
+                        "alone and leaves training randomness out")
         for g, v in (c.get("context") or {}).items():
             bits.append(f"{g} beside: {interval(v['diff'], v['ci_low'], v['ci_high'])}")
         if c.get("choices"):
             bits.append("ratios picked: " + "; ".join(
                 f"seed {x['seed']}: original dev {x['ratio_by_original_dev']:g}, gold dev {x['ratio_by_gold_dev']:g} "
-                f"(best on test {x['ratio_best_test']:g}, not used)" for x in c["choices"]))
+                f"(best on test {x['ratio_best_test']:g}, not used)"
+                + ("" if x.get("among") == x.get("planned") or not x.get("among") else
+                   f", among {len(x['among'])} of the {len(x['planned'])} planned ratios "
+                   f"({', '.join(f'{r:g}' for r in x['among'])}): provisional until the sweep is complete")
+                for x in c["choices"]))
         if c.get("missing"):
             bits.append("missing: " + ", ".join(c["missing"]))
         if c.get("note"):

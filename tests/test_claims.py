@@ -167,7 +167,14 @@ def test_a_one_seed_claim_borrows_the_widest_seed_spread_on_its_group_and_regime
     half = S.t_quantile(0.975, ns["df"]) * ns["se"]
     assert (ns["ci_low"], ns["ci_high"]) == (pytest.approx(ns["diff"] - half), pytest.approx(ns["diff"] + half))
     assert ns["diff"] == pytest.approx(8 / 9) and ns["verdict"] == "holds"  # far beyond t(2.x) * 1/9
-    assert "seed spread lent by `pemscl-vs-atl` (sd 11.11 F1, 2 df)" in REP.claim_notes([ns])[0]
+    note = REP.claim_notes([ns])[0]
+    assert f"seed spread lent by `pemscl-vs-atl` (sd 11.11 F1 over 3 seeds; the interval's t has {ns['df']:.1f} df)" \
+        in note and "the dev interval beside is documents-only" in note
+    # planning at the lent spread: the fewest seeds whose MDE reaches the paper's effect
+    n = ns["seeds_for_paper_effect"]
+    assert n == S.seeds_needed(ns["doc_se"], 1 / 9, 0.1293) and f"about {n} paired seeds" in note
+    assert "(documents only)" in dict(REP.CLAIM_COLS)["dev beside"](ns)
+    assert "(documents only)" not in dict(REP.CLAIM_COLS)["dev beside"](head)
     # the tail claim borrows the tail's spread, not the whole set's
     t = out["tail"]
     assert t["borrowed_from"] == "pemscl-vs-atl" and t["borrowed_seed_sd"] == pytest.approx(0.2887, abs=1e-4)
@@ -177,6 +184,12 @@ def test_a_one_seed_claim_borrows_the_widest_seed_spread_on_its_group_and_regime
     ns_small = by_id(C.judge(small, "cpu"))["ns-rescues"]
     assert ns_small["diff"] == pytest.approx(1 / 9) and ns_small["doc_ci_low"] > 0  # documents alone: "holds"
     assert ns_small["ci_low"] < 0 and ns_small["verdict"] != "holds"  # with the seeds' part: not
+    # seeds that agreed exactly lend nothing: with every headline seed alike there is no lender
+    flat = [fake_run(r.config, (4, 3) if r.config.label == "PEMSCL" else (3, 3)) if r.config in X.headline("cpu")
+            else r for r in runs]
+    ns_flat = by_id(C.judge(flat, "cpu"))["ns-rescues"]
+    assert ns_flat["borrowed_from"] is None and ns_flat["ci_low"] == ns_flat["doc_ci_low"]
+    assert "no multi-seed claim to lend a seed spread" in REP.claim_notes([ns_flat])[0]
     # once the OOG pair has its 3 seeds, ratio-choice (one seed by plan) borrows from it, the same regime
     oog3 = {66: (4, 4), 67: (4, 3), 68: (4, 4)}
     more = [fake_run(c, oog3[c.seed] if c.label == "PEMSCL+NS" else (2, 2), gold_dev_f1=0.5)
@@ -206,7 +219,11 @@ def test_ratio_choice_picks_by_each_dev_set_never_by_test():
             keys[ratio] = c.key()
     c = by_id(C.judge(runs, "cpu"))["ratio-choice"]
     assert c["choices"] == [{"seed": 66, "ratio_by_original_dev": 1.0, "ratio_by_gold_dev": 0.1,
-                             "ratio_best_test": 0.05}]
+                             "ratio_best_test": 0.05, "among": [0.05, 0.1, 0.3, 1.0],
+                             "planned": [0.05, 0.1, 0.3, 1.0]}]
+    assert "provisional" not in REP.claim_notes([c])[0]  # the whole sweep was there
+    part = by_id(C.judge([r for r in runs if X.sweep_point(r.config)[1] != 0.3], "cpu"))["ratio-choice"]
+    assert "among 3 of the 4 planned ratios (0.05, 0.1, 1): provisional" in REP.claim_notes([part])[0]
     assert c["runs_a"] == [keys[1.0]] and c["runs_b"] == [keys[0.1]]
     # A: ratio 1.0's "test" (its original-dev selection), 60 correct; B: ratio 0.1's
     # "test@dev_gold" (its gold-dev selection), 120 correct, not its "test" (140)

@@ -294,6 +294,7 @@ def test_a_borrowed_seed_spread_by_hand():
     # a lent spread of 0 adds nothing but turns the percentile interval into the normal one
     z = S.with_borrowed_spread(one, 0.0, 2)
     assert z.se == 0.004 and z.df == float("inf")
+    assert (z.ci_low, z.ci_high) == (pytest.approx(0.05 - 1.959964 * 0.004), pytest.approx(0.05 + 1.959964 * 0.004))
     with pytest.raises(ValueError, match="one-seed"):
         S.with_borrowed_spread(dataclasses.replace(one, n_seeds=2), 0.01, 2)
     with pytest.raises(ValueError, match="df > 0"):
