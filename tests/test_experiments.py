@@ -636,3 +636,13 @@ def test_status_lists_interrupted_and_running_runs_with_their_pace(tmp_path):
     (e / "state.pt").write_bytes(b"")
     (e / "history.json").write_text(json.dumps(hist[:1]))
     assert [(r["label"], r["seed"], r["epochs_done"]) for r in X.in_progress("cpu", tmp_path)] == [(extra.label, 69, 1)]
+
+
+def test_runs_on_original_labels_get_their_own_epoch_budget():
+    # cpu: 24 epochs (early stopping not before 20) on oog-mini, fast path included; 18 / 15 elsewhere
+    for c in X.all_configs("cpu"):
+        want = (24, 20) if c.regime == "oog-mini" else (18, 15)
+        assert (c.epochs, c.min_epochs) == want, (c.label, c.regime)
+    # profiles without original_epochs keep one budget for every regime (quick's keys do not move)
+    quick = {c.regime: (c.epochs, c.patience) for c in X.all_configs("quick")}
+    assert set(quick.values()) == {(4, None)} and "oog-mini" in quick  # no early stopping there at all
