@@ -87,6 +87,9 @@ class Profile:
     # further seeds for the headline claim's rows (ATL, PEMSCL), taken one at a time by
     # train_profile while the claim's interval is wider than the paper's effect (`more_seeds`)
     more_seeds: tuple[int, ...] = ()
+    # ... and only while the profile's recorded training (every run of it, in hours) is under
+    # this budget (None: no limit). A seed with one of its two runs recorded is finished anyway.
+    seed_budget_hours: float | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -102,7 +105,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(name="cpu", preset="cpu", train_layers=None, original_max_train_docs=400,
                    original_epochs=24, original_min_epochs=20,
                    seeds=(66, 67, 68), claim_seeds=3, ratios=(0.05, 0.1, 0.3, 1.0), atl_ratios=(0.1, 1.0),
-                   more_seeds=(69, 70, 71, 72),
+                   more_seeds=(69, 70, 71, 72), seed_budget_hours=12.0,  # issue 9: "about 12 hours"
                    faithfulness_rows=("SupCon SCL (#1)", "NA anchors (#2)", "NS mask per batch (#6)",
                                       "gamma2 over sampled negatives (#5, NS)", "long-tail term x anchor share (#12)")),
     "paper": Profile(name="paper", preset="paper-redocred", gold_regime="redocred", oog_regime="oog",
@@ -334,8 +337,18 @@ def more_seeds(profile: str | Profile, records: Sequence[T.Run]) -> list[T.Train
         if len(todo) == 1:
             return todo
         if todo:
-            return todo if row["ci_high"] - row["ci_low"] > row["paper_effect"] else []
+            wide = row["ci_high"] - row["ci_low"] > row["paper_effect"]
+            return todo if wide and trained_hours(p, records) < (p.seed_budget_hours or math.inf) else []
     return []
+
+
+def trained_hours(profile: str | Profile, records: Sequence[T.Run]) -> float:
+    """Hours of training the profile's recorded runs took (each distinct run once, its extra
+    seeds included): what `seed_budget_hours` is checked against."""
+    p = get_profile(profile)
+    keys = {c.key() for c in all_configs(p)} | {c.key() for c in extra_seed_configs(p, p.more_seeds)}
+    seconds = {r.config.key(): r.scores.get("seconds") or 0.0 for r in records if r.config.key() in keys}
+    return sum(seconds.values()) / 3600
 
 
 def headline_configs(profile: str = "cpu", first: str = "atl", second: str = "pemscl"):
@@ -729,8 +742,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = get_profile(a.profile)
         if p.more_seeds:
             due = more_seeds(p, records)
+            budget = (f" and the profile's recorded training ({trained_hours(p, records):.1f} h so far) is under "
+                      f"{p.seed_budget_hours:g} h" if p.seed_budget_hours else "")
             print(f"then seeds {', '.join(map(str, p.more_seeds))} for PEMSCL vs ATL, one at a time while its "
-                  f"interval is wider than the paper's effect; due now: "
+                  f"interval is wider than the paper's effect{budget}; due now: "
                   + (", ".join(f"{c.label} seed {c.seed}" for c in due) or "none"))
         return 0
     train_profile(a.profile, workers=a.workers, threads=a.threads, budget_minutes=a.budget_minutes,

@@ -507,6 +507,11 @@ def test_more_seeds_while_the_headline_interval_is_wider_than_the_papers_effect(
     exact = [_counted(c, [6 if c.label == "PEMSCL" else 5] * 30) for c in planned]
     assert X.more_seeds(p, exact) == []
     assert X.more_seeds(X.get_profile("smoke"), noisy) == []  # the profile offers no more seeds
+    # a training budget: the 4 planned runs took 10 * seed seconds each (660 + 670 + 660 + 670 s)
+    assert X.trained_hours(p, noisy) == pytest.approx(2660 / 3600)
+    over = dataclasses.replace(p, seed_budget_hours=2660 / 3600)  # spent: no new seed
+    assert X.more_seeds(over, noisy) == [] and len(X.more_seeds(dataclasses.replace(over, seed_budget_hours=1), noisy)) == 2
+    assert [(c.label, c.seed) for c in X.more_seeds(over, half)] == [("PEMSCL", 68)]  # a begun seed is finished
 
 
 def test_expected_minutes_is_the_whole_budget_at_the_slowest_recorded_pace():
