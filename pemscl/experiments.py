@@ -342,11 +342,20 @@ def more_seeds(profile: str | Profile, records: Sequence[T.Run]) -> list[T.Train
     return []
 
 
+def profile_configs(profile: str | Profile, only: Iterable[str] | None = None) -> list[T.TrainConfig]:
+    """all_configs and, with the headline, the extra seeds train_profile may add after them."""
+    p = get_profile(profile)
+    configs = all_configs(p, only=only)
+    if only is None or "headline" in only:
+        keys = {c.key() for c in configs}
+        configs += [c for c in extra_seed_configs(p, p.more_seeds) if c.key() not in keys]
+    return configs
+
+
 def trained_hours(profile: str | Profile, records: Sequence[T.Run]) -> float:
     """Hours of training the profile's recorded runs took (each distinct run once, its extra
     seeds included): what `seed_budget_hours` is checked against."""
-    p = get_profile(profile)
-    keys = {c.key() for c in all_configs(p)} | {c.key() for c in extra_seed_configs(p, p.more_seeds)}
+    keys = {c.key() for c in profile_configs(profile)}
     seconds = {r.config.key(): r.scores.get("seconds") or 0.0 for r in records if r.config.key() in keys}
     return sum(seconds.values()) / 3600
 
@@ -567,13 +576,8 @@ def in_progress(profile: str | Profile = "cpu", root: str | Path | None = None,
     budget, last and best selection-dev F1, minutes per epoch so far, the pid training it now
     (runs.holder; None: interrupted, resumed by the next train of its config), minutes since
     its last save, and the minutes its remaining epochs take at its own pace (no early stop)."""
-    p = get_profile(profile)
-    configs = all_configs(p, only=only)
-    if only is None or "headline" in only:  # the extra seeds train_profile adds after the fixed list
-        keys = {c.key() for c in configs}
-        configs += [c for c in extra_seed_configs(p, p.more_seeds) if c.key() not in keys]
     out = []
-    for c in configs:
+    for c in profile_configs(profile, only):
         done = epochs_done(c, root)
         if not done:
             continue
