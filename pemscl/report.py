@@ -270,7 +270,8 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
         per = ", ".join(f"{k} {v / 60:.1f} min" for k, v in cost.get("per_experiment_seconds", {}).items() if v)
         lines += [f"{h}# Cost", "",
                   f"{cost.get('n_runs', 0)} runs, {cost.get('total_seconds', 0) / 60:.1f} min of training in total "
-                  f"({per or '–'}); longest run {(cost.get('max_seconds') or 0) / 60:.1f} min; peak memory "
+                  f"({per or '–'}), about {(cost.get('wall_seconds_2') or 0) / 3600:.1f} h of wall time when trained two "
+                  f"side by side (longest first); longest run {(cost.get('max_seconds') or 0) / 60:.1f} min; peak memory "
                   f"{(cost.get('peak_rss_mb') or 0) / 1024:.1f} GiB RSS"
                   + (f", {cost['peak_cuda_mb'] / 1024:.1f} GiB GPU" if cost.get("peak_cuda_mb") else "")
                   + f"; devices: {', '.join(cost.get('devices', [])) or '–'}.", ""]

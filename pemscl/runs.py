@@ -9,7 +9,8 @@ a crash or a preempted job); a complete run drops it.
 (config, scores with per-document counts, the per-epoch curve). It is only ever merged into,
 never rewritten from the folders present on one machine, so a fresh clone, or a smaller
 profile, never erases what earlier sessions recorded. Records written under an older
-HASH_VERSION are kept in the file but not used.
+HASH_VERSION are kept in the file but not used. A run carried over to a new config (carry_over)
+is stored as a pointer to the record it came from (`carried_from`), not as a second copy.
 """
 
 from __future__ import annotations
@@ -161,15 +162,47 @@ def _read_lines(path: Path) -> list[dict]:
     return out
 
 
+def _pointer(rec: dict, recs: dict) -> dict:
+    """rec as a pointer to the record it was carried over from (config and key of its own,
+    scores and curve read from the source) when its scores and curve are exactly the source's:
+    a carried record then costs a line of config instead of a second copy of every per-document
+    count. Anything else is returned as it is."""
+    scores = rec.get("scores") or {}
+    src = recs.get((scores.get("carried_from"), rec.get("v")))
+    if src is None or "scores" not in src:
+        return rec
+    if {k: v for k, v in scores.items() if k != "carried_from"} != src["scores"] or rec["history"] != src["history"]:
+        return rec
+    return {k: v for k, v in rec.items() if k not in ("scores", "history")} | {"carried_from": scores["carried_from"]}
+
+
+def _resolve(rec: dict, recs: dict, where: str) -> dict:
+    """A pointer record (see _pointer) with the scores and curve of its source filled in."""
+    if "carried_from" not in rec:
+        return rec
+    src = recs.get((rec["carried_from"], rec.get("v")))
+    if src is None or "scores" not in src:
+        raise ValueError(f"{where} ({rec.get('folder')}) was carried over from {rec['carried_from']}, "
+                         "which the record does not hold; restore that line from git")
+    full = {k: v for k, v in rec.items() if k != "carried_from"}  # the key lives on in scores, as in a copy
+    return full | {"scores": {**src["scores"], "carried_from": rec["carried_from"]}, "history": src["history"]}
+
+
 def export_runs(runs: Iterable[Run], path: str | Path | None = None) -> Path:
     """Merge runs into the record: a run already recorded (same key) is replaced by the newer
-    one, every other line is kept as it was. Lines are sorted by folder name so diffs stay small."""
+    one, every other line is kept as it was (a carried-over copy may become a pointer to its
+    source, which loads the same). Lines are sorted by folder name so diffs stay small."""
     path = Path(path) if path is not None else record_path()
     new = [to_record(run) for run in runs]
     with _locked(path):  # two runs side by side may finish at once: read-merge-write under a lock
         recs = {(r.get("key"), r.get("v")): r for r in _read_lines(path)}
+        replaced = {(rec["key"], rec["v"]) for rec in new}
+        # a pointer keeps the scores it was carried with, even when its source is trained again
+        recs = {k: _resolve(r, recs, str(path)) if (r.get("carried_from"), r.get("v")) in replaced else r
+                for k, r in recs.items()}
         for rec in new:
             recs[(rec["key"], rec["v"])] = rec
+        recs = {k: _pointer(r, recs) for k, r in recs.items()}
         lines = sorted(recs.values(), key=lambda r: (str(r.get("v")), r.get("folder", "")))
         atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in lines))
     return path
@@ -229,10 +262,13 @@ def load_exported(path: str | Path | None = None, *, strict: bool = True) -> lis
     A record of this HASH_VERSION whose config no longer hashes to its key was written by other
     code: refused (strict) with the line named. Older versions are skipped, not used."""
     path = Path(path) if path is not None else record_path()
+    lines = _read_lines(path)
+    recs = {(r.get("key"), r.get("v")): r for r in lines}
     out = []
-    for i, rec in enumerate(_read_lines(path), 1):
+    for i, rec in enumerate(lines, 1):
         if rec.get("v") != HASH_VERSION:
             continue
+        rec = _resolve(rec, recs, f"{path}:{i}")
         cfg = config_from_dict(rec["config"])
         if cfg.key() != rec["key"]:
             if strict:

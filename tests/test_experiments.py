@@ -244,6 +244,7 @@ def test_build_tables_matches_runs_by_config_hash():
     fa = {r["label"]: r for r in t["faithfulness"]}
     assert "top-4 cap (#8)" not in fa  # the fake runs carry no test_top4 scores
     assert t["cost"]["total_seconds"] == pytest.approx(sum(r.scores["seconds"] for r in runs))
+    assert t["cost"]["wall_seconds_2"] == pytest.approx(X.makespan([r.scores["seconds"] for r in runs], 2))
     assert TB.infer_profile(runs) == "smoke"
 
 
@@ -514,6 +515,14 @@ def test_more_seeds_while_the_headline_interval_is_wider_than_the_papers_effect(
     assert [(c.label, c.seed) for c in X.more_seeds(over, half)] == [("PEMSCL", 68)]  # a begun seed is finished
 
 
+def test_makespan_packs_longest_first_onto_the_first_free_worker():
+    # 3, 3 go to the two workers, then 2, 2, 2 alternate: 3+2+2 = 7 (the best packing is 6: list
+    # scheduling, not an optimum)
+    assert X.makespan([2, 3, 2, 3, 2], 2) == 7
+    assert X.makespan([5, 1, 1], 2) == 5  # the longest run bounds it
+    assert X.makespan([4, 4, 4], 1) == 12 and X.makespan([], 2) == 0
+
+
 def test_expected_minutes_is_the_whole_budget_at_the_slowest_recorded_pace():
     cfg = X.headline("cpu")[0]
     assert X._expected_minutes(cfg, [], epoch_minutes=4.0) == 4.0 * cfg.epochs
@@ -591,6 +600,40 @@ def test_a_recorded_run_carries_over_to_a_later_min_epochs_only_if_it_never_stop
     assert run.scores["dev"] == {"f1": 0.5} and run.history == [{"epoch": 1}]
     assert RS.carry_over(planned, [full, cut], root, copy=False)[0].scores == carried[0].scores
     assert RS.carry_over(planned, [full, cut, carried[0]], root) == []  # recorded already
+
+
+def test_a_carried_run_is_recorded_as_a_pointer_that_loads_as_the_full_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEMSCL_RUNS", str(tmp_path / "runs"))
+    old = T.preset("cpu", loss=T.loss_spec("atl"), seed=66, label="ATL", min_epochs=None)
+    new = T.override(old, min_epochs=15)
+    src = _run("ATL", 66, 0.5, 0.45, cfg=old, stopped_early=False, epochs_run=18,
+               doc_counts={"test": [[3, 2, 0, 4]] * 500})  # per-document counts: most of a real record
+    src.history = [{"epoch": 1, "dev_f1": 0.4}, {"epoch": 2, "dev_f1": 0.5}]
+    carried = RS.carry_over([new], [src], copy=False)
+    path = tmp_path / "runs.jsonl"
+    RS.export_runs([src], path)
+    full = path.stat().st_size
+    RS.export_runs(carried, path)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    pointer = next(r for r in lines if r["key"] == new.key())
+    assert pointer["carried_from"] == old.key() and "scores" not in pointer and "history" not in pointer
+    assert path.stat().st_size < 1.5 * full  # a second full copy would double it
+    loaded = RS.by_key(RS.load_exported(path))
+    assert loaded[new.key()].scores == carried[0].scores and loaded[new.key()].history == src.history
+    assert loaded[new.key()].config == new
+    # the source trained again: the carried run keeps the scores it was carried with, in full
+    RS.export_runs([_run("ATL", 66, 0.6, 0.55, cfg=old, stopped_early=False, epochs_run=18)], path)
+    loaded = RS.by_key(RS.load_exported(path))
+    assert loaded[old.key()].scores["test"]["f1"] == pytest.approx(0.55)
+    assert loaded[new.key()].scores == carried[0].scores
+    # a pointer whose source line is gone names its line
+    lost = tmp_path / "lost.jsonl"
+    RS.export_runs([src, *carried], lost)
+    kept = [x for x in lost.read_text().splitlines() if json.loads(x)["key"] != old.key()]
+    assert len(kept) == 1 and "scores" not in json.loads(kept[0])
+    lost.write_text(kept[0] + "\n")
+    with pytest.raises(ValueError, match=rf"lost.jsonl:1 .*carried over from {old.key()}"):
+        RS.load_exported(lost)
 
 
 def test_interrupted_runs_are_scheduled_first_and_budgeted_for_their_remaining_epochs(tmp_path):
