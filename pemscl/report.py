@@ -217,6 +217,57 @@ def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
     return out
 
 
+VERDICT_ORDER = ("holds", "contradicted", "not resolved", "not measurable here", "missing runs")
+
+
+def _claim_brief(c: Mapping) -> str:
+    """'`id` +0.66 [-1.57, +2.89] on 3 seeds (paper +2.13; MDE 2.85)'."""
+    if c.get("diff") is None:
+        return f"`{c['id']}`"
+    return (f"`{c['id']}` {interval(c['diff'], c.get('ci_low'), c.get('ci_high'))} on {c.get('n_seeds')} "
+            f"seed{'s' if c.get('n_seeds') != 1 else ''} (paper {pts(c.get('paper_effect'))}; MDE "
+            f"{pts(c.get('mde'), sign=False)})")
+
+
+def summary_lines(tables: Mapping, claim_rows: Sequence[Mapping]) -> list[str]:
+    """The results in a few bullets, every number read from the tables and claims: the verdicts
+    grouped, ATL and PEMSCL of the headline, how many runs converged and the epochs they needed
+    per regime, and the cost. What the closing of a profile reports, kept current by 07."""
+    out = []
+    by = {v: [c for c in claim_rows if c.get("verdict") == v] for v in VERDICT_ORDER}
+    out.append("- Verdicts: " + "; ".join(f"**{v}**: " + (", ".join(map(_claim_brief, cs)) if cs else "none")
+                                         for v, cs in by.items() if cs or v in VERDICT_ORDER[:2]) + ".")
+    heads = [r for r in tables.get("table2", []) if r.get("label") in X.CLAIM_ROWS["headline"]]
+    if heads:
+        out.append("- Headline rows, mean ± sd over seeds: " + "; ".join(
+            f"{r['label']} dev F1 {pct(r.get('dev_f1'), r.get('dev_f1_std'))}, test F1 "
+            f"{pct(r.get('test_f1'), r.get('test_f1_std'))} ({r['n']} seed{'s' if r['n'] != 1 else ''})"
+            for r in heads) + ".")
+    conv = tables.get("convergence", [])
+    if conv:
+        known = sum(r["n_known"] for r in conv)
+        short = [f"{r['label']} ({r['regime']}, {r['n_known'] - r['n_converged']} of {r['n_known']})"
+                 for r in conv if r["n_converged"] < r["n_known"]]
+        regimes = {}
+        for r in conv:
+            if r.get("best_epoch_mean") is not None:
+                g = regimes.setdefault(r["regime"], {"sum": 0.0, "n": 0, "lo": r["best_epoch_min"],
+                                                     "hi": r["best_epoch_max"], "budget": r["epochs_max"]})
+                g["sum"] += r["best_epoch_mean"] * r["n_known"]
+                g["n"] += r["n_known"]
+                g["lo"], g["hi"] = min(g["lo"], r["best_epoch_min"]), max(g["hi"], r["best_epoch_max"])
+                g["budget"] = max(g["budget"], r["epochs_max"])
+        out.append(f"- Convergence: {sum(r['n_converged'] for r in conv)} of {known} runs converged"
+                   + (f" (cut short: {', '.join(short)})" if short else "") + "; best epoch "
+                   + "; ".join(f"{reg} {g['sum'] / g['n']:.1f} on average ({g['lo']}–{g['hi']}) of {g['budget']}"
+                               for reg, g in regimes.items() if g["n"]) + ".")
+    cost = tables.get("cost") or {}
+    if cost.get("n_runs"):
+        out.append(f"- Cost: {cost['n_runs']} runs, {cost['total_seconds'] / 3600:.1f} h of training, about "
+                   f"{(cost.get('wall_seconds_2') or 0) / 3600:.1f} h of wall time two side by side.")
+    return out
+
+
 def figure_md(name: str, alt: str, where: str | Path | None) -> list[str]:
     """An image line for figures/<name>.png, relative to the folder the Markdown lives in
     (`where`); nothing when that is unknown or the PNG was not written (no Chrome)."""
@@ -239,6 +290,7 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
              f"Generated {tables.get('generated', '')} by `07_results.ipynb` from the runs; do not edit by hand. "
              f"F1 in %, mean ± std over seeds (n runs). Paper columns: {PUBLISHED['source']}, shown for "
              f"orientation only (different encoder and data size). {record_line(records)}", "",
+             f"{h}# In short", "", *summary_lines(tables, claim_rows), "",
              f"{h}# Claims", "", table_md(claim_rows, CLAIM_COLS), "", HOW_TO_READ, "", *claim_notes(claim_rows), "",
              *figure_md("07_claims_forest", "each claim's difference and 95% interval beside the paper's effect",
                         figures_from),

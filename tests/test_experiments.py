@@ -401,6 +401,32 @@ def test_write_results_json_and_markdown(tmp_path):
     assert "runs.jsonl holds no records yet" in md and "exploratory" in md
 
 
+def test_summary_groups_verdicts_and_weights_best_epochs_by_runs():
+    claims = [{"id": "a", "verdict": "holds", "diff": 0.05, "ci_low": 0.01, "ci_high": 0.09, "n_seeds": 1,
+               "paper_effect": 0.12, "mde": 0.05},
+              {"id": "b", "verdict": "not resolved", "diff": -0.002, "ci_low": -0.01, "ci_high": 0.006, "n_seeds": 3,
+               "paper_effect": 0.007, "mde": 0.012},
+              {"id": "c", "verdict": C.MISSING}]
+    conv = [{"label": "ATL", "regime": "r", "n_known": 3, "n_converged": 2, "best_epoch_mean": 15.0,
+             "best_epoch_min": 14, "best_epoch_max": 16, "epochs_max": 18},
+            {"label": "BCE", "regime": "r", "n_known": 1, "n_converged": 1, "best_epoch_mean": 17.0,
+             "best_epoch_min": 17, "best_epoch_max": 17, "epochs_max": 18},
+            {"label": "PEMSCL", "regime": "o", "n_known": 1, "n_converged": 1, "best_epoch_mean": 20.0,
+             "best_epoch_min": 20, "best_epoch_max": 20, "epochs_max": 24}]
+    tables = {"table2": [{"label": "ATL", "n": 3, "dev_f1": 0.564, "dev_f1_std": 0.007, "test_f1": 0.569,
+                          "test_f1_std": 0.007}, {"label": "BCE", "n": 1, "dev_f1": 0.5, "test_f1": 0.5}],
+              "convergence": conv, "cost": {"n_runs": 5, "total_seconds": 7200.0, "wall_seconds_2": 3600.0}}
+    verdicts, heads, converged, cost = REP.summary_lines(tables, claims)
+    assert verdicts == ("- Verdicts: **holds**: `a` +5.00 [+1.00, +9.00] on 1 seed (paper +12.00; MDE 5.00); "
+                        "**contradicted**: none; **not resolved**: `b` -0.20 [-1.00, +0.60] on 3 seeds (paper "
+                        "+0.70; MDE 1.20); **missing runs**: `c`.")
+    assert heads == "- Headline rows, mean ± sd over seeds: ATL dev F1 56.4 ± 0.7, test F1 56.9 ± 0.7 (3 seeds)."
+    # (15 x 3 + 17 x 1) / 4 runs = 15.5; the cut-short run is named with its row
+    assert converged == ("- Convergence: 4 of 5 runs converged (cut short: ATL (r, 1 of 3)); best epoch "
+                         "r 15.5 on average (14–17) of 18; o 20.0 on average (20–20) of 24.")
+    assert cost == "- Cost: 5 runs, 2.0 h of training, about 1.0 h of wall time two side by side."
+
+
 def test_write_results_merges_runs_and_never_rewrites_the_record(tmp_path):
     cfgs = X.ablation("smoke")
     runs = [_run("x", c.seed, 0.4 + 0.01 * i, 0.3, cfg=c) for i, c in enumerate(cfgs)]
