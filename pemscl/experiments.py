@@ -569,7 +569,17 @@ def missing(configs: Sequence[T.TrainConfig], root: str | Path | None = None) ->
 
 def _kind(c: T.TrainConfig) -> tuple:
     # what sets the time an epoch takes: the encoder's trained layers, precision and batch size
-    return (c.encoder, c.train_layers, c.precision, c.batch_size, c.max_train_docs)
+    # (and the number of training documents: _same_size)
+    return (c.encoder, c.train_layers, c.precision, c.batch_size)
+
+
+def _same_size(r: T.Run, cfg: T.TrainConfig) -> bool:
+    """Did r train on as many documents as cfg will? A cap (max_train_docs) matches any run that
+    saw that many (oog-mini's first 400 documents pace like redocred-mini's 400); no cap matches
+    runs without one (their regime is preferred by _expected_minutes)."""
+    if cfg.max_train_docs is None:
+        return r.config.max_train_docs is None
+    return (r.scores.get("n_docs") or {}).get("train") == cfg.max_train_docs
 
 
 def epochs_done(cfg: T.TrainConfig, root: str | Path | None = None) -> int:
@@ -625,7 +635,7 @@ def _expected_minutes(cfg: T.TrainConfig, records: Sequence[T.Run], epoch_minute
     """Worst case (the rest of the epoch budget, no early stop) at the slowest recorded minutes
     per epoch of the same kind, preferring the same regime; epoch_minutes when nothing of the
     kind is recorded. A run is only started when this fits in the time left."""
-    same = [r for r in records if _kind(r.config) == _kind(cfg) and r.scores.get("epochs_run")]
+    same = [r for r in records if _kind(r.config) == _kind(cfg) and _same_size(r, cfg) and r.scores.get("epochs_run")]
     same = [r for r in same if r.config.regime == cfg.regime] or same
     per_epoch = max((r.scores["seconds"] / 60 / r.scores["epochs_run"] for r in same), default=epoch_minutes)
     return per_epoch * (cfg.epochs - epochs_done(cfg, root))

@@ -560,6 +560,12 @@ def test_expected_minutes_is_the_whole_budget_at_the_slowest_recorded_pace():
     # another regime of the same kind stands in when the run's own regime has nothing recorded
     oog = T.override(cfg, regime="oog-mini")
     assert X._expected_minutes(oog, [same], 4.0) == pytest.approx(3.0 * cfg.epochs)
+    # a cap of 400 documents paces like any run that trained on 400, not like one on 200
+    capped = T.override(cfg, regime="oog-mini", max_train_docs=400)
+    on_400 = _run("d", 66, 0.5, 0.5, cfg=same.config, epochs_run=10, seconds=10 * 120.0, n_docs={"train": 400})
+    on_200 = _run("e", 66, 0.5, 0.5, cfg=slower.config, epochs_run=4, seconds=4 * 600.0, n_docs={"train": 200})
+    assert X._expected_minutes(capped, [on_400, on_200], 4.0) == pytest.approx(2.0 * cfg.epochs)
+    assert X._expected_minutes(capped, [on_200], 4.0) == pytest.approx(4.0 * cfg.epochs)  # nothing on 400
 
 
 def test_train_profile_side_by_side_records_each_run_and_respects_the_budget(tmp_path, monkeypatch):
