@@ -244,10 +244,12 @@ def learning_curves(histories: Mapping[str, Sequence[Mapping]] | Sequence[Mappin
 
 def convergence_grid(curves: Sequence[Mapping], *, cols: int = 3,
                      title: str | None = "Selection dev F1 per epoch, every run of each row<br><sup>star: best "
-                     "epoch; dashed: cut short by the budget; dotted: min_epochs</sup>") -> go.Figure:
+                     "epoch; dashed: cut short by the budget; dotted: min_epochs; thin dotted: gold dev beside original dev</sup>") -> go.Figure:
     """One panel per row kind (experiment, label, regime) with one line per seed: where each
     run peaked (star) and whether it converged (solid) or was cut short by its budget (dashed);
-    the dotted line is min_epochs, before which early stopping may not end a run. `curves` are
+    the dotted line is min_epochs, before which early stopping may not end a run. A run with a
+    second selection dev set (gold dev, trained on original labels) has it drawn thin and dotted
+    in its colour: the curve its gold-test claims stand on. `curves` are
     tables.convergence_curves' rows (F1 as fractions, drawn in %)."""
     kinds: dict[tuple, list[Mapping]] = {}
     for c in curves:
@@ -269,6 +271,11 @@ def convergence_grid(curves: Sequence[Mapping], *, cols: int = 3,
                             line=dict(color=colour(i), width=1.5, dash="solid" if c["converged"] is not False else "dash"),
                             row=row + 1, col=col + 1)
             shown.add(c["seed"])
+            if c.get("other_dev_f1") and any(v is not None for v in c["other_dev_f1"]):
+                fig.add_scatter(x=c["epoch"], y=[None if v is None else 100 * v for v in c["other_dev_f1"]],
+                                mode="lines", line=dict(color=colour(i), width=1, dash="dot"), opacity=0.6,
+                                showlegend=False, legendgroup=name, hovertext=f"{name}: gold dev",
+                                row=row + 1, col=col + 1)
             b = c.get("best_epoch")
             if b in c["epoch"]:
                 fig.add_scatter(x=[b], y=[100 * c["dev_f1"][c["epoch"].index(b)]], mode="markers",

@@ -205,10 +205,32 @@ def relation_groups(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[d
     return rows
 
 
+def other_dev_convergence(run: RS.Run) -> tuple[bool | None, int | None]:
+    """(converged, best epoch) of a run's second selection dev set (gold dev, for a run trained
+    on original labels and selected on original dev); (None, None) for a run with one.
+
+    On original labels the first dev set keeps rewarding a model that learns the annotation's
+    gaps, so its curve may climb to the end of any budget while gold dev has long gone flat;
+    the claims on such runs read gold test, so gold dev is the curve that says whether their
+    numbers are end points."""
+    from .train import converged
+
+    if not run.config.select or len(run.config.select) < 2:
+        return None, None
+    key = f"{run.config.select[1]}_f1"
+    f1s = [h[key] for h in run.history or [] if h.get(key) is not None]
+    if not f1s:
+        return None, None
+    best = f1s.index(max(f1s)) + 1
+    return converged(f1s, best), best
+
+
 def convergence(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]:
     """Per run kind (experiment, row label): how many runs converged (train.converged: the best
     epoch was followed by two that did not beat it, or the curve went flat) and how many
-    epochs they needed to reach their best epoch (mean, min, max) and ran in all."""
+    epochs they needed to reach their best epoch (mean, min, max) and ran in all; for runs
+    with a second selection dev set (gold dev on original labels) the same on that curve
+    (other_dev_convergence; None elsewhere)."""
     kinds: dict[tuple[str, str], list[RS.Run]] = {}
     for exp, r in _distinct(cfgs, att):
         kinds.setdefault((exp, r.config.label), []).append(r)
@@ -224,6 +246,14 @@ def convergence(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]
                      "best_epoch_mean": sum(best) / len(best) if best else None,
                      "best_epoch_min": min(best, default=None), "best_epoch_max": max(best, default=None),
                      "epochs_run_max": max(ran, default=None), "epochs_max": max(r.config.epochs for r in rs)})
+        other = [other_dev_convergence(r) for r in rs]
+        if any(c is not None for c, _ in other):
+            bests = [b for _, b in other if b is not None]
+            rows[-1] |= {"other_dev": rs[0].config.select[1],
+                         "n_converged_other": sum(c is True for c, _ in other),
+                         "n_known_other": sum(c is not None for c, _ in other),
+                         "best_other_epoch_mean": sum(bests) / len(bests),
+                         "best_other_epoch_min": min(bests), "best_other_epoch_max": max(bests)}
     return rows
 
 
@@ -237,9 +267,12 @@ def convergence_curves(cfgs: Mapping[str, list], att: Mapping[str, list]) -> lis
         hist = [h for h in r.history or [] if key and h.get(key) is not None]
         if not hist:
             continue
+        other = f"{r.config.select[1]}_f1" if len(r.config.select) > 1 else None
         out.append({"experiment": exp, "label": r.config.label, "regime": r.config.regime, "seed": r.config.seed,
                     "dev_split": r.config.select[0], "epoch": [h["epoch"] for h in hist],
                     "dev_f1": [h[key] for h in hist], "best_epoch": r.scores.get("best_epoch"),
+                    # the second selection dev set (gold dev on original labels), drawn beside
+                    "other_dev_f1": [h.get(other) for h in hist] if other else None,
                     "converged": r.scores.get("converged"), "min_epochs": r.config.min_epochs,
                     "epochs": r.config.epochs})
     return out

@@ -281,6 +281,38 @@ def test_convergence_per_run_kind():
     assert cell == "4.0 (3–5)" and dict(REP.CONVERGENCE_COLS)["converged"](pem) == "2/3"
 
 
+def test_runs_on_original_labels_are_also_judged_on_gold_dev():
+    # PEMSCL+NS seed 66 climbs on original dev to the last epoch (cut short) while gold dev
+    # peaked at epoch 2 (converged there); seed 67 climbs on both
+    orig = {66: [0.30, 0.35, 0.38, 0.41], 67: [0.30, 0.35, 0.38, 0.41]}
+    gold = {66: [0.36, 0.40, 0.39, 0.40], 67: [0.30, 0.33, 0.36, 0.40]}
+    runs = []
+    for c in X.original_labels("cpu"):
+        if c.label == "PEMSCL+NS" and c.seed in orig:
+            hist = [{"epoch": i + 1, "dev_f1": o, "dev_gold_f1": g} for i, (o, g) in enumerate(zip(orig[c.seed], gold[c.seed]))]
+            r = _run("x", c.seed, 0.41, 0.38, cfg=c, best_epoch=4, epochs_run=4, converged=False)
+            runs.append(dataclasses.replace(r, history=hist))
+    assert [TB.other_dev_convergence(r) for r in runs] == [(True, 2), (False, 4)]
+    gold_only = T.Run(dir=runs[0].dir, config=X.headline("cpu")[0], scores={}, history=runs[0].history)
+    assert TB.other_dev_convergence(gold_only) == (None, None)  # one selection dev set: nothing beside it
+    t = TB.build_tables(runs, "cpu")
+    row = next(r for r in t["convergence"] if r["label"] == "PEMSCL+NS")
+    assert (row["n_converged"], row["n_converged_other"], row["n_known_other"]) == (0, 1, 2)
+    assert row["other_dev"] == "dev_gold" and row["best_other_epoch_mean"] == pytest.approx(3.0)
+    assert dict(REP.CONVERGENCE_COLS)["on gold dev: converged, best epoch"](row) == "1/2, 3.0 (2–4)"
+    line = REP.summary_lines(t, [])[1]
+    assert line.startswith("- Convergence: 0 of 2 runs converged on their selection dev set (cut short: PEMSCL+NS")
+    assert line.endswith("judged on gold dev (the dev set of the gold-test claims they bear): 1 of 2 converged, "
+                         "best gold-dev epoch 3.0 on average (2–4).")
+    from pemscl import figures as F
+
+    curve = next(c for c in t["curves"] if c["seed"] == 66)
+    assert curve["dev_f1"] == orig[66] and curve["other_dev_f1"] == gold[66]
+    fig = F.convergence_grid(t["curves"])
+    dotted = [tuple(round(y, 6) for y in d.y) for d in fig.data if d.mode == "lines" and d.line.dash == "dot"]
+    assert sorted(dotted) == sorted(tuple(100 * v for v in gold[s]) for s in (66, 67))  # gold dev beside
+
+
 def test_convergence_curves_and_their_figure():
     from pemscl import figures as F
 
@@ -422,7 +454,8 @@ def test_summary_groups_verdicts_and_weights_best_epochs_by_runs():
                         "+0.70; MDE 1.20); **missing runs**: `c`.")
     assert heads == "- Headline rows, mean ± sd over seeds: ATL dev F1 56.4 ± 0.7, test F1 56.9 ± 0.7 (3 seeds)."
     # (15 x 3 + 17 x 1) / 4 runs = 15.5; the cut-short run is named with its row
-    assert converged == ("- Convergence: 4 of 5 runs converged (cut short: ATL (r, 1 of 3)); best epoch "
+    assert converged == ("- Convergence: 4 of 5 runs converged on their selection dev set "
+                         "(cut short: ATL (r, 1 of 3)); best epoch "
                          "r 15.5 on average (14–17) of 18; o 20.0 on average (20–20) of 24.")
     assert cost == "- Cost: 5 runs, 2.0 h of training, about 1.0 h of wall time two side by side."
 
