@@ -17,7 +17,7 @@ been run, which says nothing about the paper.
 A claim judged on one seed cannot measure how training randomness moves its difference, and
 its documents-only interval would make it look surer than a three-seed claim. judge() lends
 it the widest seed spread (sd of per-seed differences on the claim's relation group, with its
-df) among the multi-seed claims of the same label regime (gold or original labels), or of
+df) among the claims with 3 or more seeds of the same label regime (gold or original labels), or of
 either regime while its own has none (lend_seed_spread; the row names the lender).
 
 The dev-set difference of the same pairs is shown beside (dev_diff and its interval), never
@@ -164,11 +164,16 @@ def seed_sds(runs_a: Sequence[RS.Run], runs_b: Sequence[RS.Run], split: str, spl
             for g in sorted(groups)}
 
 
+# a spread measured on two seeds is one difference (1 df): by chance it can be a fraction of the
+# true one, and a claim that borrows it looks surer than the claims with three seeds
+MIN_LENDER_SEEDS = 3
+
+
 def lend_seed_spread(rows: Sequence[dict]) -> list[dict]:
     """Every one-seed row with a multi-seed row's seed spread on its relation group lent to its
     interval and MDE (stats.with_borrowed_spread), and its verdict judged again. The lender:
-    the multi-seed row with the largest spread on that group, of the same label regime if
-    there is one, else of any. The largest, not a pool: the claims share runs (PEMSCL is in
+    the row of at least MIN_LENDER_SEEDS seeds with the largest spread on that group, of the
+    same label regime if there is one, else of any. The largest, not a pool: the claims share runs (PEMSCL is in
     three), so pooling their spreads would overstate the df; the widest errs on the side of
     "not resolved". A spread of 0 lends nothing (seeds that agreed exactly, or a degenerate
     group) and is passed over. Rows without a lender keep their documents-only interval. Only
@@ -176,7 +181,7 @@ def lend_seed_spread(rows: Sequence[dict]) -> list[dict]:
     and the notes say so."""
     out = []
     for row in rows:
-        lenders = [r for r in rows if (r.get("n_seeds") or 0) >= 2
+        lenders = [r for r in rows if (r.get("n_seeds") or 0) >= MIN_LENDER_SEEDS
                    and math.isfinite(r.get("seed_sd_by_group", {}).get(row["group"], math.nan))
                    and r["seed_sd_by_group"][row["group"]] > 0]
         pool = [r for r in lenders if r["original_labels"] == row["original_labels"]] or lenders

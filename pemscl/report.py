@@ -160,7 +160,7 @@ HOW_TO_READ = (
     "resamples shared by every run) and which seeds were trained (the scatter of the per-seed differences): "
     "diff ± t · sqrt(SE_docs² + sd_seeds² / n), t with Welch-Satterthwaite degrees of freedom "
     "(stats.paired_bootstrap). A claim judged on one seed borrows the seeds' part: the widest nonzero sd_seeds, on its relation group, of the "
-    "multi-seed claims of its label regime (of any regime while its own has none), with that claim's df; its "
+    "claims with 3 or more seeds of its label regime (of any regime while its own has none), with that claim's df; its "
     "note names the lender (claims.lend_seed_spread). MDE: the smallest effect "
     "this setup detects with 80% power ((t₀.₉₇₅ + t₀.₈) × SE). Verdicts: *holds* / *contradicted*: the interval "
     "excludes 0 on the paper's / the other side; *not measurable here*: it contains 0 and the MDE exceeds twice "

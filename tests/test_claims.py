@@ -190,6 +190,15 @@ def test_a_one_seed_claim_borrows_the_widest_seed_spread_on_its_group_and_regime
     ns_flat = by_id(C.judge(flat, "cpu"))["ns-rescues"]
     assert ns_flat["borrowed_from"] is None and ns_flat["ci_low"] == ns_flat["doc_ci_low"]
     assert "no multi-seed claim to lend a seed spread" in REP.claim_notes([ns_flat])[0]
+    # with 2 seeds on original labels, ns-rescues is not a lender yet (one difference): ratio-choice
+    # still borrows from the gold claims
+    two = [fake_run(c, (4, 4) if c.label == "PEMSCL+NS" else (2, 2), gold_dev_f1=0.5)
+           for c in X.original_labels("cpu") if c.seed in (66, 67)]
+    sweep2 = [fake_run(c, (1, 1), gold_dev_f1=0.4, dev_f1=0.6 if X.sweep_point(c)[1] == 1.0 else 0.4)
+              for c in X.ratio_sweep("cpu") if c.key() not in {c.key() for c in X.original_labels("cpu")}
+              and X.sweep_point(c)[0] == "PEMSCL"]
+    out2 = by_id(C.judge([r for r in runs if r.config not in oog] + two + sweep2, "cpu"))
+    assert out2["ns-rescues"]["n_seeds"] == 2 and out2["ratio-choice"]["borrowed_from"] == "pemscl-vs-atl"
     # once the OOG pair has its 3 seeds, ratio-choice (one seed by plan) borrows from it, the same regime
     oog3 = {66: (4, 4), 67: (4, 3), 68: (4, 4)}
     more = [fake_run(c, oog3[c.seed] if c.label == "PEMSCL+NS" else (2, 2), gold_dev_f1=0.5)
