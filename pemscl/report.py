@@ -92,11 +92,19 @@ def with_gold(metric: str, n_gold: str):
         pct(r[metric], r.get(f"{metric}_std")) + ("" if r.get(n_gold) is None else f" ({r[n_gold]:.0f})"))
 
 
-def _epochs(r: Mapping) -> str | None:
-    if r.get("best_epoch_mean") is None:
+def _epochs(r: Mapping, prefix: str = "best_epoch") -> str | None:
+    if r.get(f"{prefix}_mean") is None:
         return None
-    lo, hi = r["best_epoch_min"], r["best_epoch_max"]
-    return f"{r['best_epoch_mean']:.1f}" + ("" if lo == hi else f" ({lo}–{hi})")
+    lo, hi = r[f"{prefix}_min"], r[f"{prefix}_max"]
+    return f"{r[f'{prefix}_mean']:.1f}" + ("" if lo == hi else f" ({lo}–{hi})")
+
+
+def _pooled(rows: Sequence[Mapping], prefix: str, n: str) -> str:
+    """'17.6 on average (14–21)': convergence rows' mean epochs weighted by their runs (n)."""
+    rows = [r for r in rows if r.get(f"{prefix}_mean") is not None and r.get(n)]
+    mean = sum(r[f"{prefix}_mean"] * r[n] for r in rows) / sum(r[n] for r in rows)
+    return (f"{mean:.1f} on average ({min(r[f'{prefix}_min'] for r in rows)}–"
+            f"{max(r[f'{prefix}_max'] for r in rows)})")
 
 
 # --------------------------------------------------------------------------- columns
@@ -140,9 +148,7 @@ CONVERGENCE_COLS = [("experiment", "experiment"), ("row", "label"), ("regime", "
                     ("epochs run (max / limit)", lambda r: f"{r['epochs_run_max']} / {r['epochs_max']}"),
                     ("stopped early", "n_stopped_early"),
                     ("on gold dev: converged, best epoch", lambda r: None if r.get("n_known_other") is None else
-                     f"{r['n_converged_other']}/{r['n_known_other']}, " + _epochs(
-                         {"best_epoch_mean": r["best_other_epoch_mean"], "best_epoch_min": r["best_other_epoch_min"],
-                          "best_epoch_max": r["best_other_epoch_max"]}))]
+                     f"{r['n_converged_other']}/{r['n_known_other']}, " + _epochs(r, "best_other_epoch"))]
 FAITH_COLS = [("option", "label"), ("setting", "setting"), ("n", "n"), ("dev F1", m("dev_f1")),
               ("test F1", m("test_f1")), ("tail F1", m("test_tail_f1")),
               ("Δ test F1 (pts)", lambda r: pts(r.get("delta_test_f1")))]
@@ -252,26 +258,19 @@ def summary_lines(tables: Mapping, claim_rows: Sequence[Mapping]) -> list[str]:
         known = sum(r["n_known"] for r in conv)
         short = [f"{r['label']} ({r['regime']}, {r['n_known'] - r['n_converged']} of {r['n_known']})"
                  for r in conv if r["n_converged"] < r["n_known"]]
-        regimes = {}
+        regimes: dict[str, list[Mapping]] = {}
         for r in conv:
-            if r.get("best_epoch_mean") is not None:
-                g = regimes.setdefault(r["regime"], {"sum": 0.0, "n": 0, "lo": r["best_epoch_min"],
-                                                     "hi": r["best_epoch_max"], "budget": r["epochs_max"]})
-                g["sum"] += r["best_epoch_mean"] * r["n_known"]
-                g["n"] += r["n_known"]
-                g["lo"], g["hi"] = min(g["lo"], r["best_epoch_min"]), max(g["hi"], r["best_epoch_max"])
-                g["budget"] = max(g["budget"], r["epochs_max"])
+            if r.get("best_epoch_mean") is not None and r["n_known"]:
+                regimes.setdefault(r["regime"], []).append(r)
         other = [r for r in conv if r.get("n_known_other")]
         out.append(f"- Convergence: {sum(r['n_converged'] for r in conv)} of {known} runs converged on their "
                    "selection dev set" + (f" (cut short: {', '.join(short)})" if short else "") + "; best epoch "
-                   + "; ".join(f"{reg} {g['sum'] / g['n']:.1f} on average ({g['lo']}–{g['hi']}) of {g['budget']}"
-                               for reg, g in regimes.items() if g["n"]) + "."
+                   + "; ".join(f"{reg} {_pooled(rs, 'best_epoch', 'n_known')} of {max(r['epochs_max'] for r in rs)}"
+                               for reg, rs in regimes.items()) + "."
                    + (f" The runs selected on original dev, judged on gold dev (the dev set of the gold-test claims "
                       f"they bear): {sum(r['n_converged_other'] for r in other)} of "
                       f"{sum(r['n_known_other'] for r in other)} converged, best gold-dev epoch "
-                      f"{sum(r['best_other_epoch_mean'] * r['n_known_other'] for r in other) / sum(r['n_known_other'] for r in other):.1f}"
-                      f" on average ({min(r['best_other_epoch_min'] for r in other)}–"
-                      f"{max(r['best_other_epoch_max'] for r in other)})." if other else ""))
+                      f"{_pooled(other, 'best_other_epoch', 'n_known_other')}." if other else ""))
     cost = tables.get("cost") or {}
     if cost.get("n_runs"):
         out.append(f"- Cost: {cost['n_runs']} runs, {cost['total_seconds'] / 3600:.1f} h of training, about "
