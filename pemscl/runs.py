@@ -11,6 +11,9 @@ never rewritten from the folders present on one machine, so a fresh clone, or a 
 profile, never erases what earlier sessions recorded. Records written under an older
 HASH_VERSION are kept in the file but not used. A run carried over to a new config (carry_over)
 is stored as a pointer to the record it came from (`carried_from`), not as a second copy.
+The lines are written without spaces, and a split's per-document counts leave out their "all"
+rows when they are exactly the sum of the relation groups' rows (head + mid + tail): loading
+puts them back, so every reader (load_exported) sees the counts as the run wrote them.
 """
 
 from __future__ import annotations
@@ -162,6 +165,35 @@ def _read_lines(path: Path) -> list[dict]:
     return out
 
 
+def _group_sum(groups: dict) -> list[list[int]]:
+    rows = [g for name, g in groups.items() if name != "all"]
+    return [[sum(col) for col in zip(*doc)] for doc in zip(*rows)]
+
+
+def _compacted(rec: dict) -> dict:
+    """rec as written to the file: each split's "all" count rows dropped when they equal the sum
+    of its groups' rows (kept when some relation is in no group, or there are no groups)."""
+    counts = (rec.get("scores") or {}).get("doc_counts")
+    if not counts:
+        return rec
+    small = {split: {k: v for k, v in groups.items() if k != "all"}
+             if isinstance(groups, dict) and len(groups) > 1 and "all" in groups
+             and groups["all"] == _group_sum(groups) else groups
+             for split, groups in counts.items()}
+    return rec | {"scores": rec["scores"] | {"doc_counts": small}}
+
+
+def _expanded(rec: dict) -> dict:
+    """A line as read from the file with any "all" rows _compacted dropped put back."""
+    counts = (rec.get("scores") or {}).get("doc_counts")
+    if not counts or all(not isinstance(groups, dict) or "all" in groups for groups in counts.values()):
+        return rec
+    full = {split: groups if not isinstance(groups, dict) or "all" in groups
+            else {"all": _group_sum(groups), **groups}
+            for split, groups in counts.items()}
+    return rec | {"scores": rec["scores"] | {"doc_counts": full}}
+
+
 def _pointer(rec: dict, recs: dict) -> dict:
     """rec as a pointer to the record it was carried over from (config and key of its own,
     scores and curve read from the source) when its scores and curve are exactly the source's:
@@ -195,7 +227,7 @@ def export_runs(runs: Iterable[Run], path: str | Path | None = None) -> Path:
     path = Path(path) if path is not None else record_path()
     new = [to_record(run) for run in runs]
     with _locked(path):  # two runs side by side may finish at once: read-merge-write under a lock
-        recs = {(r.get("key"), r.get("v")): r for r in _read_lines(path)}
+        recs = {(r.get("key"), r.get("v")): _expanded(r) for r in _read_lines(path)}
         replaced = {(rec["key"], rec["v"]) for rec in new}
         # a pointer keeps the scores it was carried with, even when its source is trained again
         recs = {k: _resolve(r, recs, str(path)) if (r.get("carried_from"), r.get("v")) in replaced else r
@@ -204,7 +236,8 @@ def export_runs(runs: Iterable[Run], path: str | Path | None = None) -> Path:
             recs[(rec["key"], rec["v"])] = rec
         recs = {k: _pointer(r, recs) for k, r in recs.items()}
         lines = sorted(recs.values(), key=lambda r: (str(r.get("v")), r.get("folder", "")))
-        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in lines))
+        atomic_write_text(path, "".join(json.dumps(_compacted(r), sort_keys=True, separators=(",", ":")) + "\n"
+                                        for r in lines))
     return path
 
 
@@ -262,7 +295,7 @@ def load_exported(path: str | Path | None = None, *, strict: bool = True) -> lis
     A record of this HASH_VERSION whose config no longer hashes to its key was written by other
     code: refused (strict) with the line named. Older versions are skipped, not used."""
     path = Path(path) if path is not None else record_path()
-    lines = _read_lines(path)
+    lines = [_expanded(r) for r in _read_lines(path)]
     recs = {(r.get("key"), r.get("v")): r for r in lines}
     out = []
     for i, rec in enumerate(lines, 1):

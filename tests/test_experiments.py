@@ -701,6 +701,34 @@ def test_a_carried_run_is_recorded_as_a_pointer_that_loads_as_the_full_run(tmp_p
         RS.load_exported(lost)
 
 
+def test_the_record_leaves_out_count_rows_the_groups_sum_to_and_loads_them_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEMSCL_RUNS", str(tmp_path / "runs"))
+    head, mid, tail = [[3, 2, 1, 4], [0, 0, 0, 1]], [[1, 1, 0, 1], [2, 0, 0, 0]], [[0, 0, 0, 0], [1, 1, 0, 2]]
+    summed = {"all": [[4, 3, 1, 5], [3, 1, 0, 3]], "head": head, "mid": mid, "tail": tail}
+    # dev: a fact of a relation in no group, so "all" is more than the groups' sum and must stay
+    other = {"all": [[5, 3, 1, 5], [3, 1, 0, 3]], "head": head, "mid": mid, "tail": tail}
+    bare = {"all": [[1, 1, 0, 2]]}  # no groups: nothing to rebuild it from
+    counts = {"test": summed, "dev": other, "dev_gold": bare}
+    run = _run("ATL", 66, 0.5, 0.45, doc_counts=counts)
+    path = tmp_path / "runs.jsonl"
+    RS.export_runs([run], path)
+    (line,) = path.read_text().splitlines()
+    assert ", " not in line and '": ' not in line  # written without spaces
+    stored = json.loads(line)["scores"]["doc_counts"]
+    assert "all" not in stored["test"] and stored["dev"] == other and stored["dev_gold"] == bare
+    (back,) = RS.load_exported(path)
+    assert back.scores["doc_counts"] == counts and back.scores == json.loads(json.dumps(run.scores))
+    # a line written before compaction (spaces, "all" rows kept) loads the same, and merging
+    # another run rewrites it compactly without changing what it loads as
+    old = tmp_path / "old.jsonl"
+    old.write_text(json.dumps(RS.to_record(run), sort_keys=True) + "\n")
+    assert RS.load_exported(old)[0].scores == back.scores
+    RS.export_runs([_run("ATL", 67, 0.5, 0.45)], old)
+    rewritten = next(x for x in old.read_text().splitlines() if json.loads(x)["key"] == run.config.key())
+    assert rewritten == line
+    assert RS.by_key(RS.load_exported(old))[run.config.key()].scores == back.scores
+
+
 def test_interrupted_runs_are_scheduled_first_and_budgeted_for_their_remaining_epochs(tmp_path):
     cfgs = X.all_configs("cpu")
     late = next(c for c in X.schedule("cpu", cfgs) if c.train_layers is not None)  # scheduled last otherwise
@@ -740,6 +768,16 @@ def test_status_lists_interrupted_and_running_runs_with_their_pace(tmp_path):
         line = X.progress_lines([row])[0]
         assert f"training (pid {os.getpid()})" in line and "dev F1 42.0 (best 45.0 at 2)" in line
     assert X.in_progress("cpu", tmp_path)[0]["pid"] is None  # released
+    # a run in its first epoch has saved nothing, yet is listed while its trainer holds it
+    first = next(x for x in X.headline("cpu") if x.label == "ATL" and x.seed == 68)
+    f = RS.run_dir_for(first, tmp_path)
+    f.mkdir(parents=True)
+    assert [r["seed"] for r in X.in_progress("cpu", tmp_path)] == [67]  # an idle empty folder: not listed
+    with RS.training(f):
+        rows = {r["seed"]: r for r in X.in_progress("cpu", tmp_path)}
+        assert (rows[68]["label"], rows[68]["epochs_done"], rows[68]["pid"]) == ("ATL", 0, os.getpid())
+        assert "in its first epoch" in X.progress_lines([rows[68]])[0]
+    assert [r["seed"] for r in X.in_progress("cpu", tmp_path)] == [67]
     (d / "DONE").write_text("")
     assert X.in_progress("cpu", tmp_path) == [] and "no run" in X.progress_lines([])[0]
     # an extra seed of the headline (train_profile adds them after the fixed list) is listed too
