@@ -254,7 +254,7 @@ def convergence_grid(curves: Sequence[Mapping], *, cols: int = 3,
     kinds: dict[tuple, list[Mapping]] = {}
     for c in curves:
         kinds.setdefault((c["experiment"], c["label"], c["regime"]), []).append(c)
-    names = [f"{lab}<br>{reg}: {sum(c['converged'] is True for c in cs)}/{len(cs)} converged"
+    names = [f"{lab}<br>{reg}: {sum(c['converged'] is True for c in cs)}/{len(cs)} converged" + _on_gold_dev(cs)
              for (_, lab, reg), cs in kinds.items()]
     rows = max(1, -(-len(kinds) // cols))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names or None, shared_xaxes=True,
@@ -290,6 +290,12 @@ def convergence_grid(curves: Sequence[Mapping], *, cols: int = 3,
     fig = _layout(fig, title, height=max(320, 250 * rows + 100))
     return fig.update_layout(legend=dict(orientation="h", x=1, xanchor="right", y=1.0 + 60 / (250 * rows),
                                          yanchor="bottom"), margin=dict(t=130))
+
+
+def _on_gold_dev(curves: Sequence[Mapping]) -> str:
+    """A panel title's count of runs converged on their second dev set (gold dev), if they have one."""
+    other = [c.get("other_converged") for c in curves if c.get("other_dev_f1")]
+    return f" ({sum(x is True for x in other)}/{len(other)} on gold dev)" if other else ""
 
 
 def grouped_bars(rows: Sequence[Mapping], *, x: str = "label", metrics: Sequence[str] = ("f1",),

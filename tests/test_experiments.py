@@ -311,6 +311,7 @@ def test_runs_on_original_labels_are_also_judged_on_gold_dev():
     fig = F.convergence_grid(t["curves"])
     dotted = [tuple(round(y, 6) for y in d.y) for d in fig.data if d.mode == "lines" and d.line.dash == "dot"]
     assert sorted(dotted) == sorted(tuple(100 * v for v in gold[s]) for s in (66, 67))  # gold dev beside
+    assert [a.text for a in fig.layout.annotations] == ["PEMSCL+NS<br>oog-mini: 0/2 converged (1/2 on gold dev)"]
 
 
 def test_convergence_curves_and_their_figure():
