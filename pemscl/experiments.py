@@ -600,48 +600,44 @@ def in_progress(profile: str | Profile = "cpu", root: str | Path | None = None,
     for c in profile_configs(profile, only):
         done = epochs_done(c, root)
         d = RS.run_dir_for(c, root)
+        row = {"label": c.label, "regime": c.regime, "seed": c.seed, "key": c.key(), "folder": d.name,
+               "epochs_done": done, "epochs": c.epochs, "min_epochs": c.min_epochs}
         if not done:
             pid = RS.holder(d) if d.is_dir() and not RS.is_complete(d) else None
             if pid:  # in its first epoch: nothing saved yet, but it is being trained
-                out.append(_first_epoch_row(c, d, pid))
+                out.append(row | {"last_f1": None, "best_f1": None, "best_epoch": None, "minutes_per_epoch": None,
+                                  "pid": pid, "minutes_since_save": None, "minutes_left": None})
             continue
         hist = read_json(d / "history.json")
         key = f"{c.select[0]}_f1" if c.select else "dev_f1"
         f1s = [h.get(key) for h in hist]
         best = max(range(len(f1s)), key=lambda i: f1s[i] if f1s[i] is not None else -1.0)
         per_epoch = sum(h.get("train_seconds", 0.0) + h.get("eval_seconds", 0.0) for h in hist) / 60 / len(hist)
-        out.append({"label": c.label, "regime": c.regime, "seed": c.seed, "key": c.key(), "folder": d.name,
-                    "epochs_done": done, "epochs": c.epochs, "min_epochs": c.min_epochs,
-                    "last_f1": f1s[-1], "best_f1": f1s[best], "best_epoch": best + 1,
-                    "minutes_per_epoch": per_epoch, "pid": RS.holder(d),
-                    "minutes_since_save": (time.time() - (d / "history.json").stat().st_mtime) / 60,
-                    "minutes_left": per_epoch * (c.epochs - done)})
+        out.append(row | {"last_f1": f1s[-1], "best_f1": f1s[best], "best_epoch": best + 1,
+                          "minutes_per_epoch": per_epoch, "pid": RS.holder(d),
+                          "minutes_since_save": (time.time() - (d / "history.json").stat().st_mtime) / 60,
+                          "minutes_left": per_epoch * (c.epochs - done)})
     return out
-
-
-def _first_epoch_row(c: T.TrainConfig, d: Path, pid: int) -> dict:
-    """in_progress()'s row for a run held by a trainer that has not saved an epoch yet."""
-    return {"label": c.label, "regime": c.regime, "seed": c.seed, "key": c.key(), "folder": d.name,
-            "epochs_done": 0, "epochs": c.epochs, "min_epochs": c.min_epochs,
-            "last_f1": None, "best_f1": None, "best_epoch": None, "minutes_per_epoch": None, "pid": pid,
-            "minutes_since_save": None, "minutes_left": None}
 
 
 def progress_lines(rows: Sequence[Mapping]) -> list[str]:
     """in_progress() as one line per run (what `--status` prints)."""
     if not rows:
         return ["no run of this profile is in progress or interrupted here"]
+    return [f"{r['label']:<28} {r['regime']:<14} seed {r['seed']:<4} epoch {r['epochs_done']:>2}/{r['epochs']:<3} "
+            + _progress(r) for r in rows]
+
+
+def _progress(r: Mapping) -> str:
+    """The part of a --status line after the run's name and epoch."""
+    if not r["epochs_done"]:
+        return f"training (pid {r['pid']}), in its first epoch (none saved yet)"
     pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
-    return [f"{r['label']:<28} {r['regime']:<14} seed {r['seed']:<4} epoch  0/{r['epochs']:<3} "
-            f"training (pid {r['pid']}), in its first epoch (none saved yet)"
-            if not r["epochs_done"] else
-            f"{r['label']:<28} {r['regime']:<14} seed {r['seed']:<4} epoch {r['epochs_done']:>2}/{r['epochs']:<3} "
-            f"dev F1 {pct(r['last_f1'])} (best {pct(r['best_f1'])} at {r['best_epoch']})  "
+    return (f"dev F1 {pct(r['last_f1'])} (best {pct(r['best_f1'])} at {r['best_epoch']})  "
             f"{r['minutes_per_epoch']:.1f} min/epoch  "
             + (f"training (pid {r['pid']}), saved {r['minutes_since_save']:.0f} min ago, "
                f"<= {r['minutes_left']:.0f} min to go" if r["pid"] else
-               f"interrupted {r['minutes_since_save']:.0f} min ago: the next run of the profile resumes it")
-            for r in rows]
+               f"interrupted {r['minutes_since_save']:.0f} min ago: the next run of the profile resumes it"))
 
 
 def _expected_minutes(cfg: T.TrainConfig, records: Sequence[T.Run], epoch_minutes: float,

@@ -268,13 +268,12 @@ def convergence_curves(cfgs: Mapping[str, list], att: Mapping[str, list]) -> lis
         if not hist:
             continue
         other = f"{r.config.select[1]}_f1" if len(r.config.select) > 1 else None
-        other_converged = other_dev_convergence(r)[0] if other else None
         out.append({"experiment": exp, "label": r.config.label, "regime": r.config.regime, "seed": r.config.seed,
                     "dev_split": r.config.select[0], "epoch": [h["epoch"] for h in hist],
                     "dev_f1": [h[key] for h in hist], "best_epoch": r.scores.get("best_epoch"),
                     # the second selection dev set (gold dev on original labels), drawn beside
                     "other_dev_f1": [h.get(other) for h in hist] if other else None,
-                    "other_converged": other_converged,
+                    "other_converged": other_dev_convergence(r)[0],
                     "converged": r.scores.get("converged"), "min_epochs": r.config.min_epochs,
                     "epochs": r.config.epochs})
     return out
