@@ -22,6 +22,11 @@ either regime while its own has none (lend_seed_spread; the row names the lender
 
 The dev-set difference of the same pairs is shown beside (dev_diff and its interval), never
 used for the verdict: dev selected the epochs, so it is optimistic.
+
+Each row also names the compared runs that were cut short (`cut_short`): runs whose curve on
+the claim's dev set (gold dev for the original-label claims, whose numbers are gold test) had
+not converged by the rule of train.converged. The verdict does not change; the reader learns
+which numbers may not be end points and by how much their curve still rose.
 """
 
 from __future__ import annotations
@@ -126,7 +131,8 @@ def _empty(cid: str, text: str, claim_fields: Mapping) -> dict:
             "seed_diffs": [], "seeds_for_paper_effect": None, "n_seeds": 0, "seeds": [], "n_docs": None,
             "runs_a": [], "runs_b": [],
             "paper_effect": eff.effect, "paper_source": eff.source, "paper_dev_effect": eff.dev_effect,
-            "dev_diff": None, "dev_ci_low": None, "dev_ci_high": None, "context": {}, "missing": [], "note": ""}
+            "dev_diff": None, "dev_ci_low": None, "dev_ci_high": None, "context": {}, "missing": [], "cut_short": [],
+            "note": ""}
 
 
 _RESULT_FIELDS = ("diff", "ci_low", "ci_high", "se", "mde", "seed_sd", "n_seeds", "n_docs", "doc_ci_low",
@@ -196,6 +202,38 @@ def lend_seed_spread(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
+def cut_short(runs: Iterable[RS.Run], dev_split: str) -> list[dict]:
+    """The runs (each once) whose F1 curve on `dev_split` had not converged (train.converged)
+    by their last epoch: label, key, the dev set, and the gain of their last two epochs. A run
+    without that curve in its history is left out: there is nothing to judge it on."""
+    from .train import converged
+
+    out, seen = [], set()
+    for r in runs:
+        key = r.config.key()
+        f1s = [h[f"{dev_split}_f1"] for h in r.history or [] if h.get(f"{dev_split}_f1") is not None]
+        if key in seen or not f1s:
+            continue
+        seen.add(key)
+        if not converged(f1s, f1s.index(max(f1s)) + 1):
+            out.append({"run": _label(r.config), "key": key, "dev": dev_split, "epochs": len(f1s),
+                        "last_gain": f1s[-1] - f1s[-3] if len(f1s) >= 3 else None})
+    return out
+
+
+def if_cut_short_went_on(row: dict) -> dict:
+    """`row` with `cut_short_check`: the difference, interval and verdict had every cut-short
+    run gained its last two epochs' dev gain once more, on the claim's split (a run of A
+    raises the seed-mean difference by gain / n_seeds, one of B lowers it; the spread is kept).
+    A rough bound on how far a run still climbing could move the claim: None with no cut-short run."""
+    if not row.get("cut_short") or row.get("diff") is None:
+        return {**row, "cut_short_check": None}
+    shift = sum((x["last_gain"] or 0.0) * ((x["key"] in row["runs_a"]) - (x["key"] in row["runs_b"]))
+                for x in row["cut_short"]) / row["n_seeds"]
+    moved = {k: row[k] + shift for k in ("diff", "ci_low", "ci_high")} | {"mde": row["mde"]}
+    return {**row, "cut_short_check": {**moved, "shift": shift, "verdict": S.verdict(moved, row["paper_effect"])}}
+
+
 def _interval(res: S.BootstrapResult) -> dict:
     return {"diff": res.diff, "ci_low": res.ci_low, "ci_high": res.ci_high, "mde": res.mde}
 
@@ -212,7 +250,8 @@ def judge_pair(claim: Claim, configs: Sequence, runs: Sequence, profile: X.Profi
         row["note"] = "no seed with both runs"
         return row
     ra, rb = [p[1] for p in pairs], [p[2] for p in pairs]
-    row.update(seeds=[p[0] for p in pairs], runs_a=[r.config.key() for r in ra], runs_b=[r.config.key() for r in rb])
+    row.update(seeds=[p[0] for p in pairs], runs_a=[r.config.key() for r in ra], runs_b=[r.config.key() for r in rb],
+               cut_short=cut_short(ra + rb, claim.dev_split))
     _fill(row, bootstrap(ra, rb, claim.split, claim.group))
     row["seed_sd_by_group"] = seed_sds(ra, rb, claim.split)
     for g in claim.context_groups:
@@ -288,7 +327,9 @@ def judge_ratio(configs: Sequence, runs: Sequence, model: str = "PEMSCL") -> dic
     if not picks:
         return row
     ra, rb = [c["run_by_original_dev"] for _, c in picks], [c["run_by_gold_dev"] for _, c in picks]
-    row.update(seeds=[s for s, _ in picks], runs_a=[r.config.key() for r in ra], runs_b=[r.config.key() for r in rb])
+    # both picks read gold test, so gold dev says whether they are end points (as for ns-rescues)
+    row.update(seeds=[s for s, _ in picks], runs_a=[r.config.key() for r in ra], runs_b=[r.config.key() for r in rb],
+               cut_short=cut_short(ra + rb, "dev_gold"))
     row["seed_sd_by_group"] = seed_sds(ra, rb, "test", split_b="test@dev_gold")
     return _fill(row, bootstrap(ra, rb, "test", split_b="test@dev_gold"))
 
@@ -299,7 +340,7 @@ def judge(runs: Iterable, profile: str | X.Profile) -> list[dict]:
     cfgs, att = attach_all(runs, p)
     out = [judge_pair(c, cfgs[c.experiment], att[c.experiment], p) for c in CLAIMS]
     out.append(judge_ratio(cfgs["ratio_sweep"], att["ratio_sweep"]))
-    return lend_seed_spread(out)
+    return [if_cut_short_went_on(r) for r in lend_seed_spread(out)]
 
 
 def judge_claim(claim_id: str, runs: Iterable, profile: str | X.Profile) -> dict:
@@ -309,7 +350,7 @@ def judge_claim(claim_id: str, runs: Iterable, profile: str | X.Profile) -> dict
     p = X.get_profile(profile)
     claim = next(c for c in CLAIMS if c.id == claim_id)
     cfgs, att = attach_all(runs, p, names=[claim.experiment])
-    return judge_pair(claim, cfgs[claim.experiment], att[claim.experiment], p)
+    return if_cut_short_went_on(judge_pair(claim, cfgs[claim.experiment], att[claim.experiment], p))
 
 
 def forest_rows(claim_rows: Sequence[Mapping]) -> list[dict]:

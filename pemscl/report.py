@@ -219,6 +219,18 @@ def claim_notes(claim_rows: Sequence[Mapping]) -> list[str]:
                    f", among {len(x['among'])} of the {len(x['planned'])} planned ratios "
                    f"({', '.join(f'{r:g}' for r in x['among'])}): provisional until the sweep is complete")
                 for x in c["choices"]))
+        if c.get("cut_short"):
+            bits.append(f"rests on {len(c['cut_short'])} run{'s' if len(c['cut_short']) > 1 else ''} cut short on "
+                        + ", ".join(f"{x['dev'].replace('_', ' ')}: {x['run']}" + (
+                            "" if x.get("last_gain") is None else f", last two epochs {pts(x['last_gain'])} F1")
+                                    for x in c["cut_short"])
+                        + (" (their numbers may not be end points)" if len(c["cut_short"]) > 1
+                           else " (its number may not be an end point)"))
+            chk = c.get("cut_short_check")
+            if chk:
+                bits.append(f"had {'they' if len(c['cut_short']) > 1 else 'it'} gained as much again on "
+                            f"{c.get('split')}: {interval(chk['diff'], chk['ci_low'], chk['ci_high'])}, "
+                            f"{chk['verdict']}")
         if c.get("missing"):
             bits.append("missing: " + ", ".join(c["missing"]))
         if c.get("note"):
@@ -237,6 +249,20 @@ def _claim_brief(c: Mapping) -> str:
     return (f"`{c['id']}` {interval(c['diff'], c.get('ci_low'), c.get('ci_high'))} on {c.get('n_seeds')} "
             f"seed{'s' if c.get('n_seeds') != 1 else ''} (paper {pts(c.get('paper_effect'))}; MDE "
             f"{pts(c.get('mde'), sign=False)})")
+
+
+def claim_runs_line(claim_rows: Sequence[Mapping]) -> str | None:
+    """How many distinct runs the judged claims rest on and how many of them converged on their
+    claim's dev set (claims.cut_short); None when no claim was judged."""
+    keys = {k for c in claim_rows for k in (c.get("runs_a") or []) + (c.get("runs_b") or [])}
+    if not keys:
+        return None
+    short = {x["key"]: x for c in claim_rows for x in c.get("cut_short") or []}
+    return (f"- Claim-bearing runs: {len(keys) - len(short)} of {len(keys)} converged on the dev set of their claim "
+            "(gold dev for the original-label claims)"
+            + (": cut short " + ", ".join(f"{x['run']}" + ("" if x.get("last_gain") is None else
+                                                           f" (last two epochs {pts(x['last_gain'])} F1)")
+                                          for x in short.values()) if short else "") + ".")
 
 
 def summary_lines(tables: Mapping, claim_rows: Sequence[Mapping]) -> list[str]:
@@ -271,6 +297,9 @@ def summary_lines(tables: Mapping, claim_rows: Sequence[Mapping]) -> list[str]:
                       f"they bear): {sum(r['n_converged_other'] for r in other)} of "
                       f"{sum(r['n_known_other'] for r in other)} converged, best gold-dev epoch "
                       f"{_pooled(other, 'best_other_epoch', 'n_known_other')}." if other else ""))
+    line = claim_runs_line(claim_rows)
+    if line:
+        out.append(line)
     cost = tables.get("cost") or {}
     if cost.get("n_runs"):
         out.append(f"- Cost: {cost['n_runs']} runs, {cost['total_seconds'] / 3600:.1f} h of training, about "

@@ -144,6 +144,38 @@ def test_missing_runs_are_reported_not_judged():
     assert atl["verdict"] == C.MISSING and all("without per-document counts" in m for m in atl["missing"])
 
 
+def curve(*f1s, key="dev_f1"):
+    return [{"epoch": i + 1, key: f} for i, f in enumerate(f1s)]
+
+
+def test_a_claim_names_its_runs_cut_short_on_its_dev_set_and_what_more_gain_would_do():
+    runs = headline_runs("cpu")  # +80/360 on every seed, 3 seeds
+    flat, climbing = curve(0.50, 0.56, 0.55, 0.54), curve(0.50, 0.52, 0.54, 0.56)  # best then two lower; +2 F1
+    for r in runs:
+        r.history = climbing if (r.config.label, r.config.seed) == ("ATL", 67) else flat
+    c = by_id(C.judge(runs, "cpu"))["pemscl-vs-atl"]
+    atl67 = next(r for r in runs if (r.config.label, r.config.seed) == ("ATL", 67))
+    assert [(x["key"], x["dev"], x["epochs"]) for x in c["cut_short"]] == [(atl67.config.key(), "dev", 4)]
+    assert c["cut_short"][0]["last_gain"] == pytest.approx(0.04)
+    # ATL is B: had it gained 4 points more, the 3-seed mean difference falls by 4/3 points
+    chk = c["cut_short_check"]
+    assert chk["shift"] == pytest.approx(-0.04 / 3) and chk["diff"] == pytest.approx(80 / 360 - 0.04 / 3)
+    assert chk["ci_high"] - chk["ci_low"] == pytest.approx(c["ci_high"] - c["ci_low"]) and chk["verdict"] == "holds"
+    note = REP.claim_notes([c])[0]
+    assert "rests on 1 run cut short on dev: ATL (redocred-mini, seed 67), last two epochs +4.00 F1" in note
+    assert REP.claim_runs_line([c]) == ("- Claim-bearing runs: 5 of 6 converged on the dev set of their claim (gold "
+                                        "dev for the original-label claims): cut short ATL (redocred-mini, seed 67) "
+                                        "(last two epochs +4.00 F1).")
+    # original-label claims read gold test, so their runs are judged on gold dev, not on original dev
+    runs = [fake_run(c, (4, 4) if c.label == "PEMSCL+NS" else (2, 2)) for c in X.original_labels("cpu")]
+    for r in runs:
+        r.history = [h | g for h, g in zip(climbing, curve(0.30, 0.35, 0.34, 0.33, key="dev_gold_f1"))]
+    c = by_id(C.judge(runs, "cpu"))["ns-rescues"]
+    assert c["cut_short"] == [] and c["cut_short_check"] is None
+    assert REP.claim_runs_line([c]).startswith("- Claim-bearing runs: 6 of 6 converged")
+    assert REP.claim_runs_line(C.judge([], "cpu")) is None
+
+
 def test_a_one_seed_claim_borrows_the_widest_seed_spread_on_its_group_and_regime():
     # headline, 3 seeds: PEMSCL (4,3), (4,4), (4,2) against ATL (3,3) -> all-relation diffs 1/9,
     # 2/9, 0 (sd 1/9); tail: PEMSCL (1,1), (1,0), (1,1) against ATL (1,1) -> 0, -1/2, 0 (sd 0.2887)
