@@ -205,6 +205,11 @@ def relation_groups(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[d
     return rows
 
 
+def dev_curve(run: RS.Run, split: str) -> list[float]:
+    """The run's F1 per epoch on `split` (e.g. "dev", "dev_gold"), epochs without it skipped."""
+    return [h[f"{split}_f1"] for h in run.history or [] if h.get(f"{split}_f1") is not None]
+
+
 def other_dev_convergence(run: RS.Run) -> tuple[bool | None, int | None]:
     """(converged, best epoch) of a run's second selection dev set (gold dev, for a run trained
     on original labels and selected on original dev); (None, None) for a run with one.
@@ -217,8 +222,7 @@ def other_dev_convergence(run: RS.Run) -> tuple[bool | None, int | None]:
 
     if not run.config.select or len(run.config.select) < 2:
         return None, None
-    key = f"{run.config.select[1]}_f1"
-    f1s = [h[key] for h in run.history or [] if h.get(key) is not None]
+    f1s = dev_curve(run, run.config.select[1])
     if not f1s:
         return None, None
     best = f1s.index(max(f1s)) + 1
@@ -293,8 +297,7 @@ def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) 
 
     steps, n_runs = [], 0
     for _, r in _distinct(cfgs, att):
-        key = f"{r.config.select[0]}_f1" if r.config.select else None
-        f1s = [h[key] for h in r.history or [] if key and h.get(key) is not None]
+        f1s = dev_curve(r, r.config.select[0]) if r.config.select else []
         if len(f1s) > last and len(f1s) >= r.config.epochs:
             n_runs += 1
             tail = f1s[-(last + 1):]
