@@ -302,8 +302,13 @@ def summary_lines(tables: Mapping, claim_rows: Sequence[Mapping]) -> list[str]:
         out.append(line)
     cost = tables.get("cost") or {}
     if cost.get("n_runs"):
-        out.append(f"- Cost: {cost['n_runs']} runs, {cost['total_seconds'] / 3600:.1f} h of training, about "
-                   f"{(cost.get('wall_seconds_2') or 0) / 3600:.1f} h of wall time two side by side.")
+        planned = cost.get("n_planned") or cost["n_runs"]
+        gaps = sorted({m for ms in (tables.get("missing") or {}).values() for m in ms})
+        out.append(f"- Cost: {cost['n_runs']} of the profile's {planned} planned runs, "
+                   f"{cost['total_seconds'] / 3600:.1f} h of training, about "
+                   f"{(cost.get('wall_seconds_2') or 0) / 3600:.1f} h of wall time two side by side."
+                   + (f" Still to train: {', '.join(gaps)}; until they are in, the verdicts are interim."
+                      if gaps else " Every planned run is in."))
     return out
 
 

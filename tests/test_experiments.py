@@ -241,6 +241,9 @@ def test_build_tables_matches_runs_by_config_hash():
     # original-label PEMSCL / ATL are also the sweep's ratio-1.0 points, PEMSCL+NS its 0.1 point
     assert {(r["model"], r["ratio"]) for r in t["figure2"]} == {("PEMSCL", 1.0), ("ATL", 1.0), ("PEMSCL", 0.1)}
     assert t["cost"]["n_runs"] == len(runs)
+    # planned: each distinct config of the profile once; what is not recorded is listed as missing, once
+    assert t["cost"]["n_planned"] == len({c.key() for c in X.all_configs("smoke")})
+    assert t["cost"]["n_planned"] - len(runs) == len({m for ms in t["missing"].values() for m in ms})
     fa = {r["label"]: r for r in t["faithfulness"]}
     assert "top-4 cap (#8)" not in fa  # the fake runs carry no test_top4 scores
     assert t["cost"]["total_seconds"] == pytest.approx(sum(r.scores["seconds"] for r in runs))
@@ -458,7 +461,14 @@ def test_summary_groups_verdicts_and_weights_best_epochs_by_runs():
     assert converged == ("- Convergence: 4 of 5 runs converged on their selection dev set "
                          "(cut short: ATL (r, 1 of 3)); best epoch "
                          "r 15.5 on average (14–17) of 18; o 20.0 on average (20–20) of 24.")
-    assert cost == "- Cost: 5 runs, 2.0 h of training, about 1.0 h of wall time two side by side."
+    assert cost == ("- Cost: 5 of the profile's 5 planned runs, 2.0 h of training, about 1.0 h of wall time "
+                    "two side by side. Every planned run is in.")
+    # a run still to train is named once however many experiments share it, and makes the verdicts interim
+    tables["cost"]["n_planned"] = 6
+    tables["missing"] = {"headline": ["ATL (r, seed 67)"], "ablation": ["ATL (r, seed 67)"], "other": []}
+    assert REP.summary_lines(tables, claims)[-1] == (
+        "- Cost: 5 of the profile's 6 planned runs, 2.0 h of training, about 1.0 h of wall time two side by side. "
+        "Still to train: ATL (r, seed 67); until they are in, the verdicts are interim.")
 
 
 def test_write_results_merges_runs_and_never_rewrites_the_record(tmp_path):
