@@ -454,6 +454,17 @@ def run_line(run: T.Run, source: str = "trained") -> str:
             f"dev F1 {_fmt(dev)}  test F1 {_fmt(test)}{conv}" + ("" if source == "trained" else f"  ({source})"))
 
 
+def reproduction(run: T.Run, recorded: T.Run) -> str:
+    """How a run trained again from a recorded config compares with the record: the same
+    seed and config, so any gap is the machine's arithmetic (thread count, CPU kernels)."""
+    parts = []
+    for split in ("dev", "test"):
+        a, b = (run.scores.get(split) or {}).get("f1"), (recorded.scores.get(split) or {}).get("f1")
+        if a is not None and b is not None:
+            parts.append(f"{split} F1 {100 * a:.1f} vs {100 * b:.1f} recorded ({100 * (a - b):+.2f})")
+    return "recorded run kept" + (": " + ", ".join(parts) if parts else "")
+
+
 def retrain_requested() -> bool:
     return os.environ.get("PEMSCL_RETRAIN", "") not in ("", "0")
 
@@ -465,14 +476,18 @@ def run_all(configs: Sequence[T.TrainConfig], progress: bool = True, root: str |
     already done: a complete local run folder, else a run recorded in results/runs.jsonl
     (unless need_weights: a notebook that loads the model; or retrain / $PEMSCL_RETRAIN=1).
     Each newly trained run is merged into runs.jsonl at once (record), so an interrupted
-    profile keeps every finished run. One summary line per run; runs labelled as the configs."""
+    profile keeps every finished run. One summary line per run; runs labelled as the configs.
+
+    A run trained only for its weights (need_weights, the config already recorded) leaves the
+    record alone: the recorded run is the one the results were judged on, and the new one is a
+    reproduction of it, whose scores are printed beside the recorded ones (`reproduction`)."""
     retrain = retrain_requested() if retrain is None else retrain
-    records = {} if (retrain or need_weights) else RS.by_key(RS.load_exported(strict=False))
+    records = {} if retrain else RS.by_key(RS.load_exported(strict=False))
     out = []
     t0 = time.time()
     for i, cfg in enumerate(configs):
         run, source = RS.find_run(cfg, root), "local"
-        if run is None and records:
+        if run is None and records and not need_weights:
             run, source = RS.recorded(cfg, records), "recorded"
             carried = [] if run is not None else RS.carry_over([cfg], records.values(), root)
             if carried:  # a recorded run that is this config's run too (RS.carries_over)
@@ -481,7 +496,10 @@ def run_all(configs: Sequence[T.TrainConfig], progress: bool = True, root: str |
                     RS.export_runs(carried)
         if run is None:
             run, source = T.train(cfg, root=root, progress=train_progress), "trained"
-            if record:
+            kept = RS.recorded(cfg, records) if records else None
+            if kept is not None:
+                source = "trained for its weights; " + reproduction(run, kept)
+            elif record:
                 RS.export_runs([run])
         out.append(run.labelled(cfg.label))
         if progress:

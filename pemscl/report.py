@@ -387,15 +387,18 @@ def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | 
                   runs: Sequence[RS.Run] | None = None) -> dict:
     """results.json (tables, claims, the paper's numbers, the record's summary) and results.md.
 
-    Given runs, those of this profile's experiments are merged into folder/runs.jsonl
-    (runs.export_runs: merge only, every other record is kept). The record is never rebuilt
-    from the run folders present here. Returns {"json", "md"[, "runs"]} paths."""
+    Given runs, those of this profile's experiments not yet recorded are merged into
+    folder/runs.jsonl (runs.export_runs: merge only, every other record is kept; a recorded run
+    is never displaced by a local folder of its config, e.g. one trained again for its weights).
+    The record is never rebuilt from the run folders present here. Returns {"json", "md"[, "runs"]}."""
     folder = Path(folder) if folder is not None else results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     if runs is not None:
         keys = {c.key() for c in X.all_configs(tables["profile"])}
-        out["runs"] = RS.export_runs([r for r in runs if r.config.key() in keys], folder / "runs.jsonl")
+        known = {r.config.key() for r in RS.load_exported(folder / "runs.jsonl", strict=False)} \
+            if (folder / "runs.jsonl").exists() else set()
+        out["runs"] = RS.export_runs([r for r in runs if r.config.key() in keys - known], folder / "runs.jsonl")
     records = RS.record_summary(folder / "runs.jsonl")
     js, md = folder / "results.json", folder / "results.md"
     payload = {"tables": tables, "claims": list(claim_rows), "published": PUBLISHED, "records": records}

@@ -27,13 +27,14 @@ GROUPS = ("head", "mid", "tail")
 
 # --------------------------------------------------------------------------- runs in
 def gather_runs(root: str | Path | None = None, record: str | Path | None = None) -> list[RS.Run]:
-    """Every run known here: complete local folders, then the runs.jsonl records of this hash
-    version that have no local folder (a fresh clone rebuilds the tables from the record)."""
-    local = RS.list_runs(root)
-    keys = {r.config.key() for r in local}
+    """Every run known here: the runs.jsonl records of this hash version (a fresh clone rebuilds
+    the tables from them), then the complete local folders of configs not recorded. Where both
+    exist the record wins: it is the run the committed results were judged on, and a local
+    folder of the same config is the same run or a reproduction trained for its weights."""
     path = Path(record) if record is not None else RS.record_path()
     rec = RS.load_exported(path, strict=False) if path.exists() else []
-    return local + [r for r in rec if r.config.key() not in keys]
+    keys = {r.config.key() for r in rec}
+    return rec + [r for r in RS.list_runs(root) if r.config.key() not in keys]
 
 
 def as_runs(runs: Iterable) -> list[RS.Run]:

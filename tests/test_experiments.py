@@ -523,6 +523,51 @@ def test_gather_runs_adds_recorded_runs_without_a_folder(tmp_path):
     assert TB.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "absent.jsonl") == []
 
 
+def _folder(root: Path, run: T.Run) -> T.Run:
+    """run as a complete local run folder under root (what training leaves, without a model)."""
+    d = root / run.config.folder_name()
+    d.mkdir(parents=True)
+    for name, obj in (("config.json", run.config), ("scores.json", run.scores), ("history.json", run.history)):
+        atomic_write_json(d / name, obj)
+    (d / "DONE").write_text("")
+    return dataclasses.replace(run, dir=d)
+
+
+def test_the_record_wins_over_a_local_folder_of_the_same_config(tmp_path):
+    # on a fresh clone 05/06 train their models again: the reproduction must not change the judged results
+    a, b = X.ablation("smoke")[:2]
+    record = tmp_path / "runs.jsonl"
+    RS.export_runs([_run("x", a.seed, 0.4, 0.3, cfg=a)], record)
+    root = tmp_path / "runs"
+    _folder(root, _run("x", a.seed, 0.41, 0.31, cfg=a))  # the same config trained again, slightly off
+    _folder(root, _run("x", b.seed, 0.5, 0.5, cfg=b))  # not recorded: the folder serves
+    got = {r.config.key(): r for r in TB.gather_runs(root=root, record=record)}
+    assert set(got) == {a.key(), b.key()}
+    assert got[a.key()].scores["dev"]["f1"] == 0.4 and got[b.key()].scores["dev"]["f1"] == 0.5
+    assert got[b.key()].has_folder
+
+
+def test_a_run_trained_again_for_its_weights_leaves_the_record_alone(tmp_path, monkeypatch, capsys):
+    a, b = X.ablation("smoke")[:2]
+    record = tmp_path / "runs.jsonl"
+    RS.export_runs([_run("x", a.seed, 0.4, 0.3, cfg=a)], record)
+    before = record.read_text()
+    monkeypatch.setattr(RS, "record_path", lambda: record)
+    monkeypatch.setattr(T, "train", lambda c, root=None, progress=False: _run("x", c.seed, 0.41, 0.29, cfg=c))
+    got = X.run_all([a, b], root=tmp_path / "runs", need_weights=True)
+    assert [r.scores["dev"]["f1"] for r in got] == [0.41, 0.41]  # the new models, for the notebook to load
+    out = capsys.readouterr().out
+    assert "trained for its weights; recorded run kept: dev F1 41.0 vs 40.0 recorded (+1.00), " \
+           "test F1 29.0 vs 30.0 recorded (-1.00)" in out
+    recs = {r.config.key(): r for r in RS.load_exported(record)}
+    assert recs[a.key()].scores["dev"]["f1"] == 0.4  # kept as judged
+    assert recs[b.key()].scores["dev"]["f1"] == 0.41  # a config not recorded yet is recorded as usual
+    # and 07 merging the local runs does not displace the record either
+    t = TB.build_tables(list(recs.values()), "smoke")
+    REP.write_results(t, [], tmp_path, runs=got)
+    assert RS.by_key(RS.load_exported(record))[a.key()].scores["dev"]["f1"] == 0.4
+
+
 def test_pct_and_table_md():
     assert REP.pct(0.5234, 0.0123) == "52.3 ± 1.2" and REP.pct(0.5) == "50.0" and REP.pct(None) == "–"
     assert REP.interval(0.0123, -0.004, 0.028) == "+1.23 [-0.40, +2.80]" and REP.interval(None, 0, 0) is None
