@@ -19,7 +19,8 @@ saved = {}
 
 # %%
 cfg_scl, cfg_no_scl = experiments.scl_configs(profile)  # ablation rows picked by loss.scl_weight, first seed
-runs = experiments.run_all([cfg_scl, cfg_no_scl], need_weights=True)  # the models are loaded: local runs only
+# a run known only from the record is trained here for its model; the recorded run stays the judged one
+runs = experiments.run_all([cfg_scl, cfg_no_scl], need_weights=True)  # loaded below: local runs only
 models = [train.load(r)[0] for r in runs]
 docs = embeddings.split_docs(cfg_scl, "test")[:max_docs]
 train_docs = data.load_regime(cfg_scl.regime).train  # head / mid / tail by training frequency

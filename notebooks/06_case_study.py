@@ -16,7 +16,8 @@ saved = {}
 
 # %%
 cfg_atl, cfg_pemscl = experiments.headline_configs(profile)  # picked by loss kind, first seed
-runs = experiments.run_all([cfg_atl, cfg_pemscl], need_weights=True)  # the models are loaded: local runs only
+# a run known only from the record is trained here for its model; the recorded run stays the judged one
+runs = experiments.run_all([cfg_atl, cfg_pemscl], need_weights=True)  # loaded below: local runs only
 study = casestudy.CaseStudy(*runs, casestudy.split_docs(cfg_atl, "test"), names=("ATL", "PEMSCL"))
 
 # %% [markdown]
