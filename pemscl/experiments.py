@@ -408,6 +408,15 @@ def scl_configs(profile: str = "cpu", seed_index: int = 0):
     return cfgs[i], cfgs[j]
 
 
+def weight_configs(profile: str | Profile = "cpu") -> list[T.TrainConfig]:
+    """The runs whose models the notebooks load (05: scl_configs, 06: headline_configs), once."""
+    out: list[T.TrainConfig] = []
+    for c in (*scl_configs(profile), *headline_configs(profile)):
+        if c.key() not in {o.key() for o in out}:
+            out.append(c)
+    return out
+
+
 EXPERIMENTS = {"headline": headline, "ablation": ablation, "original_labels": original_labels,
                "ratio_sweep": ratio_sweep, "faithfulness": faithfulness, "layers": layers, "search": search}
 
@@ -700,29 +709,40 @@ def _train_one(cfg: T.TrainConfig, threads: int, root) -> str:
         run = T.train(cfg, root=root, progress=False)
     except RS.RunInProgress:  # another scheduler (or a notebook) has it: not this one's to finish
         return f"{cfg.label:<28} {cfg.regime:<14} seed {cfg.seed:<4} skipped: trained by another process"
+    kept = RS.recorded(cfg, RS.by_key(RS.load_exported(strict=False)))
+    if kept is not None:  # trained for its model (train_profile(weights=True)): the record stays
+        return run_line(run.labelled(cfg.label), "trained for its weights; " + reproduction(run, kept))
     RS.export_runs([run])  # merged under a lock: two workers may finish at once
     return run_line(run.labelled(cfg.label))
 
 
 def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | None = None,
                   budget_minutes: float | None = None, epoch_minutes: float = 4.0,
-                  only: Iterable[str] | None = None, root: str | Path | None = None) -> list[str]:
+                  only: Iterable[str] | None = None, root: str | Path | None = None,
+                  weights: bool = False) -> list[str]:
     """Train what a profile lacks, `workers` runs side by side (each with `threads` threads; on
     2 cores two single-threaded runs out-train one two-threaded run: benchmarks/bench_parallel.py),
     starting a run only while it can finish within budget_minutes (`schedule` sets the order; a
     run that does not fit is passed over for a shorter one). epoch_minutes: the guess for a kind
     of run with nothing recorded (4: a MiniLM epoch of 400 documents, bf16, one thread of two
-    side by side, with its dev pass). Returns the summary lines."""
+    side by side, with its dev pass). Returns the summary lines.
+
+    weights=True trains instead the runs whose models notebooks 05/06 load (weight_configs) that
+    have no local folder, as those notebooks would one at a time: on a fresh clone, before the
+    notebooks run. A recorded run trained again this way leaves its record as it is."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
-    planned = all_configs(profile, only=only)
-    carried = RS.carry_over(planned, RS.load_exported(strict=False), root)
-    if carried:  # recorded runs that are also runs of a changed config (e.g. a later min_epochs)
-        RS.export_runs(carried)
-        print(f"{len(carried)} recorded runs carried over to their new configs (runs.carries_over)", flush=True)
-    todo = schedule(profile, missing(planned, root), root)
-    grow = only is None or "headline" in only  # more seeds for PEMSCL vs ATL once the list is done
+    if weights:
+        todo = [c for c in weight_configs(profile) if RS.find_run(c, root) is None]
+    else:
+        planned = all_configs(profile, only=only)
+        carried = RS.carry_over(planned, RS.load_exported(strict=False), root)
+        if carried:  # recorded runs that are also runs of a changed config (e.g. a later min_epochs)
+            RS.export_runs(carried)
+            print(f"{len(carried)} recorded runs carried over to their new configs (runs.carries_over)", flush=True)
+        todo = schedule(profile, missing(planned, root), root)
+    grow = not weights and (only is None or "headline" in only)  # more seeds for PEMSCL vs ATL after the list
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     records = RS.load_exported(strict=False)
     deadline = time.time() + 60 * budget_minutes if budget_minutes else None
@@ -759,6 +779,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
     ap.add_argument("--only", default="", help="comma-separated experiments (default: all)")
     ap.add_argument("--plan", action="store_true", help="list what is missing and stop")
+    ap.add_argument("--weights", action="store_true",
+                    help="train the models notebooks 05/06 load that have no local folder (a recorded run "
+                         "trained again this way keeps its record), side by side with --workers")
     ap.add_argument("--status", action="store_true",
                     help="show the runs in progress or interrupted here (epochs, dev F1, pace) and stop")
     ap.add_argument("--workers", type=int, default=1)
@@ -801,7 +824,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   + (", ".join(f"{c.label} seed {c.seed}" for c in due) or "none"))
         return 0
     train_profile(a.profile, workers=a.workers, threads=a.threads, budget_minutes=a.budget_minutes,
-                  epoch_minutes=a.epoch_minutes, only=only)
+                  epoch_minutes=a.epoch_minutes, only=only, weights=a.weights)
     return 0
 
 

@@ -675,6 +675,18 @@ def test_train_profile_side_by_side_records_each_run_and_respects_the_budget(tmp
     import shutil
     shutil.rmtree(root)
     assert X.train_profile("smoke", only=["headline"], workers=2, root=root) == []
+    # but the models notebooks 05/06 load are: trained again side by side, the recorded runs kept as judged
+    before = {r.config.key(): r.scores for r in runs.load_exported()}
+    want = X.weight_configs("smoke")
+    assert {c.key() for c in want} == {c.key() for c in (*X.scl_configs("smoke"), *X.headline_configs("smoke"))}
+    lines = X.train_profile("smoke", workers=2, threads=1, root=root, weights=True)
+    assert len(lines) == len(want) and all(runs.find_run(c, root) is not None for c in want)
+    again = [c for c in want if c.key() in before]
+    assert again and sum("trained for its weights; recorded run kept" in line for line in lines) == len(again)
+    after = {r.config.key(): r.scores for r in runs.load_exported()}
+    assert all(after[k] == before[k] for k in before)  # nothing judged changed
+    assert set(after) == set(before) | {c.key() for c in want}  # a model not recorded yet is recorded
+    assert X.train_profile("smoke", workers=2, threads=1, root=root, weights=True) == []  # all here now
 
 
 def test_plan_from_the_command_line(tmp_path):
