@@ -328,7 +328,8 @@ def cost(cfgs: Mapping[str, list], att: Mapping[str, list]) -> dict:
     secs = [r["seconds"] or 0.0 for r in rows]
     planned = {c.key() for n in cfgs for c in cfgs[n]}
     # the recorded runs trained two at a time, one thread each (the cpu profile's way on 2 cores)
-    return {"runs": rows, "n_runs": len(rows), "n_planned": len(planned), "total_seconds": sum(secs), "wall_seconds_2": X.makespan(secs, 2),
+    return {"runs": rows, "n_runs": len(rows), "n_planned": len(planned), "total_seconds": sum(secs),
+            "wall_seconds_2": X.makespan(secs, 2),
             "per_experiment_seconds": {n: sum(r["seconds"] or 0.0 for r in rows if r["experiments"][0] == n)
                                        for n in cfgs},
             "max_seconds": max(secs) if secs else None,
