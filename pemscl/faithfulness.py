@@ -25,6 +25,11 @@ class Difference:
     released: str
     option: str  # how to select the released behaviour (a config / loss field), or why none is needed
     row: str | None = None  # the experiments.FAITHFULNESS row that measures it, if any
+    also: tuple[str, ...] = ()  # rows measuring another option of the same difference
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        return ((self.row,) if self.row else ()) + self.also
 
 
 DIFFERENCES: tuple[Difference, ...] = (
@@ -51,7 +56,7 @@ DIFFERENCES: tuple[Difference, ...] = (
                "a broadcasting slip weights every pair by the batch average of 1/|P| (and 1/|N|); the NS "
                "class divides by all negatives too",
                "`em_batch_average=True`; `neg_count='sampled'` divides by the sampled negatives instead",
-               "EM batch-average weights (#5)"),
+               "EM batch-average weights (#5)", also=("gamma2 over sampled negatives (#5, NS)",)),
     Difference(6, "negative label sampling (Eq. 12)",
                "for every NA pair an independent uniform subset of its negative relations (ratio 0.1)",
                "one keep-mask per forward pass shared by all NA pairs of the batch; the class is never "
@@ -96,6 +101,20 @@ def measured(tables: Mapping | None) -> dict[str, dict]:
     return {r["label"]: r for r in rows}
 
 
+def effect(d: Difference, measured_rows: Mapping[str, Mapping]) -> str:
+    """The measured-effect cell: one row's Δ test F1, or each row named when a difference has
+    several options; "not run" for a row without a measurement, "no option" without a row."""
+    def one(label: str) -> str:
+        x = (measured_rows.get(label) or {}).get("delta_test_f1")
+        return "not run" if x is None else f"{_pts(x)} F1"
+
+    if not d.rows:
+        return "no option"
+    if len(d.rows) == 1:
+        return one(d.rows[0])
+    return "; ".join(f"{label}: {one(label)}" for label in d.rows)
+
+
 def render(tables: Mapping | None = None, source: str = "results/results.json") -> str:
     rows = measured(tables)
     profile = (tables or {}).get("profile", "–")
@@ -118,10 +137,7 @@ def render(tables: Mapping | None = None, source: str = "results/results.json") 
         "|---|---|---|---|---|---|",
     ]
     for d in DIFFERENCES:
-        r = rows.get(d.row) if d.row else None
-        effect = _pts(r.get("delta_test_f1")) + " F1" if r and r.get("delta_test_f1") is not None else (
-            "not run" if d.row else "no option")
-        lines.append(f"| {d.number} | {d.topic} | {d.paper} | {d.released} | {d.option} | {effect} |")
+        lines.append(f"| {d.number} | {d.topic} | {d.paper} | {d.released} | {d.option} | {effect(d, rows)} |")
     lines += ["", f"Numbers from `{source}`; regenerate with the results (07_results).", ""]
     return "\n".join(lines)
 

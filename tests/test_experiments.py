@@ -865,3 +865,19 @@ def test_runs_on_original_labels_get_their_own_epoch_budget():
     # profiles without original_epochs keep one budget for every regime (quick's keys do not move)
     quick = {c.regime: (c.epochs, c.patience) for c in X.all_configs("quick")}
     assert set(quick.values()) == {(4, None)} and "oog-mini" in quick  # no early stopping there at all
+
+
+def test_faithfulness_doc_names_each_measured_option_of_a_difference():
+    from pemscl import faithfulness as FA
+
+    labels = {lab for lab, _, _ in X.FAITHFULNESS}
+    assert all(set(d.rows) <= labels for d in FA.DIFFERENCES)  # every row a difference names exists
+    five = next(d for d in FA.DIFFERENCES if d.number == 5)
+    measured = {"gamma2 over sampled negatives (#5, NS)": {"delta_test_f1": -0.0067}}
+    # the cpu profile skips the batch-average row but measures the sampled-count one: both are named
+    assert FA.effect(five, measured) == ("EM batch-average weights (#5): not run; "
+                                         "gamma2 over sampled negatives (#5, NS): -0.7 F1")
+    one = next(d for d in FA.DIFFERENCES if d.number == 2)
+    assert FA.effect(one, {"NA anchors (#2)": {"delta_test_f1": -0.0311}}) == "-3.1 F1"
+    assert FA.effect(one, {}) == "not run"
+    assert FA.effect(next(d for d in FA.DIFFERENCES if not d.rows), measured) == "no option"
