@@ -396,9 +396,8 @@ def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | 
     out: dict[str, Path] = {}
     if runs is not None:
         keys = {c.key() for c in X.all_configs(tables["profile"])}
-        known = {r.config.key() for r in RS.load_exported(folder / "runs.jsonl", strict=False)} \
-            if (folder / "runs.jsonl").exists() else set()
-        out["runs"] = RS.export_runs([r for r in runs if r.config.key() in keys - known], folder / "runs.jsonl")
+        out["runs"] = RS.export_runs([r for r in runs if r.config.key() in keys], folder / "runs.jsonl",
+                                     keep_recorded=True)
     records = RS.record_summary(folder / "runs.jsonl")
     js, md = folder / "results.json", folder / "results.md"
     payload = {"tables": tables, "claims": list(claim_rows), "published": PUBLISHED, "records": records}

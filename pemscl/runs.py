@@ -220,14 +220,18 @@ def _resolve(rec: dict, recs: dict, where: str) -> dict:
     return full | {"scores": {**src["scores"], "carried_from": rec["carried_from"]}, "history": src["history"]}
 
 
-def export_runs(runs: Iterable[Run], path: str | Path | None = None) -> Path:
+def export_runs(runs: Iterable[Run], path: str | Path | None = None, *, keep_recorded: bool = False) -> Path:
     """Merge runs into the record: a run already recorded (same key) is replaced by the newer
-    one, every other line is kept as it was (a carried-over copy may become a pointer to its
-    source, which loads the same). Lines are sorted by folder name so diffs stay small."""
+    one, or left as recorded with keep_recorded (a local folder of a recorded config must not
+    displace the run the results were judged on); every other line is kept as it was (a
+    carried-over copy may become a pointer to its source, which loads the same). Lines are
+    sorted by folder name so diffs stay small."""
     path = Path(path) if path is not None else record_path()
     new = [to_record(run) for run in runs]
     with _locked(path):  # two runs side by side may finish at once: read-merge-write under a lock
         recs = {(r.get("key"), r.get("v")): _expanded(r) for r in _read_lines(path)}
+        if keep_recorded:
+            new = [rec for rec in new if (rec["key"], rec["v"]) not in recs]
         replaced = {(rec["key"], rec["v"]) for rec in new}
         # a pointer keeps the scores it was carried with, even when its source is trained again
         recs = {k: _resolve(r, recs, str(path)) if (r.get("carried_from"), r.get("v")) in replaced else r
