@@ -41,7 +41,7 @@ from . import experiments as X
 from . import runs as RS
 from . import stats as S
 from .published import CLAIM_EFFECTS
-from .tables import attach_all, dev_curve
+from .tables import attach_all
 
 N_BOOT = 2000
 BOOT_SEED = 0  # one fixed resampling seed: the same runs always give the same intervals
@@ -211,7 +211,7 @@ def cut_short(runs: Iterable[RS.Run], dev_split: str) -> list[dict]:
     out, seen = [], set()
     for r in runs:
         key = r.config.key()
-        f1s = dev_curve(r, dev_split)
+        f1s = RS.dev_curve(r, dev_split)
         if key in seen or not f1s:
             continue
         seen.add(key)

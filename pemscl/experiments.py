@@ -90,6 +90,11 @@ class Profile:
     # ... and only while the profile's recorded training (every run of it, in hours) is under
     # this budget (None: no limit). A seed with one of its two runs recorded is finished anyway.
     seed_budget_hours: float | None = None
+    # (epochs, min_epochs) of a second run of a claim-bearing config whose curve on its claim's dev
+    # set was cut short (train.converged): that config trained again with the longer budget, and
+    # the tables and claims read the longer run in its place (longer_configs). None: a run cut
+    # short stays as it is, marked so.
+    longer: tuple[int, int] | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -106,6 +111,7 @@ PROFILES: dict[str, Profile] = {
                    original_epochs=24, original_min_epochs=20,
                    seeds=(66, 67, 68), claim_seeds=3, ratios=(0.05, 0.1, 0.3, 1.0), atl_ratios=(0.1, 1.0),
                    more_seeds=(69, 70, 71, 72), seed_budget_hours=12.0,  # issue 9: "about 12 hours"
+                   longer=(24, 20),  # the original-label runs' budget, which converged all 12 of them
                    faithfulness_rows=("SupCon SCL (#1)", "NA anchors (#2)", "NS mask per batch (#6)",
                                       "gamma2 over sampled negatives (#5, NS)", "long-tail term x anchor share (#12)")),
     "paper": Profile(name="paper", preset="paper-redocred", gold_regime="redocred", oog_regime="oog",
@@ -342,20 +348,64 @@ def more_seeds(profile: str | Profile, records: Sequence[T.Run]) -> list[T.Train
     return []
 
 
-def profile_configs(profile: str | Profile, only: Iterable[str] | None = None) -> list[T.TrainConfig]:
-    """all_configs and, with the headline, the extra seeds train_profile may add after them."""
+def profile_configs(profile: str | Profile, only: Iterable[str] | None = None,
+                    records: Iterable[T.Run] | None = None) -> list[T.TrainConfig]:
+    """all_configs and what train_profile may add after them: with the headline, the extra
+    seeds; and the longer runs of the cut-short claim-bearing runs among `records` (default:
+    runs.jsonl)."""
     p = get_profile(profile)
     configs = all_configs(p, only=only)
     if only is None or "headline" in only:
         keys = {c.key() for c in configs}
         configs += [c for c in extra_seed_configs(p, p.more_seeds) if c.key() not in keys]
+    if p.longer:
+        records = RS.load_exported(strict=False) if records is None else records
+        keys = {c.key() for c in configs}
+        configs += [c for k, c in longer_configs(p, records).items() if k in keys and c.key() not in keys]
     return configs
+
+
+def claim_configs(profile: str | Profile) -> list[T.TrainConfig]:
+    """The configs the two-row claims rest on: CLAIM_ROWS at their seeds, the tail claim's
+    row and the headline's extra seeds (the ratio claim's runs are those the dev sets pick)."""
+    p = get_profile(profile)
+    out = [c for exp, rows in CLAIM_ROWS.items() for c in EXPERIMENTS[exp](p) if c.label in rows]
+    out += [c for c in ablation(p) if c.label == TAIL_ROW] + extra_seed_configs(p, p.more_seeds)
+    return out
+
+
+def claim_dev_split(p: Profile, cfg: T.TrainConfig) -> str:
+    """The dev set that says whether a claim-bearing run is an end point: gold dev for runs on
+    original labels (their claims read gold test), else the dev set it was selected on."""
+    return "dev_gold" if cfg.regime == p.oog_regime and "dev_gold" in (cfg.select or ()) else "dev"
+
+
+def longer_configs(profile: str | Profile, records: Iterable[T.Run]) -> dict[str, T.TrainConfig]:
+    """{key of a claim-bearing config whose recorded run was cut short on its claim's dev set:
+    that config with the profile's `longer` (epochs, min_epochs)}. Seed, label and everything
+    else stay, so the longer run pairs with the same seeds of the other rows; a longer run that
+    is cut short again stays so (there is no third budget). Judged on dev, never on test."""
+    from .train import converged
+
+    p = get_profile(profile)
+    if not p.longer:
+        return {}
+    have = RS.by_key(records)
+    out = {}
+    for c in claim_configs(p):
+        r = have.get(c.key())
+        if r is None or c.epochs >= p.longer[0] or c.key() in out:
+            continue
+        f1s = RS.dev_curve(r, claim_dev_split(p, c))
+        if f1s and not converged(f1s, f1s.index(max(f1s)) + 1):
+            out[c.key()] = T.override(c, epochs=p.longer[0], min_epochs=p.longer[1])
+    return out
 
 
 def trained_hours(profile: str | Profile, records: Sequence[T.Run]) -> float:
     """Hours of training the profile's recorded runs took (each distinct run once, its extra
-    seeds included): what `seed_budget_hours` is checked against."""
-    keys = {c.key() for c in profile_configs(profile)}
+    seeds and longer runs included): what `seed_budget_hours` is checked against."""
+    keys = {c.key() for c in profile_configs(profile, records=records)}
     seconds = {r.config.key(): r.scores.get("seconds") or 0.0 for r in records if r.config.key() in keys}
     return sum(seconds.values()) / 3600
 
@@ -617,6 +667,16 @@ def epochs_done(cfg: T.TrainConfig, root: str | Path | None = None) -> int:
     return len(read_json(d / "history.json"))
 
 
+def after_the_list(profile: str | Profile, records: Sequence[T.Run], only: Iterable[str] | None = None,
+                   grow: bool = True, root: str | Path | None = None) -> list[T.TrainConfig]:
+    """What train_profile trains once the planned list is started, judged on the runs recorded
+    so far: the longer runs of claim-bearing runs recorded cut short (longer_configs), then,
+    with `grow`, the next seed for PEMSCL vs ATL (more_seeds)."""
+    keys, have = {c.key() for c in profile_configs(profile, only, records=[])}, RS.by_key(records)
+    out = missing([c for k, c in longer_configs(profile, records).items() if k in keys and c.key() not in have], root)
+    return out + (more_seeds(profile, records) if grow else [])
+
+
 def in_progress(profile: str | Profile = "cpu", root: str | Path | None = None,
                 only: Iterable[str] | None = None) -> list[dict]:
     """The profile's runs with saved epochs and no DONE here: each with its epochs done of its
@@ -752,8 +812,8 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
         running: set = set()
         while True:
             while len(running) < workers:
-                if not todo and grow:
-                    todo = [c for c in more_seeds(profile, records) if c.key() not in started]
+                if not todo and not weights:  # the list is started: what the recorded runs now call for
+                    todo = [c for c in after_the_list(profile, records, only, grow, root) if c.key() not in started]
                 fits = [c for c in todo if not deadline
                         or time.time() + 60 * _expected_minutes(c, records, epoch_minutes, root) <= deadline]
                 if not fits:
@@ -797,8 +857,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(progress_lines(in_progress(a.profile, only=only))))
         return 0
     if a.plan:
-        planned = all_configs(a.profile, only=only)
         records = RS.load_exported(strict=False)
+        planned = all_configs(a.profile, only=only)
+        keys = {c.key() for c in planned}
+        planned += [c for k, c in longer_configs(a.profile, records).items() if k in keys]  # due now
         carried = RS.carry_over(planned, records, copy=False)  # counted here, recorded by training
         records += carried
         carried_keys = {r.config.key() for r in carried}

@@ -265,6 +265,21 @@ def claim_runs_line(claim_rows: Sequence[Mapping]) -> str | None:
                                           for x in short.values()) if short else "") + ".")
 
 
+def longer_line(rows: Sequence[Mapping]) -> str:
+    """The claim-bearing runs trained again with a longer budget (tables.longer_table)."""
+    def one(r: Mapping) -> str:
+        if r["key"] is None:
+            return f"{r['run']}: still to train"
+        return (f"{r['run']}: {r['dev']} F1 {pct(r['dev_f1_short'])} → {pct(r['dev_f1'])} (best epoch "
+                f"{r['best_epoch']}, {'converged' if r['converged'] else 'cut short again'}), test F1 "
+                f"{pct(r['test_f1_short'])} → {pct(r['test_f1'])}")
+    budgets = sorted({(r["epochs_short"], r["epochs"]) for r in rows})
+    return ("- Cut short, so trained again with a longer budget ("
+            + ", ".join(f"{a} → {b} epochs" for a, b in budgets)
+            + "; the tables and claims read the longer run, the record keeps both): "
+            + "; ".join(map(one, rows)) + ".")
+
+
 def summary_lines(tables: Mapping, claim_rows: Sequence[Mapping]) -> list[str]:
     """The results in a few bullets, every number read from the tables and claims: the verdicts
     grouped, ATL and PEMSCL of the headline, how many runs converged and the epochs they needed
@@ -300,6 +315,8 @@ def summary_lines(tables: Mapping, claim_rows: Sequence[Mapping]) -> list[str]:
     line = claim_runs_line(claim_rows)
     if line:
         out.append(line)
+    if tables.get("longer"):
+        out.append(longer_line(tables["longer"]))
     cost = tables.get("cost") or {}
     if cost.get("n_runs"):
         planned = cost.get("n_planned") or cost["n_runs"]
@@ -395,7 +412,7 @@ def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | 
     folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     if runs is not None:
-        keys = {c.key() for c in X.all_configs(tables["profile"])}
+        keys = {c.key() for c in X.profile_configs(tables["profile"], records=runs)}
         out["runs"] = RS.export_runs([r for r in runs if r.config.key() in keys], folder / "runs.jsonl",
                                      keep_recorded=True)
     records = RS.record_summary(folder / "runs.jsonl")

@@ -62,6 +62,11 @@ class Run:
         return E.read_predictions(self.dir / f"predictions_{split}.json")
 
 
+def dev_curve(run: Run, split: str) -> list[float]:
+    """The run's F1 per epoch on `split` (e.g. "dev", "dev_gold"), epochs without it skipped."""
+    return [h[f"{split}_f1"] for h in run.history or [] if h.get(f"{split}_f1") is not None]
+
+
 def is_complete(run_dir: str | Path) -> bool:
     return (Path(run_dir) / "DONE").exists()
 

@@ -64,12 +64,23 @@ def infer_profile(runs: Sequence[RS.Run]) -> str:
 
 def experiment_configs(name: str, p: X.Profile, runs: Sequence) -> list:
     """An experiment's configs; the headline's include the seeds added to PEMSCL vs ATL by the
-    interval rule (experiments.more_seeds) where they were run."""
+    interval rule (experiments.more_seeds) where they were run, and a claim-bearing config cut
+    short is replaced by its longer config (experiments.longer_configs) once that has a run."""
     cfgs = X.EXPERIMENTS[name](p)
+    keys = {r.config.key() for r in runs}
     if name == "headline":
-        keys = {r.config.key() for r in runs}
         cfgs += [c for c in X.extra_seed_configs(p, p.more_seeds) if c.key() in keys]
-    return cfgs
+    longer = {k: c for k, c in X.longer_configs(p, runs).items() if c.key() in keys}
+    return [longer.get(c.key(), c) for c in cfgs]
+
+
+def longer_runs(p: X.Profile, runs: Sequence) -> tuple[list, list[RS.Run]]:
+    """(the longer configs of cut-short claim-bearing runs that have no run yet: still to train,
+    the cut-short runs whose longer run is in: out of the tables, but trained, so in the cost)."""
+    by_key = RS.by_key(runs)
+    longer = X.longer_configs(p, runs)
+    return ([c for c in longer.values() if c.key() not in by_key],
+            [by_key[k] for k, c in longer.items() if c.key() in by_key])
 
 
 def attach_all(runs: Iterable, profile: str | X.Profile,
@@ -206,11 +217,6 @@ def relation_groups(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[d
     return rows
 
 
-def dev_curve(run: RS.Run, split: str) -> list[float]:
-    """The run's F1 per epoch on `split` (e.g. "dev", "dev_gold"), epochs without it skipped."""
-    return [h[f"{split}_f1"] for h in run.history or [] if h.get(f"{split}_f1") is not None]
-
-
 def other_dev_convergence(run: RS.Run) -> tuple[bool | None, int | None]:
     """(converged, best epoch) of a run's second selection dev set (gold dev, for a run trained
     on original labels and selected on original dev); (None, None) for a run with one.
@@ -223,7 +229,7 @@ def other_dev_convergence(run: RS.Run) -> tuple[bool | None, int | None]:
 
     if not run.config.select or len(run.config.select) < 2:
         return None, None
-    f1s = dev_curve(run, run.config.select[1])
+    f1s = RS.dev_curve(run, run.config.select[1])
     if not f1s:
         return None, None
     best = f1s.index(max(f1s)) + 1
@@ -298,7 +304,7 @@ def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) 
 
     steps, n_runs = [], 0
     for _, r in _distinct(cfgs, att):
-        f1s = dev_curve(r, r.config.select[0]) if r.config.select else []
+        f1s = RS.dev_curve(r, r.config.select[0]) if r.config.select else []
         if len(f1s) > last and len(f1s) >= r.config.epochs:
             n_runs += 1
             tail = f1s[-(last + 1):]
@@ -312,26 +318,50 @@ def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) 
             "flat_cut_short": 1 - NormalDist(0, two).cdf(FLAT_GAIN) if two > 0 else 0.0}
 
 
-def cost(cfgs: Mapping[str, list], att: Mapping[str, list]) -> dict:
-    """Seconds and memory of every distinct run that took part, once."""
-    where: dict[str, list[str]] = {}
+def longer_table(p: X.Profile, runs: Sequence[RS.Run]) -> list[dict]:
+    """One row per cut-short claim-bearing run and its longer run (experiments.longer_configs):
+    both budgets, the longer run's key (None while still to train) and both runs' dev and test
+    F1, the longer one's best epoch and whether its curve converged on the claim's dev set."""
+    from .train import converged
+
+    by_key, out = RS.by_key(runs), []
+    for k, c in X.longer_configs(p, runs).items():
+        short, long = by_key[k], by_key.get(c.key())
+        split = X.claim_dev_split(p, c)
+        f1s = RS.dev_curve(long, split) if long else []
+        out.append({"run": f"{c.label} ({c.regime}, seed {c.seed})", "short_key": k, "key": long and c.key(),
+                    "epochs_short": short.config.epochs, "epochs": c.epochs, "min_epochs": c.min_epochs,
+                    "dev": split, "dev_f1_short": max(RS.dev_curve(short, split), default=None),
+                    "test_f1_short": (short.scores.get("test") or {}).get("f1"),
+                    "dev_f1": max(f1s, default=None), "test_f1": long and (long.scores.get("test") or {}).get("f1"),
+                    "best_epoch": f1s.index(max(f1s)) + 1 if f1s else None,
+                    "converged": converged(f1s, f1s.index(max(f1s)) + 1) if f1s else None})
+    return out
+
+
+def cost(cfgs: Mapping[str, list], att: Mapping[str, list], replaced: Sequence[RS.Run] = (),
+         pending: int = 0) -> dict:
+    """Seconds and memory of every distinct run that took part, once, and of the `replaced`
+    cut-short runs (trained, then stood in for by a longer run: experiment "replaced");
+    n_planned counts both and the `pending` longer runs still to train."""
+    where: dict[str, list[str]] = {r.config.key(): ["replaced"] for r in replaced}
     for n in cfgs:
         for r in att[n]:
             if r is not None and n not in where.setdefault(r.config.key(), []):
                 where[r.config.key()].append(n)
     rows = []
-    for _, r in _distinct(cfgs, att):
+    for _, r in [*_distinct(cfgs, att), *(("replaced", r) for r in replaced)]:
         f = X.flat_scores(r)
         rows.append({"label": f["label"], "experiments": where[f["key"]], "regime": f["regime"], "seed": f["seed"],
                      "train_layers": f["train_layers"], "seconds": f["seconds"], "peak_rss_mb": f["peak_rss_mb"],
                      "peak_cuda_mb": f.get("peak_cuda_mb"), "device": f["device"], "precision": f["precision"]})
     secs = [r["seconds"] or 0.0 for r in rows]
-    planned = {c.key() for n in cfgs for c in cfgs[n]}
+    planned = {c.key() for n in cfgs for c in cfgs[n]} | {r.config.key() for r in replaced}
     # the recorded runs trained two at a time, one thread each (the cpu profile's way on 2 cores)
-    return {"runs": rows, "n_runs": len(rows), "n_planned": len(planned), "total_seconds": sum(secs),
+    return {"runs": rows, "n_runs": len(rows), "n_planned": len(planned) + pending, "total_seconds": sum(secs),
             "wall_seconds_2": X.makespan(secs, 2),
             "per_experiment_seconds": {n: sum(r["seconds"] or 0.0 for r in rows if r["experiments"][0] == n)
-                                       for n in cfgs},
+                                       for n in [*cfgs, *(["replaced"] if replaced else [])]},
             "max_seconds": max(secs) if secs else None,
             "peak_rss_mb": max((r["peak_rss_mb"] or 0 for r in rows), default=None),
             "peak_cuda_mb": max((r["peak_cuda_mb"] or 0 for r in rows), default=None) or None,
@@ -344,9 +374,12 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
     runs = as_runs(runs)
     p = X.get_profile(profile or infer_profile(runs))
     cfgs, att = attach_all(runs, p)
+    missing = {n: missing_labels(cfgs[n], att[n]) for n in cfgs}
+    pending, replaced = longer_runs(p, runs)  # the tables show a cut-short run until its longer one is in
+    if pending:
+        missing["longer"] = [f"{c.label} ({c.regime}, seed {c.seed}, {c.epochs} epochs)" for c in pending]
     return {"profile": p.name, "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "published_source": PUBLISHED["source"],
-            "missing": {n: missing_labels(cfgs[n], att[n]) for n in cfgs},
+            "published_source": PUBLISHED["source"], "missing": missing,
             "table2": table2(att), "table3": table3(att), "table4": table4(p, cfgs, att),
             "figure2": figure2(cfgs, att), "faithfulness": faithfulness(cfgs, att),
             # how many trained layers keep F1 near full fine-tuning (None: all layers)
@@ -356,6 +389,7 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
             "search": X.summarise(att.get("search", []), metrics=("dev_f1", "dev_tail_f1", "test_ign_f1", "test_f1")),
             "groups": relation_groups(cfgs, att), "convergence": convergence(cfgs, att),
             "curves": convergence_curves(cfgs, att),
-            "dev_noise": dev_noise(cfgs, att), "cost": cost(cfgs, att),
+            "dev_noise": dev_noise(cfgs, att), "cost": cost(cfgs, att, replaced, pending=len(pending)),
+            "longer": longer_table(p, runs),
             # what benchmarks/gpu_check.sh measured, beside the CPU runs of the same configs (None: never run)
             "gpu": gpu_check.report(runs)}

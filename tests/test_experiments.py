@@ -881,3 +881,62 @@ def test_faithfulness_doc_names_each_measured_option_of_a_difference():
     assert FA.effect(one, {"NA anchors (#2)": {"delta_test_f1": -0.0311}}) == "-3.1 F1"
     assert FA.effect(one, {}) == "not run"
     assert FA.effect(next(d for d in FA.DIFFERENCES if not d.rows), measured) == "no option"
+
+
+def _curve(*f1s, key="dev_f1"):
+    return [{"epoch": i + 1, key: f} for i, f in enumerate(f1s)]
+
+
+def test_a_claim_bearing_run_cut_short_is_trained_again_longer_and_stands_in_for_it(tmp_path, monkeypatch):
+    p = dataclasses.replace(X.get_profile("smoke"), longer=(3, 2))
+    assert X.longer_configs(p, []) == {}
+    flat, climbing = _curve(0.50, 0.56, 0.55, 0.54), _curve(0.50, 0.52, 0.54, 0.56)  # converged / +2 F1 at the end
+    runs = [_counted(c, [5] * 30) for c in X.headline(p) + X.ablation(p) + X.original_labels(p)]
+    runs = list({r.config.key(): r for r in runs}.values())
+    for r in runs:
+        r.history = flat
+    pick = lambda label, seed, regime=p.gold_regime: next(  # noqa: E731
+        r for r in runs if (r.config.label, r.config.seed, r.config.regime) == (label, seed, regime))
+    atl67, bce66 = pick("ATL", 67), pick("BCE", 66)
+    atl67.history = bce66.history = climbing  # BCE bears no claim: its cut-short run is only marked
+    # original-label runs are end points by gold dev: climbing on original dev alone is not cut short
+    ns = pick("PEMSCL+NS", 66, p.oog_regime)
+    ns.history = [h | g for h, g in zip(climbing, _curve(0.30, 0.35, 0.34, 0.33, key="dev_gold_f1"))]
+    longer = X.longer_configs(p, runs)
+    assert list(longer) == [atl67.config.key()]
+    new = longer[atl67.config.key()]
+    assert (new.label, new.seed, new.regime, new.epochs, new.min_epochs) == ("ATL", 67, p.gold_regime, 3, 2)
+    assert new.key() != atl67.config.key() and T.override(new, epochs=1, min_epochs=None).key() == atl67.config.key()
+    assert X.longer_configs(dataclasses.replace(p, longer=None), runs) == {}  # without `longer`: kept as they are
+    assert [c.key() for c in X.after_the_list(p, runs, root=tmp_path / "runs")] == [new.key()]
+    assert new.key() in {c.key() for c in X.profile_configs(p, records=runs)}
+    # until the longer run is in, the tables read the short one and list the longer one to train
+    t = TB.build_tables(runs, p)
+    assert t["missing"]["longer"] == ["ATL (redocred-mini, seed 67, 3 epochs)"]
+    assert REP.longer_line(t["longer"]).endswith("): ATL (redocred-mini, seed 67): still to train.")
+    assert t["cost"]["n_planned"] == len({c.key() for c in X.all_configs(p)}) + 1
+    claim = next(c for c in C.judge(runs, p) if c["id"] == "pemscl-vs-atl")
+    assert atl67.config.key() in claim["runs_b"] and [x["key"] for x in claim["cut_short"]] == [atl67.config.key()]
+    # the longer run (converged, 2 more correct facts a document) takes the short one's place
+    done = _counted(new, [7] * 30)
+    done.history = flat
+    runs.append(done)
+    t = TB.build_tables(runs, p)
+    assert "longer" not in t["missing"] and t["cost"]["n_planned"] == len({c.key() for c in X.all_configs(p)}) + 1
+    # the short run leaves the tables but not the cost: it was trained
+    assert t["cost"]["n_runs"] == len(runs) and t["cost"]["total_seconds"] == sum(r.scores["seconds"] for r in runs)
+    assert t["cost"]["per_experiment_seconds"]["replaced"] == atl67.scores["seconds"]
+    claim = next(c for c in C.judge(runs, p) if c["id"] == "pemscl-vs-atl")
+    assert claim["runs_b"] == [pick("ATL", 66).config.key(), new.key()] and claim["cut_short"] == []
+    assert claim["seed_diffs"] == pytest.approx([0.0, -0.2])  # seed 67: 5 against 7 correct of 10
+    atl = next(r for r in t["table2"] if r["label"] == "ATL")
+    assert atl["n"] == 2 and atl["test_f1"] == pytest.approx(0.6)  # (0.5 + 0.7) / 2
+    assert X.after_the_list(p, runs, root=tmp_path / "runs") == []
+    assert ("- Cut short, so trained again with a longer budget (1 → 3 epochs; the tables and claims read the longer "
+            "run, the record keeps both): ATL (redocred-mini, seed 67): dev F1 56.0 → 56.0 (best epoch 2, converged), "
+            "test F1 50.0 → 70.0.") in REP.summary_lines(t, C.judge(runs, p))
+    # the record keeps the longer run (and the short one it replaced); results name their profile
+    monkeypatch.setitem(X.PROFILES, "smoke", p)
+    REP.write_results(t, [], tmp_path, runs=runs)
+    keys = {r.config.key() for r in RS.load_exported(tmp_path / "runs.jsonl")}
+    assert {new.key(), atl67.config.key()} <= keys
