@@ -206,7 +206,7 @@ def cut_short(runs: Iterable[RS.Run], dev_split: str) -> list[dict]:
     """The runs (each once) whose F1 curve on `dev_split` had not converged (train.converged)
     by their last epoch: label, key, the dev set, and the gain of their last two epochs. A run
     without that curve in its history is left out: there is nothing to judge it on."""
-    from .train import converged
+    from .train import curve_end
 
     out, seen = [], set()
     for r in runs:
@@ -215,7 +215,7 @@ def cut_short(runs: Iterable[RS.Run], dev_split: str) -> list[dict]:
         if key in seen or not f1s:
             continue
         seen.add(key)
-        if not converged(f1s, f1s.index(max(f1s)) + 1):
+        if curve_end(f1s)[0] is False:
             out.append({"run": _label(r.config), "key": key, "dev": dev_split, "epochs": len(f1s),
                         "last_gain": f1s[-1] - f1s[-3] if len(f1s) >= 3 else None})
     return out

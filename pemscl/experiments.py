@@ -385,7 +385,7 @@ def longer_configs(profile: str | Profile, records: Iterable[T.Run]) -> dict[str
     that config with the profile's `longer` (epochs, min_epochs)}. Seed, label and everything
     else stay, so the longer run pairs with the same seeds of the other rows; a longer run that
     is cut short again stays so (there is no third budget). Judged on dev, never on test."""
-    from .train import converged
+    from .train import curve_end
 
     p = get_profile(profile)
     if not p.longer:
@@ -396,8 +396,7 @@ def longer_configs(profile: str | Profile, records: Iterable[T.Run]) -> dict[str
         r = have.get(c.key())
         if r is None or c.epochs >= p.longer[0] or c.key() in out:
             continue
-        f1s = RS.dev_curve(r, claim_dev_split(p, c))
-        if f1s and not converged(f1s, f1s.index(max(f1s)) + 1):
+        if curve_end(RS.dev_curve(r, claim_dev_split(p, c)))[0] is False:
             out[c.key()] = T.override(c, epochs=p.longer[0], min_epochs=p.longer[1])
     return out
 

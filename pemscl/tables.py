@@ -225,15 +225,11 @@ def other_dev_convergence(run: RS.Run) -> tuple[bool | None, int | None]:
     gaps, so its curve may climb to the end of any budget while gold dev has long gone flat;
     the claims on such runs read gold test, so gold dev is the curve that says whether their
     numbers are end points."""
-    from .train import converged
+    from .train import curve_end
 
     if not run.config.select or len(run.config.select) < 2:
         return None, None
-    f1s = RS.dev_curve(run, run.config.select[1])
-    if not f1s:
-        return None, None
-    best = f1s.index(max(f1s)) + 1
-    return converged(f1s, best), best
+    return curve_end(RS.dev_curve(run, run.config.select[1]))
 
 
 def convergence(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]:
@@ -322,20 +318,22 @@ def longer_table(p: X.Profile, runs: Sequence[RS.Run]) -> list[dict]:
     """One row per cut-short claim-bearing run and its longer run (experiments.longer_configs):
     both budgets, the longer run's key (None while still to train) and both runs' dev and test
     F1, the longer one's best epoch and whether its curve converged on the claim's dev set."""
-    from .train import converged
+    from .train import curve_end
 
     by_key, out = RS.by_key(runs), []
     for k, c in X.longer_configs(p, runs).items():
         short, long = by_key[k], by_key.get(c.key())
         split = X.claim_dev_split(p, c)
         f1s = RS.dev_curve(long, split) if long else []
-        out.append({"run": f"{c.label} ({c.regime}, seed {c.seed})", "short_key": k, "key": long and c.key(),
+        ok, best = curve_end(f1s)
+        out.append({"run": f"{c.label} ({c.regime}, seed {c.seed})", "short_key": k,
+                    "key": c.key() if long else None,
                     "epochs_short": short.config.epochs, "epochs": c.epochs, "min_epochs": c.min_epochs,
                     "dev": split, "dev_f1_short": max(RS.dev_curve(short, split), default=None),
                     "test_f1_short": (short.scores.get("test") or {}).get("f1"),
-                    "dev_f1": max(f1s, default=None), "test_f1": long and (long.scores.get("test") or {}).get("f1"),
-                    "best_epoch": f1s.index(max(f1s)) + 1 if f1s else None,
-                    "converged": converged(f1s, f1s.index(max(f1s)) + 1) if f1s else None})
+                    "dev_f1": max(f1s, default=None),
+                    "test_f1": (long.scores.get("test") or {}).get("f1") if long else None,
+                    "best_epoch": best, "converged": ok})
     return out
 
 

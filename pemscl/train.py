@@ -417,6 +417,15 @@ def converged(f1s: Sequence[float], best_epoch: int) -> bool:
     return len(f1s) >= 3 and f1s[-1] - f1s[-3] <= FLAT_GAIN
 
 
+def curve_end(f1s: Sequence[float]) -> tuple[bool | None, int | None]:
+    """(converged, best epoch) of a dev F1 curve, the first best epoch on ties; (None, None)
+    for an empty curve."""
+    if not f1s:
+        return None, None
+    best = list(f1s).index(max(f1s)) + 1
+    return converged(f1s, best), best
+
+
 def should_stop(cfg: TrainConfig, epoch: int, selections: list[Selection]) -> bool:
     """After `epoch` epochs: every dev set's best is `patience` epochs old, and at least
     `min_epochs` epochs are done."""
