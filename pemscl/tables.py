@@ -62,7 +62,7 @@ def infer_profile(runs: Sequence[RS.Run]) -> str:
     return best
 
 
-def experiment_configs(name: str, p: X.Profile, runs: Sequence) -> list:
+def experiment_configs(name: str, p: X.Profile, runs: Sequence, longer: Mapping | None = None) -> list:
     """An experiment's configs; the headline's include the seeds added to PEMSCL vs ATL by the
     interval rule (experiments.more_seeds) where they were run, and a claim-bearing config cut
     short is replaced by its longer config (experiments.longer_configs) once that has a run."""
@@ -70,7 +70,8 @@ def experiment_configs(name: str, p: X.Profile, runs: Sequence) -> list:
     keys = {r.config.key() for r in runs}
     if name == "headline":
         cfgs += [c for c in X.extra_seed_configs(p, p.more_seeds) if c.key() in keys]
-    longer = {k: c for k, c in X.longer_configs(p, runs).items() if c.key() in keys}
+    longer = X.longer_configs(p, runs) if longer is None else longer  # attach_all computes it once for all
+    longer = {k: c for k, c in longer.items() if c.key() in keys}
     return [longer.get(c.key(), c) for c in cfgs]
 
 
@@ -89,7 +90,8 @@ def attach_all(runs: Iterable, profile: str | X.Profile,
     experiment, or those named)."""
     runs = as_runs(runs)
     p = X.get_profile(profile)
-    cfgs = {name: experiment_configs(name, p, runs) for name in (names or X.EXPERIMENTS)}
+    longer = X.longer_configs(p, runs)
+    cfgs = {name: experiment_configs(name, p, runs, longer) for name in (names or X.EXPERIMENTS)}
     return cfgs, {name: X.attach(c, runs) for name, c in cfgs.items()}
 
 
