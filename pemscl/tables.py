@@ -75,22 +75,23 @@ def experiment_configs(name: str, p: X.Profile, runs: Sequence, longer: Mapping 
     return [longer.get(c.key(), c) for c in cfgs]
 
 
-def longer_runs(p: X.Profile, runs: Sequence) -> tuple[list, list[RS.Run]]:
+def longer_runs(p: X.Profile, runs: Sequence, longer: Mapping | None = None) -> tuple[list, list[RS.Run]]:
     """(the longer configs of cut-short claim-bearing runs that have no run yet: still to train,
-    the cut-short runs whose longer run is in: out of the tables, but trained, so in the cost)."""
+    the cut-short runs whose longer run is in: out of the tables, but trained, so in the cost).
+    `longer`: experiments.longer_configs(p, runs) where the caller has it already."""
     by_key = RS.by_key(runs)
-    longer = X.longer_configs(p, runs)
+    longer = X.longer_configs(p, runs) if longer is None else longer
     return ([c for c in longer.values() if c.key() not in by_key],
             [by_key[k] for k, c in longer.items() if c.key() in by_key])
 
 
-def attach_all(runs: Iterable, profile: str | X.Profile,
-               names: Iterable[str] | None = None) -> tuple[dict[str, list], dict[str, list]]:
+def attach_all(runs: Iterable, profile: str | X.Profile, names: Iterable[str] | None = None,
+               longer: Mapping | None = None) -> tuple[dict[str, list], dict[str, list]]:
     """({experiment: configs}, {experiment: run or None per config}) for a profile (every
-    experiment, or those named)."""
+    experiment, or those named). `longer`: experiments.longer_configs, computed here if not given."""
     runs = as_runs(runs)
     p = X.get_profile(profile)
-    longer = X.longer_configs(p, runs)
+    longer = X.longer_configs(p, runs) if longer is None else longer
     cfgs = {name: experiment_configs(name, p, runs, longer) for name in (names or X.EXPERIMENTS)}
     return cfgs, {name: X.attach(c, runs) for name, c in cfgs.items()}
 
@@ -316,14 +317,16 @@ def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) 
             "flat_cut_short": 1 - NormalDist(0, two).cdf(FLAT_GAIN) if two > 0 else 0.0}
 
 
-def longer_table(p: X.Profile, runs: Sequence[RS.Run]) -> list[dict]:
-    """One row per cut-short claim-bearing run and its longer run (experiments.longer_configs):
-    both budgets, the longer run's key (None while still to train) and both runs' dev and test
-    F1, the longer one's best epoch and whether its curve converged on the claim's dev set."""
+def longer_table(p: X.Profile, runs: Sequence[RS.Run], longer: Mapping | None = None) -> list[dict]:
+    """One row per cut-short claim-bearing run and its longer run (`longer`, by default
+    experiments.longer_configs): both budgets, the longer run's key (None while still to train)
+    and both runs' dev and test F1, the longer one's best epoch and whether its curve converged
+    on the claim's dev set."""
     from .train import curve_end
 
     by_key, out = RS.by_key(runs), []
-    for k, c in X.longer_configs(p, runs).items():
+    longer = X.longer_configs(p, runs) if longer is None else longer
+    for k, c in longer.items():
         short, long = by_key[k], by_key.get(c.key())
         split = X.claim_dev_split(p, c)
         f1s = RS.dev_curve(long, split) if long else []
@@ -373,9 +376,10 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
     and their rows are left out (or have a smaller n than planned)."""
     runs = as_runs(runs)
     p = X.get_profile(profile or infer_profile(runs))
-    cfgs, att = attach_all(runs, p)
+    longer = X.longer_configs(p, runs)  # once: configs, cost and the longer table all read it
+    cfgs, att = attach_all(runs, p, longer=longer)
     missing = {n: missing_labels(cfgs[n], att[n]) for n in cfgs}
-    pending, replaced = longer_runs(p, runs)  # the tables show a cut-short run until its longer one is in
+    pending, replaced = longer_runs(p, runs, longer)  # the tables show a cut-short run until its longer one is in
     if pending:
         missing["longer"] = [f"{c.label} ({c.regime}, seed {c.seed}, {c.epochs} epochs)" for c in pending]
     return {"profile": p.name, "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -390,6 +394,6 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
             "groups": relation_groups(cfgs, att), "convergence": convergence(cfgs, att),
             "curves": convergence_curves(cfgs, att),
             "dev_noise": dev_noise(cfgs, att), "cost": cost(cfgs, att, replaced, pending=len(pending)),
-            "longer": longer_table(p, runs),
+            "longer": longer_table(p, runs, longer),
             # what benchmarks/gpu_check.sh measured, beside the CPU runs of the same configs (None: never run)
             "gpu": gpu_check.report(runs)}
