@@ -46,7 +46,9 @@ from pathlib import Path
 
 repo, clone, profile, in_place, retrain, before = sys.argv[1], Path(sys.argv[2]), *sys.argv[3:7]
 venv_s, workbench_s = map(int, sys.argv[7:])
-trained = sorted(set(os.listdir(clone / "runs")) - set(Path(before).read_text().split()))
+# run folders only: `ls` above skips the dot-named lock files that listdir sees
+trained = sorted(n for n in set(os.listdir(clone / "runs")) - set(Path(before).read_text().split())
+                 if not n.startswith("."))
 timings = json.loads((clone / "executed" / profile / "timings.json").read_text())
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 out = {"profile": profile, "commit": subprocess.check_output(["git", "-C", repo, "rev-parse", "HEAD"], text=True).strip(),
