@@ -88,7 +88,9 @@ fig
 cost = tables["cost"]
 print(f"{cost['n_runs']} runs, {cost['total_seconds'] / 60:.1f} min in total, "
       f"peak RSS {cost['peak_rss_mb'] or 0:.0f} MB")
-fig = figures.cost_bars([{**r, "label": f"{r['label']} s{r['seed']}"} for r in cost["runs"]])
+# a row's name, seed and regime name a run; a cut-short run stood in for by its longer run is "replaced"
+fig = figures.cost_bars([{**r, "label": f"{r['label']} s{r['seed']} {r['regime']}"
+                          + (" (replaced)" if r["experiments"] == ["replaced"] else "")} for r in cost["runs"]])
 saved["07_cost"] = figures.save_figure(fig, "07_cost", FIG)
 fig
 

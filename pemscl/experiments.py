@@ -850,20 +850,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "kind, fits in the time left")
     ap.add_argument("--epoch-minutes", type=float, default=4.0,
                     help="minutes per epoch assumed for a kind of run with nothing recorded")
+    ap.add_argument("--seed-budget-hours", type=float, default=None,
+                    help="replace the profile's cap on recorded training below which seeds are added to "
+                         "PEMSCL vs ATL while its interval is wide (0: no cap); the runs' configs do not change")
     a = ap.parse_args(argv)
     only = [s for s in a.only.split(",") if s] or None
+    profile = get_profile(a.profile)
+    if a.seed_budget_hours is not None:  # a scheduling rule, not a config: run keys stay the same
+        profile = dataclasses.replace(profile, seed_budget_hours=a.seed_budget_hours or None)
     if a.status:
-        print("\n".join(progress_lines(in_progress(a.profile, only=only))))
+        print("\n".join(progress_lines(in_progress(profile, only=only))))
         return 0
     if a.plan:
         records = RS.load_exported(strict=False)
-        planned = all_configs(a.profile, only=only)
+        planned = all_configs(profile, only=only)
         keys = {c.key() for c in planned}
-        planned += [c for k, c in longer_configs(a.profile, records).items() if k in keys]  # due now
+        planned += [c for k, c in longer_configs(profile, records).items() if k in keys]  # due now
         carried = RS.carry_over(planned, records, copy=False)  # counted here, recorded by training
         records += carried
         carried_keys = {r.config.key() for r in carried}
-        todo = schedule(a.profile, [c for c in missing(planned) if c.key() not in carried_keys])
+        todo = schedule(profile, [c for c in missing(planned) if c.key() not in carried_keys])
         if carried:
             print(f"{len(carried)} recorded runs carry over to their new configs (recorded when training starts)")
         minutes = [_expected_minutes(c, records, a.epoch_minutes) for c in todo]
@@ -875,16 +881,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         side = f"; about {wall:.1f} h of wall time with --workers {a.workers}" if a.workers > 1 else ""
         print(f"at most {sum(minutes) / 60:.1f} hours of training at the slowest recorded pace of each kind "
               f"(no early stop{side})")
-        p = get_profile(a.profile)
-        if p.more_seeds:
-            due = more_seeds(p, records)
-            budget = (f" and the profile's recorded training ({trained_hours(p, records):.1f} h so far) is under "
-                      f"{p.seed_budget_hours:g} h" if p.seed_budget_hours else "")
-            print(f"then seeds {', '.join(map(str, p.more_seeds))} for PEMSCL vs ATL, one at a time while its "
+        if profile.more_seeds:
+            due = more_seeds(profile, records)
+            budget = (f" and the profile's recorded training ({trained_hours(profile, records):.1f} h so far) is "
+                      f"under {profile.seed_budget_hours:g} h" if profile.seed_budget_hours else "")
+            print(f"then seeds {', '.join(map(str, profile.more_seeds))} for PEMSCL vs ATL, one at a time while its "
                   f"interval is wider than the paper's effect{budget}; due now: "
                   + (", ".join(f"{c.label} seed {c.seed}" for c in due) or "none"))
         return 0
-    train_profile(a.profile, workers=a.workers, threads=a.threads, budget_minutes=a.budget_minutes,
+    train_profile(profile, workers=a.workers, threads=a.threads, budget_minutes=a.budget_minutes,
                   epoch_minutes=a.epoch_minutes, only=only, weights=a.weights)
     return 0
 

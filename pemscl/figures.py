@@ -372,9 +372,16 @@ def ratio_sweep(rows: Sequence[Mapping], *, x: str = "ratio", model: str = "mode
 
 def cost_bars(rows: Sequence[Mapping], *, x: str = "label", y: str = "seconds",
               title: str | None = "Training cost per run", y_title: str = "seconds") -> go.Figure:
-    """Seconds (or memory) per run, sorted, so the expensive rows stand out."""
+    """Seconds (or memory) per run, sorted, so the expensive rows stand out. One bar per row:
+    plotly stacks bars that share an x category, so a repeated name gets a count ("(2)")."""
     rows = sorted(rows, key=lambda r: -(r.get(y) or 0))
-    fig = go.Figure(go.Bar(x=[str(r[x]) for r in rows], y=[r.get(y) for r in rows], marker_color=colour(0)))
+    seen: dict[str, int] = {}
+    names = []
+    for r in rows:
+        name = str(r[x])
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    fig = go.Figure(go.Bar(x=names, y=[r.get(y) for r in rows], marker_color=colour(0)))
     fig.update_yaxes(title=y_title)
     fig.update_xaxes(tickangle=-45)
     return _layout(fig, title)

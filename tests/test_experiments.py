@@ -630,6 +630,28 @@ def test_more_seeds_while_the_headline_interval_is_wider_than_the_papers_effect(
     assert [(c.label, c.seed) for c in X.more_seeds(over, half)] == [("PEMSCL", 68)]  # a begun seed is finished
 
 
+def test_plan_lifts_the_seed_budget_from_the_command_line(monkeypatch, capsys, tmp_path):
+    # a profile over its seed budget offers no seed; --seed-budget-hours 0 lifts the cap, and the
+    # seeds it then offers are the same configs (same keys) as under the profile's own budget
+    p = dataclasses.replace(X.get_profile("smoke"), more_seeds=(68,), seed_budget_hours=0.1)
+    rng = np.random.default_rng(0)
+    noisy = [_counted(c, rng.integers(0, 11, 30).tolist()) for c in X.headline(p) if c.label in ("ATL", "PEMSCL")]
+    monkeypatch.setitem(X.PROFILES, "smoke", p)
+    monkeypatch.setattr(RS, "load_exported", lambda *a, **k: list(noisy))
+    monkeypatch.setenv("PEMSCL_RUNS", str(tmp_path))  # no local run folders
+
+    def due(*extra):
+        assert X.main(["--profile", "smoke", "--plan", *extra]) == 0
+        return capsys.readouterr().out.splitlines()[-1]
+
+    assert due().endswith("is under 0.1 h; due now: none")  # 0.74 h recorded
+    assert due("--seed-budget-hours", "0").endswith("wider than the paper's effect; due now: ATL seed 68, PEMSCL seed 68")
+    assert due("--seed-budget-hours", "1").endswith("is under 1 h; due now: ATL seed 68, PEMSCL seed 68")
+    assert X.get_profile("smoke").seed_budget_hours == 0.1  # the override changed no profile
+    assert [c.key() for c in X.more_seeds(dataclasses.replace(p, seed_budget_hours=None), noisy)] == \
+        [c.key() for c in X.extra_seed_configs(p, [68])]
+
+
 def test_makespan_packs_longest_first_onto_the_first_free_worker():
     # 3, 3 go to the two workers, then 2, 2, 2 alternate: 3+2+2 = 7 (the best packing is 6: list
     # scheduling, not an optimum)

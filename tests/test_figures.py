@@ -91,3 +91,12 @@ def test_learning_curves_one_colour_per_run():
     fig = F.learning_curves({"a": hist, "b": hist})
     assert len(fig.data) == 4
     assert fig.data[0].line.color == fig.data[1].line.color != fig.data[2].line.color
+
+
+def test_cost_bars_draw_one_bar_per_run_even_when_names_repeat():
+    # plotly stacks bars sharing a category: two runs named alike must not read as one 5000 s run
+    rows = [{"label": "PEMSCL s66", "seconds": 2000.0}, {"label": "ATL s66", "seconds": 4000.0},
+            {"label": "PEMSCL s66", "seconds": 3000.0}]
+    bar = F.cost_bars(rows).data[0]
+    assert list(bar.x) == ["ATL s66", "PEMSCL s66", "PEMSCL s66 (2)"]  # sorted, most expensive first
+    assert list(bar.y) == [4000.0, 3000.0, 2000.0]
