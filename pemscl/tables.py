@@ -62,25 +62,24 @@ def infer_profile(runs: Sequence[RS.Run]) -> str:
     return best
 
 
-def experiment_configs(name: str, p: X.Profile, runs: Sequence, longer: Mapping | None = None) -> list:
+def experiment_configs(name: str, p: X.Profile, runs: Sequence, longer: Mapping) -> list:
     """An experiment's configs; the headline's include the seeds added to PEMSCL vs ATL by the
     interval rule (experiments.more_seeds) where they were run, and a claim-bearing config cut
-    short is replaced by its longer config (experiments.longer_configs) once that has a run."""
+    short is replaced by its longer config (`longer`: experiments.longer_configs) once that has
+    a run."""
     cfgs = X.EXPERIMENTS[name](p)
     keys = {r.config.key() for r in runs}
     if name == "headline":
         cfgs += [c for c in X.extra_seed_configs(p, p.more_seeds) if c.key() in keys]
-    longer = X.longer_configs(p, runs) if longer is None else longer  # attach_all computes it once for all
     longer = {k: c for k, c in longer.items() if c.key() in keys}
     return [longer.get(c.key(), c) for c in cfgs]
 
 
-def longer_runs(p: X.Profile, runs: Sequence, longer: Mapping | None = None) -> tuple[list, list[RS.Run]]:
-    """(the longer configs of cut-short claim-bearing runs that have no run yet: still to train,
-    the cut-short runs whose longer run is in: out of the tables, but trained, so in the cost).
-    `longer`: experiments.longer_configs(p, runs) where the caller has it already."""
+def longer_runs(runs: Sequence, longer: Mapping) -> tuple[list, list[RS.Run]]:
+    """(the longer configs (`longer`: experiments.longer_configs) of cut-short claim-bearing runs
+    that have no run yet: still to train, the cut-short runs whose longer run is in: out of the
+    tables, but trained, so in the cost)."""
     by_key = RS.by_key(runs)
-    longer = X.longer_configs(p, runs) if longer is None else longer
     return ([c for c in longer.values() if c.key() not in by_key],
             [by_key[k] for k, c in longer.items() if c.key() in by_key])
 
@@ -317,15 +316,14 @@ def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) 
             "flat_cut_short": 1 - NormalDist(0, two).cdf(FLAT_GAIN) if two > 0 else 0.0}
 
 
-def longer_table(p: X.Profile, runs: Sequence[RS.Run], longer: Mapping | None = None) -> list[dict]:
-    """One row per cut-short claim-bearing run and its longer run (`longer`, by default
+def longer_table(p: X.Profile, runs: Sequence[RS.Run], longer: Mapping) -> list[dict]:
+    """One row per cut-short claim-bearing run and its longer run (`longer`:
     experiments.longer_configs): both budgets, the longer run's key (None while still to train)
     and both runs' dev and test F1, the longer one's best epoch and whether its curve converged
     on the claim's dev set."""
     from .train import curve_end
 
     by_key, out = RS.by_key(runs), []
-    longer = X.longer_configs(p, runs) if longer is None else longer
     for k, c in longer.items():
         short, long = by_key[k], by_key.get(c.key())
         split = X.claim_dev_split(p, c)
@@ -379,7 +377,7 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
     longer = X.longer_configs(p, runs)  # once: configs, cost and the longer table all read it
     cfgs, att = attach_all(runs, p, longer=longer)
     missing = {n: missing_labels(cfgs[n], att[n]) for n in cfgs}
-    pending, replaced = longer_runs(p, runs, longer)  # the tables show a cut-short run until its longer one is in
+    pending, replaced = longer_runs(runs, longer)  # the tables show a cut-short run until its longer one is in
     if pending:
         missing["longer"] = [f"{c.label} ({c.regime}, seed {c.seed}, {c.epochs} epochs)" for c in pending]
     return {"profile": p.name, "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
