@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The config the parsed options describe: preset, then --loss, then field overrides."""
     overrides = {k: v for k, v in vars(args).items() if k not in OWN}
+    # a run trained from the command line gets the precision this machine measures fastest unless
+    # --precision says otherwise (the cpu preset pins bf16 only to keep its recorded runs' keys;
+    # where bf16 pays, "auto" is bf16 and the key is the same)
+    overrides.setdefault("precision", "auto")
     if args.loss is not None:
         overrides["loss"] = losses.loss_spec(args.loss)
     return preset(args.preset, **overrides)

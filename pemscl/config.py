@@ -51,6 +51,12 @@ class TrainConfig:
     seed: int = 66
     device: str = "auto"
     precision: str = "auto"  # auto (measured: what is faster here) | bf16 | fp16 | fp32
+    # kernels only, not hashed (same numbers: tests/test_encoders.py's equivalence tests):
+    attention: str = "fast"  # "fast": SDPA in every layer but the last; "eager": all layers eager
+    compile: bool = False  # torch.compile the encoder (measured: benchmarks/bench_attention.py)
+    # batches of documents of similar length (less padding); hashed, since batches change. For a
+    # given seed every loss still sees the same batches in the same order (train.epoch_batches)
+    length_buckets: bool = False
     emb_size: int | None = None  # None: the encoder's hidden size
     block_size: int = 64
     max_len: int = 1024
@@ -75,7 +81,7 @@ class TrainConfig:
         loss = _non_default(self.loss, LossSpec())
         if loss:
             d["loss"] = loss
-        for k in ("label", "device", "precision"):
+        for k in ("label", "device", "precision", "attention", "compile"):
             d.pop(k, None)
         if self.patience is None:
             d.pop("min_epochs", None)  # it only delays early stopping: without it, the same run
@@ -146,17 +152,19 @@ def _cpu() -> TrainConfig:
     # spread on CPU). So stopping waits for epoch 15: it can save at most the last 3 epochs of a
     # run that has clearly peaked. A recorded run that stopped at epoch 15 or later, or ran its
     # whole budget, is the same run under this rule (train.carries_over) and keeps its scores.
-    # Precision is pinned (not "auto") so recorded runs keep their keys on machines that measure
-    # differently; bf16, because benchmarks/bench_parallel.py measured bf16 autocast 1.6-1.8x
-    # faster than fp32 on this project's machine (results/bench_parallel.json).
+    # Precision is pinned (not "auto") so that the recorded runs keep their keys on machines that
+    # measure differently: bf16, the precision they were trained in (benchmarks/bench_parallel.py
+    # measured it 1.6-1.8x faster than fp32 on this project's machine). Training anew where bf16 is
+    # slow switches to the measured precision instead (experiments.for_this_machine), and says so.
     return TrainConfig(encoder="minilm", regime="redocred-mini", epochs=18, patience=3, min_epochs=15,
                        precision="bf16", **CPU_OPTIMISER)
 
 
 def _smoke() -> TrainConfig:
-    # fp32 pinned: tests compare keys across processes and must not depend on a measurement
+    # precision "auto": measured once per machine and cached, so processes agree on the key; a
+    # test that pins numbers pins fp32 itself (tests/test_regression.py)
     return TrainConfig(encoder="minilm", regime="redocred-mini", epochs=1, batch_size=2,
-                       max_train_docs=4, max_dev_docs=2, max_test_docs=2, train_layers=1, precision="fp32")
+                       max_train_docs=4, max_dev_docs=2, max_test_docs=2, train_layers=1)
 
 
 PRESETS = {"paper-redocred": _paper_redocred, "paper-docred": _paper_docred,

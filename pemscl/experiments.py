@@ -33,6 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import runs as RS
 from . import train as T
 from .losses import LossSpec, loss_spec
+from . import utils as U
 from .utils import read_json
 
 # Layers trained on the fast path (MiniLM has 6): the quick profile and the exploratory
@@ -105,7 +106,10 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(name="quick", preset="cpu", train_layers=FAST_LAYERS, epochs=4, patience=None,
                      max_train_docs=200, original_max_train_docs=200, seeds=(66,), claim_seeds=1,
                      ratios=(0.1, 1.0), atl_ratios=(0.1, 1.0),
-                     faithfulness_rows=("NS mask per batch (#6)",)),
+                     faithfulness_rows=("NS mask per batch (#6)",),
+                     # new training: the precision this machine measures fastest (bf16 where it
+                     # pays, so the runs recorded in bf16 keep their keys there)
+                     overrides={"precision": "auto"}),
     # the decisive profile (issue 9): ~26 fully fine-tuned runs of 20-30 minutes
     "cpu": Profile(name="cpu", preset="cpu", train_layers=None, original_max_train_docs=400,
                    original_epochs=24, original_min_epochs=20,
@@ -527,6 +531,21 @@ def retrain_requested() -> bool:
     return os.environ.get("PEMSCL_RETRAIN", "") not in ("", "0")
 
 
+def for_this_machine(cfg: T.TrainConfig) -> tuple[T.TrainConfig, str | None]:
+    """The config to train on this machine, and a note when it is not `cfg` itself.
+
+    The cpu profile pins bf16, the precision its recorded runs were trained in, so that their keys
+    hold everywhere and they are read, not retrained. Training such a config anew on a CPU where
+    bf16 autocast is slow (measured: `utils.measured_cpu_precision`; 20x slower on an AVX2-only
+    EPYC) would take many hours, so it trains in the measured precision instead: another run
+    (another key), whose scores are shown beside the record's where one exists."""
+    device = U.resolve_device(cfg.device)
+    if (cfg.precision == "bf16" and device.type == "cpu" and not os.environ.get("PEMSCL_PRECISION")
+            and U.measured_cpu_precision() == "fp32"):
+        return dataclasses.replace(cfg, precision="auto"), "in fp32, not the recorded bf16 (bf16 is slow on this CPU)"
+    return cfg, None
+
+
 def run_all(configs: Sequence[T.TrainConfig], progress: bool = True, root: str | Path | None = None,
             train_progress: bool = False, *, need_weights: bool = False, record: bool = True,
             retrain: bool | None = None) -> list[T.Run]:
@@ -552,11 +571,16 @@ def run_all(configs: Sequence[T.TrainConfig], progress: bool = True, root: str |
                 run, source = carried[0], "carried over"
                 if record:
                     RS.export_runs(carried)
+        here, note = for_this_machine(cfg)
+        if run is None and here is not cfg:  # trained here before, in this machine's precision
+            run, source = RS.find_run(here, root), f"local, {note}"
         if run is None:
-            run, source = T.train(cfg, root=root, progress=train_progress), "trained"
+            run, source = T.train(here, root=root, progress=train_progress), "trained"
             kept = RS.recorded(cfg, records) if records else None
             if kept is not None:
-                source = "trained for its weights; " + reproduction(run, kept)
+                source = "trained for its weights; " + (f"{note}; " if note else "") + reproduction(run, kept)
+            elif note:
+                source = f"trained, {note}"
             elif record:
                 RS.export_runs([run])
         out.append(run.labelled(cfg.label))

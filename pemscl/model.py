@@ -82,6 +82,9 @@ class ModelConfig:
     block_size: int = 64
     num_classes: int = NUM_CLASSES
     window: int = 512  # the encoder's position limit; longer documents use two windows
+    # "fast": SDPA kernels in every layer but the last, whose probabilities ATLOP pools (eager);
+    # "eager": every layer eager, the path before issue 25 (same numbers, slower)
+    attention: str = "fast"
 
 
 # --------------------------------------------------------------------------- batching
@@ -198,15 +201,87 @@ def batch_to(batch: dict, device: torch.device) -> dict:
 
 
 # --------------------------------------------------------------------------- model
-def _ensure_eager_attention(plm: nn.Module) -> None:
-    """Switch a model built with SDPA / flash attention to the eager kernels, which return the
-    attention probabilities (DeBERTa has only its own eager attention and is left as is)."""
+ATTENTION_MODES = ("fast", "eager")
+
+
+def load_encoder(path: str, attention: str = "fast") -> nn.Module:
+    """The pretrained encoder in fp32, with scaled-dot-product attention where the library has it.
+
+    dtype fp32: transformers 5 loads a checkpoint in the dtype it was saved in, and AdamW on
+    fp16/bf16 master weights loses most updates (a MiniLM saved in fp16 never learnt); half
+    precision belongs to autocast, not to the weights. DeBERTa has no SDPA implementation in
+    transformers and keeps its own attention (the load falls back to eager)."""
+    from transformers import AutoModel
+
+    impl = "sdpa" if attention == "fast" else "eager"
+    try:
+        plm = AutoModel.from_pretrained(path, attn_implementation=impl, dtype=torch.float32)
+    except (ValueError, ImportError):  # "does not support an attention implementation through sdpa"
+        plm = AutoModel.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
+    if getattr(plm, "pooler", None) is not None:
+        plm.pooler = None  # ATLOP never uses the pooler; dropping it keeps it out of the optimiser
+    return plm
+
+
+def _set_attention(plm: nn.Module, attention: str) -> None:
+    """Attention kernels for ATLOP: it pools with the *last* layer's attention probabilities only.
+
+    "fast": every layer runs PyTorch's scaled_dot_product_attention (flash / memory-efficient
+    kernels where the device has them; none of them returns the probabilities), except the last,
+    which gets the eager implementation through a config of its own, so that layer alone
+    materialises its attention map. "eager": every layer eager (the path before issue 25, kept
+    for benchmarks and the equivalence tests). Encoders without SDPA support (DeBERTa v1/v2)
+    keep their own attention in both modes."""
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
     impl = getattr(plm.config, "_attn_implementation", None)
-    if impl not in (None, "eager") and hasattr(plm, "set_attn_implementation"):
+    if not hasattr(plm, "set_attn_implementation"):
+        return
+    last = _last_self_attention(plm)
+    fast = attention == "fast" and last is not None and getattr(plm, "_supports_sdpa", False)
+    want = "sdpa" if fast and impl in (None, "eager") else (impl if fast else "eager")
+    if want != impl:
         try:
-            plm.set_attn_implementation("eager")
-        except (ValueError, NotImplementedError):
+            plm.set_attn_implementation(want)
+        except (ValueError, NotImplementedError, ImportError):
             pass  # run_encoder explains the failure if the attentions then go missing
+    if fast and plm.config._attn_implementation != "eager":
+        _eager_last_layer(last)
+
+
+def _last_self_attention(plm: nn.Module) -> nn.Module | None:
+    """The last layer's self-attention module of a BERT / RoBERTa / DeBERTa-style encoder."""
+    layers = getattr(getattr(plm, "encoder", None), "layer", None)
+    try:
+        return layers[-1].attention.self
+    except (TypeError, IndexError, AttributeError):
+        return None
+
+
+def _eager_last_layer(module: nn.Module) -> None:
+    """Give one self-attention module the eager kernel (a copy of the shared config) and turn the
+    boolean keep-mask that SDPA layers receive into eager's additive mask (0 / dtype minimum, as
+    transformers builds it for an all-eager model, so the probabilities are the same numbers)."""
+    import copy
+
+    if getattr(module, "_pemscl_eager", False) or not hasattr(module, "config"):
+        return
+    module.config = copy.copy(module.config)
+    module.config._attn_implementation = "eager"
+    module._pemscl_eager = True
+
+    def additive_mask(_mod, args, kwargs):
+        mask = kwargs.get("attention_mask")
+        if mask is None and len(args) > 1:
+            args, mask = args[:1] + args[2:], args[1]  # positional (hidden, mask, ...): move it to kwargs
+        if mask is not None and mask.dtype == torch.bool:
+            dtype = torch.float32 if args[0].dtype in (torch.float16, torch.bfloat16) else args[0].dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        if mask is not None or "attention_mask" in kwargs:
+            kwargs = {**kwargs, "attention_mask": mask}
+        return args, kwargs
+
+    module.register_forward_pre_hook(additive_mask, with_kwargs=True)
 
 
 class _OutsideAutocast:
@@ -252,18 +327,11 @@ class DocREModel(nn.Module):
     def __init__(self, config: ModelConfig, plm: nn.Module | None = None):
         super().__init__()
         self.config = config
+        if config.attention not in ATTENTION_MODES:
+            raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {config.attention!r}")
         if plm is None:
-            from transformers import AutoModel
-
-            path = resolve_encoder(config.encoder)
-            # SDPA / flash kernels never materialise the attention probabilities ATLOP pools with.
-            # dtype fp32: transformers 5 loads a checkpoint in the dtype it was saved in, and AdamW
-            # on fp16/bf16 master weights loses most updates (a MiniLM saved in fp16 never learnt);
-            # half precision belongs to autocast, not to the weights.
-            plm = AutoModel.from_pretrained(path, attn_implementation="eager", dtype=torch.float32)
-            if getattr(plm, "pooler", None) is not None:
-                plm.pooler = None  # ATLOP never uses the pooler; dropping it keeps it out of the optimiser
-        _ensure_eager_attention(plm)
+            plm = load_encoder(resolve_encoder(config.encoder), config.attention)
+        _set_attention(plm, config.attention)
         _fp32_deberta_v1_attention(plm)
         self.plm = plm
         hidden = plm.config.hidden_size
@@ -358,8 +426,11 @@ class DocREModel(nn.Module):
         if self._relative:
             hidden = self._run_relative_layers(hidden, attention_mask, first_layer)
         else:
-            dtype = hidden.dtype
-            ext = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+            if getattr(self.plm.config, "_attn_implementation", "eager") == "eager":
+                dtype = hidden.dtype  # eager's additive mask, as the model builds it
+                ext = (1.0 - attention_mask[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+            else:  # SDPA's boolean keep-mask; the eager last layer turns it additive (_eager_last_layer)
+                ext = attention_mask[:, None, None, :].bool()
             for layer in self.layers[first_layer:]:
                 out = layer(hidden, attention_mask=ext)
                 hidden = out[0] if isinstance(out, tuple) else out

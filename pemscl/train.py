@@ -48,8 +48,8 @@ from .losses import compute_loss, loss_spec  # noqa: F401 (loss_spec re-exported
 from .model import (DocREModel, ModelConfig, batch_to, checkpoint_path, decide,
                     parameter_groups, resolve_encoder, to_official)
 from .runs import Run, is_complete, list_runs, run_dir_for  # noqa: F401 (re-exported)
-from .utils import (atomic_torch_save, atomic_write_json, autocast, cache_dir, read_json, resolve_device,
-                    resolve_precision, stable_hash)
+from .utils import (atomic_torch_save, atomic_write_json, autocast, cache_dir, precision_line, read_json,
+                    resolve_device, resolve_precision, stable_hash)
 
 try:
     from tqdm.auto import tqdm
@@ -201,14 +201,21 @@ def infer(model: DocREModel, features: Sequence[dict], *, batch_size: int = 4, d
     model.eval()
     mine = dist.shard(list(range(len(features))))
     n, g, k = model.config.num_classes, model.n_groups, model.block_size
-    parts: dict[str, list[torch.Tensor]] = {"logits": [], "zh": [], "zt": []}
-    for i in tqdm(range(0, len(mine), batch_size), desc=desc, disable=not progress or not dist.is_main, leave=False):
-        _, out = _forward(model, features, mine[i: i + batch_size], device, amp_dtype, cache, with_labels=False)
-        for name in parts:
-            parts[name].append(out[name].float().cpu())
+    # batches of documents of similar length: less padding to run through the encoder; each
+    # document's rows are put back in place, so the output is in the order of `features`
+    by_length = sorted(mine, key=lambda j: len(features[j]["input_ids"]))
+    rows: dict[int, dict[str, torch.Tensor]] = {}
+    for i in tqdm(range(0, len(by_length), batch_size), desc=desc, disable=not progress or not dist.is_main,
+                  leave=False):
+        idx = by_length[i: i + batch_size]
+        _, out = _forward(model, features, idx, device, amp_dtype, cache, with_labels=False)
+        sizes = [len(features[j]["hts"]) for j in idx]
+        split = {name: out[name].float().cpu().split(sizes) for name in ("logits", "zh", "zt")}
+        for pos, j in enumerate(idx):
+            rows[j] = {name: split[name][pos] for name in split}
     model.train(was)
     empty = {"logits": torch.zeros(0, n), "zh": torch.zeros(0, g, k), "zt": torch.zeros(0, g, k)}
-    res = {name: torch.cat(v) if v else empty[name] for name, v in parts.items()}
+    res = {name: torch.cat([rows[j][name] for j in mine]) if mine else empty[name] for name in empty}
     if dist.active:
         res = {name: dist.gather_rows(v) for name, v in res.items()}
     return res
@@ -292,14 +299,33 @@ def needs_threshold(cfg: TrainConfig) -> bool:
     return cfg.loss.kind == "bce"
 
 
+def adamw_kernel(device: torch.device) -> dict:
+    """AdamW's fused kernel (one kernel per step over all parameters) on CUDA and CPU, where torch
+    has it; the default per-tensor loop elsewhere. Same update up to rounding (tests/test_train.py);
+    benchmarks/bench_attention.py measures the step with it."""
+    if device.type in ("cuda", "cpu"):
+        return {"fused": True}
+    return {"foreach": True} if device.type in ("mps", "xpu") else {}
+
+
+def compile_encoder(model: DocREModel) -> None:
+    """torch.compile the encoder (TrainConfig.compile, off by default). Dynamic shapes: every batch
+    has its own window length. The attention hook and the pooling stay outside the graph."""
+    model.plm.compile(dynamic=True)  # in place: parameter names (checkpoints, state) stay as they are
+
+
 def build(cfg: TrainConfig, splits: Splits, *, dist: distributed.Dist, progress: bool) -> Context:
     """Model (frozen bottom on the fast path), optimiser, schedule and streams for a config."""
     streams = Streams(cfg.seed)
     device = dist.device or resolve_device(cfg.device)
     amp = resolve_precision(cfg.precision, device)
     streams.seed_init()
+    if dist.is_main:
+        print(precision_line(cfg.precision, device), flush=True)
     model = DocREModel(ModelConfig(encoder=cfg.encoder, emb_size=cfg.emb_size, block_size=cfg.block_size,
-                                   num_classes=len(splits.rel2id))).to(device)
+                                   num_classes=len(splits.rel2id), attention=cfg.attention)).to(device)
+    if cfg.compile:
+        compile_encoder(model)
     caches: dict[str, LayerCache] = {}
     if cfg.train_layers is not None:
         n_layers = len(model.layers)
@@ -316,7 +342,7 @@ def build(cfg: TrainConfig, splits: Splits, *, dist: distributed.Dist, progress:
                                    amp_dtype=amp, progress=progress and dist.is_main)
     streams.seed_dropout()
     opt = torch.optim.AdamW(parameter_groups(model, cfg.lr_encoder, cfg.lr_head), eps=cfg.adam_eps,
-                            weight_decay=cfg.weight_decay)
+                            weight_decay=cfg.weight_decay, **adamw_kernel(device))
     steps_per_epoch = math.ceil(len(splits.features["train"]) / cfg.batch_size)
     total = max(1, steps_per_epoch * cfg.epochs)
     warm = int(cfg.warmup_ratio * total)
@@ -368,14 +394,35 @@ def optimizer_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | No
     return scaler.get_scale() >= before  # update() lowers the scale only after a skipped step
 
 
+BUCKET_BATCHES = 16  # length buckets: documents are sorted by length within runs of this many batches
+
+
+def epoch_batches(cfg: TrainConfig, streams: Streams, epoch: int, features: Sequence[dict]) -> list[list[int]]:
+    """This epoch's training batches (document indices), from the seed, the epoch and the document
+    lengths alone, so every loss trained with a seed sees the same batches in the same order.
+
+    Default: consecutive slices of the epoch's random order. length_buckets: that order cut into
+    runs of BUCKET_BATCHES batches, each run sorted by length and sliced into batches (similar
+    lengths, less padding), and the batches shuffled (stream "buckets/<epoch>") so that epochs
+    do not go from short to long documents."""
+    order, bs = streams.order(epoch, len(features)), cfg.batch_size
+    if not cfg.length_buckets:
+        return [order[i: i + bs] for i in range(0, len(order), bs)]
+    batches = []
+    for c in range(0, len(order), bs * BUCKET_BATCHES):
+        run = sorted(order[c: c + bs * BUCKET_BATCHES], key=lambda j: len(features[j]["input_ids"]))
+        batches += [run[i: i + bs] for i in range(0, len(run), bs)]
+    g = torch.Generator().manual_seed(stream_seed(streams.seed, f"buckets/{epoch}"))
+    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+
 def train_epoch(ctx: Context, epoch: int, bar=None) -> dict:
     """One pass over the training documents in this epoch's order; mean loss and its parts."""
     ctx.net.train()
     t0 = time.time()
-    order = ctx.streams.order(epoch, len(ctx.splits.features["train"]))
     sums: dict[str, float] = {}
-    for i in range(0, len(order), ctx.cfg.batch_size):
-        loss, parts = train_step(ctx, order[i: i + ctx.cfg.batch_size])
+    for idx in epoch_batches(ctx.cfg, ctx.streams, epoch, ctx.splits.features["train"]):
+        loss, parts = train_step(ctx, idx)
         for k, v in {"loss": loss, **parts}.items():
             sums[k] = sums.get(k, 0.0) + float(v)
         if bar is not None:

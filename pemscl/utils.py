@@ -8,6 +8,7 @@ import json
 import os
 import random
 import tempfile
+import time
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def _cpu_name() -> str:
     return "unknown"
 
 
-_MEASURED: dict[str, str] = {}
+_MEASURED: dict[str, dict] = {}
 
 
 def machine_cache_dir() -> Path:
@@ -129,53 +130,106 @@ def machine_cache_dir() -> Path:
     return Path(os.environ.get("PEMSCL_MACHINE_CACHE", Path.home() / ".cache" / "pemscl"))
 
 
+def cpu_capability() -> str:
+    """ATen's CPU kernel level here (DEFAULT / AVX2 / AVX512 ...; ATEN_CPU_CAPABILITY lowers it)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # pragma: no cover - older torch
+        return "unknown"
+
+
+def precision_cache_key() -> str:
+    """What the measured precision depends on: the CPU, the kernels torch picks for it (an
+    oneDNN / ATen ISA cap changes them) and the torch version. A new CPU is a new measurement."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    return f"{_cpu_name()}|{cpu_capability()}{'|onednn<=' + isa if isa else ''}|{torch.__version__}"
+
+
+def _time_block(reps: int) -> dict[str, float]:
+    """Seconds per forward + backward of a MiniLM-shaped block (512 tokens, 384 hidden, 1536 MLP),
+    fp32 and under bf16 autocast, alternating so that both see the same machine load."""
+    import time
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 384, generator=gen)
+    w1 = torch.randn(384, 1536, generator=gen, requires_grad=True)
+    w2 = torch.randn(1536, 384, generator=gen, requires_grad=True)
+
+    def step(dtype):
+        with autocast(torch.device("cpu"), dtype):
+            y = (torch.nn.functional.gelu(x @ w1) @ w2).float().square().mean()
+        y.backward()
+
+    runs: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        step(dtype)  # warm-up: oneDNN builds its kernels on first use
+    for _ in range(reps):
+        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+            t0 = time.perf_counter()
+            step(dtype)
+            runs[name].append(time.perf_counter() - t0)
+    return {k: sorted(v)[len(v) // 2] for k, v in runs.items()}  # medians
+
+
 def measured_cpu_precision(reps: int = 5) -> str:
     """"bf16" or "fp32": which runs a transformer-sized forward and backward faster on this CPU.
 
-    Timed once per machine (about a second) on a MiniLM-shaped block (384 hidden, 1536 MLP,
-    512 tokens) and kept in the machine cache keyed by CPU model and torch version, so every
-    process on the machine (notebook kernels, torchrun ranks, workers with other thread counts)
-    resolves "auto" alike, and a run's key never depends on a timing taken twice. bf16 must be
-    clearly faster (10%) to be chosen. Without native bf16 support the answer is fp32 unmeasured.
-    """
-    import time
+    Timed once per machine (about a second; on a CPU that emulates bf16 the bf16 steps take
+    longer, a few seconds) on a MiniLM-shaped block and kept in the machine cache keyed by
+    `precision_cache_key` (CPU model, ATen capability, torch version), so every process on the
+    machine (notebook kernels, torchrun ranks, workers with other thread counts) resolves "auto"
+    alike, a run's key never depends on a timing taken twice, and another CPU measures again.
+    bf16 must be clearly faster (10%) to be chosen: on an AVX2-only EPYC bf16 autocast ran such a
+    block 20x slower than fp32, and CPU flags alone do not tell (one machine reporting
+    avx512_bf16 ran a step 25% slower in bf16). Without bf16 in the CPU flags the answer is fp32,
+    unmeasured."""
+    return _measurement(reps)["choice"]
 
-    key = f"{_cpu_name()}|{torch.__version__}"
+
+def _measurement(reps: int = 5) -> dict:
+    key = precision_cache_key()
     if key in _MEASURED:
         return _MEASURED[key]
     path = machine_cache_dir() / "precision.json"
     known = {}
     with contextlib.suppress(OSError, ValueError):
         known = json.loads(path.read_text())
-    if key in known:
-        _MEASURED[key] = known[key]["choice"]
+    if isinstance(known.get(key), dict) and known[key].get("choice") in ("bf16", "fp32"):
+        _MEASURED[key] = {**known[key], "cached": str(path)}
         return _MEASURED[key]
     if not cpu_supports_bf16():
-        choice, times = "fp32", {}
+        entry = {"choice": "fp32", "seconds": {}, "why": "no bf16 instructions in the CPU flags"}
     else:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(512, 384, generator=gen)
-        w1 = torch.randn(384, 1536, generator=gen, requires_grad=True)
-        w2 = torch.randn(1536, 384, generator=gen, requires_grad=True)
-
-        def step(dtype):
-            with autocast(torch.device("cpu"), dtype):
-                y = (torch.relu(x @ w1) @ w2).float().square().mean()
-            y.backward()
-
-        times = {}
-        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-            step(dtype)  # warm-up
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                step(dtype)
-            times[name] = (time.perf_counter() - t0) / reps
+        times = _time_block(reps)
         choice = "bf16" if times["bf16"] < 0.9 * times["fp32"] else "fp32"
-    known[key] = {"choice": choice, "seconds": times}
+        entry = {"choice": choice, "seconds": times,
+                 "why": f"bf16 autocast {times['fp32'] / times['bf16']:.2f}x the speed of fp32 on a MiniLM-shaped "
+                        f"block ({1000 * times['bf16']:.0f} vs {1000 * times['fp32']:.0f} ms)"}
+    entry["measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    known[key] = entry
     with contextlib.suppress(OSError):
         atomic_write_text(path, json.dumps(known, indent=1))
-    _MEASURED[key] = choice
-    return choice
+    _MEASURED[key] = {**entry, "cached": None}
+    return _MEASURED[key]
+
+
+def precision_line(precision: str, device: torch.device) -> str:
+    """One line: the precision a run uses here and why (printed when a run starts)."""
+    amp = resolve_precision(precision, device)
+    name = str(amp).replace("torch.", "").replace("bfloat16", "bf16").replace("float16", "fp16") if amp else "fp32"
+    if precision != "auto":
+        why = "as the config pins it"
+        if device.type == "cpu" and precision == "bf16" and measured_cpu_precision() == "fp32":
+            why += f" (slow here: {_measurement()['why']}; precision='auto' would pick fp32)"
+    elif device.type != "cpu":
+        why = f"auto on {device.type}: " + ("bf16 supported" if name == "bf16" else "fp16 (no bf16 support)")
+    elif os.environ.get("PEMSCL_PRECISION"):
+        why = f"$PEMSCL_PRECISION={os.environ['PEMSCL_PRECISION']}"
+    else:
+        m = _measurement()
+        where = f"cached in {m['cached']}" if m.get("cached") else "measured now"
+        why = f"auto, measured on {_cpu_name()} ({cpu_capability()}): {m['why']}; {where}"
+    return f"precision {name}: {why}"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

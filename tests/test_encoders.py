@@ -183,18 +183,92 @@ def test_forward_backward_and_fast_path(tiny):
     assert any(n.startswith(last) and g.abs().sum() > 0 for n, g in grads.items())
 
 
-def test_sdpa_encoder_is_switched_to_eager_attention():
+def _pieces(m, b, first=None):
+    """Logits, the last layer's attention, the pooled context and every parameter's gradient
+    (eval mode: no dropout, so two attention kernels must give the same numbers)."""
+    m.zero_grad(set_to_none=True)
+    if first is None:
+        win_hidden, win_att = m.run_encoder(b["input_ids"], b["attention_mask"])
+    else:
+        hidden = m.encode_bottom(b["input_ids"], b["attention_mask"], first)
+        win_hidden, win_att = m.run_top_layers(hidden, b["attention_mask"], first)
+    seq, att = m.stitch(win_hidden, win_att, b)
+    hs, ts, ctx = m.pool(seq, att, b)
+    logits = m.head(hs, ts, ctx)[0]
+    (logits.square().mean() + ctx.square().mean()).backward()
+    grads = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    return logits.detach(), att.detach(), ctx.detach(), grads
+
+
+def _max_diff(a, b):
+    return float((a - b).abs().max()) if a.numel() else 0.0
+
+
+@pytest.mark.parametrize("path", ["full", "fast path"])
+def test_fast_attention_equals_all_eager(tiny, path):
+    """Issue 25: SDPA in every layer but the last (eager, for ATLOP's pooling) gives the all-eager
+    numbers: logits, the pooled attention and context, every gradient, within 1e-5 in fp32, for a
+    one-window and a two-window document with padding in the batch."""
+    family, folder, feats = tiny
+    eager, fast = model_for(folder, attention="eager"), model_for(folder, attention="fast")
+    fast.load_state_dict(eager.state_dict())
+    impl = fast.plm.config._attn_implementation
+    if family.startswith("deberta"):  # no SDPA in transformers for DeBERTa: its own attention in both
+        assert impl == "eager"
+    else:
+        assert impl == "sdpa" and fast.layers[-1].attention.self.config._attn_implementation == "eager"
+        assert all(layer.attention.self.config._attn_implementation == "sdpa" for layer in fast.layers[:-1])
+    assert eager.plm.config._attn_implementation == "eager"
+    b = fast.collate(feats)
+    assert (b["attention_mask"] == 0).any()  # the short document's window is padded
+    first = None if path == "full" else len(fast.layers) - 1
+    if path == "fast path":
+        for m in (eager, fast):  # train only the top layer, as train_layers=1 does
+            for n, p in m.named_parameters():
+                p.requires_grad_(not n.startswith("plm.") or n.startswith(f"plm.encoder.layer.{first}."))
+    le, ae, ce, ge = _pieces(eager, b, first)
+    lf, af, cf, gf = _pieces(fast, b, first)
+    assert _max_diff(le, lf) < 1e-5 and _max_diff(ae, af) < 1e-5 and _max_diff(ce, cf) < 1e-5
+    assert ge.keys() == gf.keys() and len(ge) > 4
+    worst = max(ge, key=lambda n: _max_diff(ge[n], gf[n]))
+    assert _max_diff(ge[worst], gf[worst]) < 1e-5, worst
+    if path == "full":  # the gradient really flows through every layer's attention
+        assert any(n.startswith("plm.encoder.layer.0.attention") and g.abs().sum() > 0 for n, g in gf.items())
+
+
+def test_sdpa_encoder_keeps_sdpa_below_the_last_layer():
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=64, max_position_embeddings=64, attn_implementation="sdpa")
     plm = BertModel(cfg, add_pooling_layer=False)
     m = DocREModel(ModelConfig(encoder="tiny", emb_size=16, block_size=4, window=16), plm=plm).eval()
-    assert m.plm.config._attn_implementation == "eager"
+    assert m.plm.config._attn_implementation == "sdpa"
+    assert m.layers[-1].attention.self.config._attn_implementation == "eager"
+    ids = torch.randint(5, 50, (2, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    with torch.no_grad():
+        _, att = m.run_encoder(ids, mask)
+    assert att.shape == (2, 4, 10, 10)
+    assert float(att[1, :, :, 7:].abs().max()) == 0.0  # padded keys get no probability
+    assert torch.allclose(att.sum(-1), torch.ones(2, 4, 10), atol=1e-5)
+    # an all-eager model (ModelConfig.attention="eager") from an SDPA one
+    plm2 = BertModel(cfg, add_pooling_layer=False)
+    e = DocREModel(ModelConfig(encoder="tiny", emb_size=16, block_size=4, window=16, attention="eager"), plm=plm2)
+    assert e.plm.config._attn_implementation == "eager"
+    with pytest.raises(ValueError, match="attention must be one of"):
+        DocREModel(ModelConfig(encoder="tiny", emb_size=16, block_size=4, window=16, attention="flash"), plm=plm2)
+
+
+def test_encoder_without_probabilities_is_a_clear_error():
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, attn_implementation="sdpa")
+    m = DocREModel(ModelConfig(encoder="tiny", emb_size=16, block_size=4, window=16),
+                   plm=BertModel(cfg, add_pooling_layer=False)).eval()
+    # a last layer switched back to SDPA hides its attention probabilities: a clear error, not an IndexError
+    m.layers[-1].attention.self.config._attn_implementation = "sdpa"
     ids = torch.randint(5, 50, (1, 10))
-    _, att = m.run_encoder(ids, torch.ones_like(ids))
-    assert att.shape == (1, 4, 10, 10)
-    # an encoder that still hides its attention probabilities is a clear error, not an IndexError
-    m.plm.set_attn_implementation("sdpa")
     with pytest.raises(RuntimeError, match="no attention probabilities"):
         m.run_encoder(ids, torch.ones_like(ids))
 

@@ -255,25 +255,37 @@ def test_cpu_precision_measured_once_per_machine_and_kept(tmp_path, monkeypatch)
     import pemscl.utils as U
 
     monkeypatch.setenv("PEMSCL_MACHINE_CACHE", str(tmp_path))
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(U, "_MEASURED", {})
     monkeypatch.setattr(U, "_cpu_name", lambda: "Test CPU")
+    monkeypatch.setattr(U, "cpu_capability", lambda: "AVX512")
     # without native bf16 the answer is fp32, unmeasured, and written to the machine cache
     monkeypatch.setattr(U, "cpu_supports_bf16", lambda: False)
     assert U.measured_cpu_precision() == "fp32"
-    key = f"Test CPU|{torch.__version__}"
-    assert json.loads((tmp_path / "precision.json").read_text())[key] == {"choice": "fp32", "seconds": {}}
+    key = f"Test CPU|AVX512|{torch.__version__}"
+    rec = json.loads((tmp_path / "precision.json").read_text())[key]
+    assert (rec["choice"], rec["seconds"]) == ("fp32", {}) and "flags" in rec["why"]
     # another process reads the file instead of measuring again (here: a planted bf16 choice)
-    (tmp_path / "precision.json").write_text(json.dumps({key: {"choice": "bf16", "seconds": {}}}))
+    (tmp_path / "precision.json").write_text(json.dumps({key: {"choice": "bf16", "seconds": {}, "why": "planted"}}))
     monkeypatch.setattr(U, "_MEASURED", {})
     assert U.measured_cpu_precision() == "bf16"
-    # with bf16 support it times both and keeps the two timings with the choice
+    line = U.precision_line("auto", torch.device("cpu"))
+    assert line.startswith("precision bf16: auto, measured on Test CPU (AVX512): planted; cached in ") and "\n" not in line
+    # the same CPU model with other kernels (ATen capability AVX2) is measured again, timing both
     monkeypatch.setattr(U, "_MEASURED", {})
-    monkeypatch.setattr(U, "_cpu_name", lambda: "Other CPU")
+    monkeypatch.setattr(U, "cpu_capability", lambda: "AVX2")
     monkeypatch.setattr(U, "cpu_supports_bf16", lambda: True)
     choice = U.measured_cpu_precision(reps=1)
-    rec = json.loads((tmp_path / "precision.json").read_text())[f"Other CPU|{torch.__version__}"]
+    known = json.loads((tmp_path / "precision.json").read_text())
+    rec = known[f"Test CPU|AVX2|{torch.__version__}"]
+    assert known[key]["choice"] == "bf16"  # the other capability's entry is kept
     assert set(rec["seconds"]) == {"fp32", "bf16"} and all(t > 0 for t in rec["seconds"].values())
     assert choice == rec["choice"] == ("bf16" if rec["seconds"]["bf16"] < 0.9 * rec["seconds"]["fp32"] else "fp32")
+    assert "measured now" in U.precision_line("auto", torch.device("cpu"))
+    # a pinned precision says so, and a pinned bf16 that is slow here says what auto would pick
+    monkeypatch.setattr(U, "_MEASURED", {U.precision_cache_key(): {"choice": "fp32", "why": "bf16 0.05x", "cached": None}})
+    assert U.precision_line("fp32", torch.device("cpu")) == "precision fp32: as the config pins it"
+    assert "precision='auto' would pick fp32" in U.precision_line("bf16", torch.device("cpu"))
 
 
 def test_decide_threshold_topk_and_fixed_threshold():
