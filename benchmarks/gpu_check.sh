@@ -3,7 +3,8 @@
 #
 #   benchmarks/gpu_check.sh tests  [OUT]   # tests/test_gpu.py + the training/model/loss suites with CUDA visible
 #   benchmarks/gpu_check.sh dryrun [OUT]   # every paper-profile config, 2 steps each, tiny encoders, on the GPU
-#   benchmarks/gpu_check.sh bench  [OUT]   # one RoBERTa-large training step at the paper's shape (time, memory)
+#   benchmarks/gpu_check.sh bench  [OUT]   # RoBERTa-large training steps at the paper's shape (time, memory, MFU),
+#                                           # the fast path alone, then eager vs fast alternating (batch 4 and 8)
 #   benchmarks/gpu_check.sh minilm [OUT]   # the cpu preset's ATL run (seed 66) on the GPU: a whole real run
 #   LOSSES="atl pemscl" SEEDS="67 68" benchmarks/gpu_check.sh minilm [OUT]   # several losses and seeds, side by side
 #   LOSSES="pemscl-no-em pemscl-no-scl" ...                    # the ablation's rows (any --loss preset)
@@ -43,8 +44,13 @@ dryrun)
   echo "{\"part\": \"dryrun\", \"seconds\": $(( $(date +%s) - start ))}" > "$out/dryrun.json"
   ;;
 bench)
-  "$py" benchmarks/bench_paper_shape.py --batch 4 --warmup 2 --reps 5 --out "$out/bench_paper_shape.json" \
-    2>&1 | tee "$out/bench.log"
+  # the fast path alone (bench_paper_shape.json), then eager against fast in one process, steps
+  # alternating, at batch 4 and 8 (bench_attention_gpu.json: s/doc, MFU, peak memory, the largest batch
+  # that fits each path, the two paths' logit difference)
+  "$py" benchmarks/bench_paper_shape.py --attention fast --batch 4 --warmup 2 --reps 5 \
+    --out "$out/bench_paper_shape.json" 2>&1 | tee "$out/bench.log"
+  "$py" benchmarks/bench_paper_shape.py --compare --batches 4 8 --warmup 2 --reps 5 \
+    --out "$out/bench_attention_gpu.json" 2>&1 | tee "$out/bench_attention_gpu.log"
   ;;
 minilm)
   # every LOSSES x SEEDS run at once: one MiniLM run leaves most of the GPU idle (8 side by side took

@@ -9,10 +9,10 @@ profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
 import os
-from pemscl import claims, faithfulness, figures, report, runs as run_record
+from pemscl import claims, faithfulness, figures, leaderboard, published, report, runs as run_record
 from pemscl.pipeline import write_summary
 from pemscl.tables import build_tables, gather_runs
-from pemscl.utils import readme_path, runs_dir
+from pemscl.utils import atomic_write_json, readme_path, results_dir, runs_dir
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end
 
@@ -52,6 +52,23 @@ report.show_table(tables["groups"], report.GROUP_COLS)
 
 # %%
 report.show_table(tables["table4"], report.TABLE4_COLS)
+
+# %% [markdown]
+# ## Leaderboard: which loss to train with
+# Every loss on the same encoder, seeds, schedule and optimiser settings (chosen on ATL), on gold labels and on
+# incomplete ones (original labels, selected on original dev as a user without gold labels would; gold-dev
+# selection beside). Each row's interval counts documents and seeds; *vs reference* is the seed-paired
+# difference to the row best on dev (never chosen on test). Hollow markers: each method's published number
+# (full data, its own encoder): a level that does not compare, an ordering that may.
+
+# %%
+tables["leaderboard"] = board = leaderboard.build(runs, profile)
+print(leaderboard.markdown(board))
+
+# %%
+fig = figures.leaderboard_plot(board["rows"], published.LEADERBOARD_PUBLISHED)
+saved["07_leaderboard"] = figures.save_figure(fig, "07_leaderboard", FIG)
+fig
 
 # %% [markdown]
 # ## Convergence
@@ -101,6 +118,8 @@ fig
 
 # %%
 paths = report.write_results(tables, verdicts, runs=runs)  # merges this profile's runs into runs.jsonl
+paths["leaderboard"] = results_dir() / "leaderboard.json"
+atomic_write_json(paths["leaderboard"], board)
 readme = faith_doc = None
 if profile in ("cpu", "paper") or os.environ.get("PEMSCL_README"):
     md = report.markdown(tables, verdicts, level=3, figures_from=readme_path().parent)

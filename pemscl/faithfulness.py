@@ -91,6 +91,73 @@ DIFFERENCES: tuple[Difference, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class Method:
+    """Another method of the loss registry whose released code departs from its paper: each
+    difference is a param of its loss (``loss_spec(kind, params={...})``), the paper the default."""
+
+    kind: str  # the registered loss (and preset) name
+    title: str
+    paper: str  # citation
+    code: str  # the released repository
+    decision: str  # the decision rule at inference, and why
+    differences: tuple[Difference, ...]
+
+
+METHODS: tuple[Method, ...] = (
+    Method("ssr-pu", "SSR-PU (shift and squared ranking PU learning)",
+           "Wang, Liu, Hu, Zhang, EMNLP 2022, Section 3", "www-Ye/SSR-PU (model.py, train.py, prepro.py, scripts/)",
+           "relation r when f_r > f_NA, as the released evaluate() with isrank=1: the NA score is the adaptive "
+           "threshold the squared ranking loss is trained against, so no threshold is tuned on dev",
+           (
+               Difference(1, "class prior pi of each relation",
+                          "pi_labeled per relation from the training labels (pairs labelled r / all training "
+                          "pairs), the true prior pi a multiple of it; pemscl's default multiple is the released "
+                          "scripts' 3 for incompletely labelled training data",
+                          "pi = e x pi_labeled with `--e` 3.0 (DocRED, incomplete labels), 1.0 (fully supervised "
+                          "Re-DocRED scripts), 12.0 (extremely unlabelled)",
+                          "`params={'prior_scale': e}`, or a true prior directly: `params={'prior': 0.05}` (one "
+                          "per relation as a list); pi_labeled is filled from the training split by "
+                          "`losses.prepare_loss`, else each batch's labelled shares"),
+               Difference(2, "non-negative risk",
+                          "the nnPU risk R+ + max(0, R-)",
+                          "Kiryo et al.'s training step: where R- < beta (0) the relation's risk is "
+                          "-gamma x R- (gamma 1), gradient ascent on R-, and R+ is dropped",
+                          "`params={'nonneg': 'defit', 'beta': 0.0, 'defit_gamma': 1.0}`"),
+               Difference(3, "positive risk weight",
+                          "R+ = pi E_P[l(z, +1)]",
+                          "R+ times sqrt((1 - pi) / pi), a class-imbalance weight (not verified against the paper "
+                          "text here)",
+                          "`params={'pos_weight': 'sqrt-odds'}`"),
+               Difference(4, "margin m of the squared ranking loss l(z, y) = (y z - m)^2 / 4",
+                          "m = 0.25 (pemscl's default: the value every released script passes)",
+                          "argparse default `--m 1.0` when no script is used",
+                          "`params={'margin': 1.0}`"),
+               Difference(5, "batch reduction",
+                          "a risk: the sum over relations of expectations over pairs",
+                          "the same (means per relation, summed over relations)",
+                          "preset `reduction='mean'`; `reduction='sum'` multiplies it by the number of pairs"),
+           )),
+    Method("afl", "AFL (adaptive focal loss)",
+           "Tan, He, Bing, Ng, Findings of ACL 2022, Section 3.3", "tonytan48/KD-DocRE (losses.py: AFLoss)",
+           "relation r when f_r > f_TH (the threshold class, column 0), as the released get_label",
+           (
+               Difference(1, "weight of a positive's log P(r) in L1",
+                          "(1 - P(r))^gamma, P(r) = sigma(f_r - f_TH)",
+                          "1 + (1 - P(r))^gamma (the gamma_neg term is computed and unused)",
+                          "`params={'pos_weight': 'one-plus-focal'}`"),
+               Difference(2, "focusing parameter gamma",
+                          "a hyper-parameter; pemscl's default is 1, the released default",
+                          "`--gamma_pos 1.0` (default, not changed by the released scripts)",
+                          "`params={'gamma': g}`, g >= 0"),
+               Difference(3, "batch reduction",
+                          "not stated; pemscl sums over pairs like its other baselines",
+                          "L1 and L2 each averaged over pairs",
+                          "`reduction='mean'`"),
+           )),
+)
+
+
 def _pts(x) -> str:
     return "–" if x is None else f"{100 * x:+.1f}"
 
@@ -139,7 +206,22 @@ def render(tables: Mapping | None = None, source: str = "results/results.json") 
     for d in DIFFERENCES:
         lines.append(f"| {d.number} | {d.topic} | {d.paper} | {d.released} | {d.option} | {effect(d, rows)} |")
     lines += ["", f"Numbers from `{source}`; regenerate with the results (07_results).", ""]
+    for m in METHODS:
+        lines += render_method(m)
     return "\n".join(lines)
+
+
+def render_method(m: Method) -> list[str]:
+    """One section per further method of the loss registry: its differences, paper by default."""
+    lines = [f"## {m.title}: loss `{m.kind}`", "",
+             f"Paper: {m.paper}. Released code: {m.code}. `loss_spec('{m.kind}')` follows the paper; each "
+             "released-code behaviour is a param of the loss. Not measured.", "",
+             f"Decision rule: {m.decision}.", "",
+             "| # | topic | paper (default) | released code | option |",
+             "|---|---|---|---|---|"]
+    for d in m.differences:
+        lines.append(f"| {d.number} | {d.topic} | {d.paper} | {d.released} | {d.option} |")
+    return lines + [""]
 
 
 def doc_path() -> Path:

@@ -426,3 +426,37 @@ def forest_plot(rows: Sequence[Mapping], *, title: str | None = "Claims: our dif
     fig.update_yaxes(categoryorder="array", categoryarray=ids)
     fig.update_xaxes(title=x_title, zeroline=False)
     return _layout(fig, title, height=max(260, 70 * len(rows) + 120))
+
+
+def leaderboard_plot(rows: Sequence[Mapping], published: Mapping | None = None, *,
+                     title: str | None = "Leaderboard: test F1 (95% CI: documents and seeds) per label regime"
+                     ) -> go.Figure:
+    """One panel per label regime: each loss's mean test F1 (%) with its interval, and each
+    method's own published number as a hollow marker on a second axis (full data, its encoder
+    named in the hover: a level that does not compare, an ordering that may)."""
+    from plotly.subplots import make_subplots
+
+    regimes = _unique(r["labels"] for r in rows)
+    fig = make_subplots(rows=1, cols=max(1, len(regimes)), subplot_titles=[
+        f"{next(r['regime'] for r in rows if r['labels'] == g)} ({g} labels)" for g in regimes])
+    for col, g in enumerate(regimes, start=1):
+        sel = sorted((r for r in rows if r["labels"] == g and r["test_f1"] is not None), key=lambda r: r["test_f1"])
+        ys = [r["loss"] for r in sel]
+        fig.add_scatter(x=[100 * r["test_f1"] for r in sel], y=ys, mode="markers", row=1, col=col,
+                        name="ours (MiniLM, mini regimes)", showlegend=col == 1,
+                        marker=dict(color=colour(0), size=10),
+                        error_x=dict(type="data", symmetric=False, visible=True,
+                                     array=[100 * ((r["ci_high"] or r["test_f1"]) - r["test_f1"]) for r in sel],
+                                     arrayminus=[100 * (r["test_f1"] - (r["ci_low"] or r["test_f1"])) for r in sel]),
+                        hovertext=[f"{r['loss']}: {100 * r['test_f1']:.2f}, {r['n_seeds']} seeds, vs "
+                                   f"{r['vs_best']['reference']}: {r['vs_best']['verdict']}" for r in sel])
+        pub = [(r["loss"], (published or {}).get((g, r["loss"]))) for r in sel]
+        pub = [(loss, p) for loss, p in pub if p]
+        if pub:
+            fig.add_scatter(x=[p["test_f1"] for _, p in pub], y=[loss for loss, _ in pub], mode="markers", row=1,
+                            col=col, name="published (full data, own encoder)", showlegend=col == 1,
+                            marker=dict(symbol="circle-open", color="#444444", size=11, line=dict(width=2)),
+                            hovertext=[f"{loss}: {p['test_f1']:.2f} ({p['encoder']}; {p['source']})" for loss, p in pub])
+        fig.update_xaxes(title="test F1 (%)", row=1, col=col)
+    return _layout(fig, title, height=max(320, 40 * max((sum(r["labels"] == g for r in rows) for g in regimes),
+                                                        default=1) + 160))

@@ -1,7 +1,8 @@
 """What `benchmarks/gpu_check.sh` measured on a GPU machine, as a table for the results.
 
 The script leaves its files in results/gpu_check/ (or the folder given): the pytest report of the
-CUDA tests, the paper profile's dry run, one training step at the paper's shape, and whole runs
+CUDA tests, the paper profile's dry run, training steps at the paper's shape (the fast path alone,
+and eager against fast: `bench_comparison`), and whole runs
 of the `cpu` preset on the GPU (minilm_<loss>_<seed>_scores.json / _history.json). `summary()`
 reads them; `markdown()` shows them beside the CPU runs of the same config from the run record,
 so a reader sees whether the GPU path gives the CPU's numbers and how much faster. Where both
@@ -163,6 +164,41 @@ def loss_means(runs: Sequence[Mapping]) -> list[dict]:
     return out
 
 
+def bench_comparison(folder: Path) -> dict | None:
+    """The eager-vs-fast comparison at the paper's shape (bench_attention_gpu.json, written by
+    `bench_paper_shape.py --compare`), condensed: per batch and path the median seconds per document
+    and its [min, max], MFU and peak memory, the ratio eager / fast; the logit difference of the two
+    paths, the FLOP count and peak behind the MFU, and the largest batch that fits each path."""
+    b = _json(folder / "bench_attention_gpu.json")
+    if not b:
+        return None
+    paths = ("eager", "fast")
+    rows = []
+    for r in b.get("batches", []):
+        row = {"batch": r["batch"], "oom": bool(r.get("oom")), "ratio": r.get("ratio_eager_over_fast")}
+        for p in paths:
+            v = (r.get("paths") or {}).get(p)
+            sp = (v or {}).get("seconds_per_doc") or {}
+            row.update({f"{p}_s_per_doc": sp.get("median"),
+                        f"{p}_spread": [sp["min"], sp["max"]] if sp else None,
+                        f"{p}_mfu": (v or {}).get("mfu"),
+                        f"{p}_peak_mb": ((v or {}).get("peak_memory") or {}).get("mb")})
+        rows.append(row)
+    fit = b.get("fit") or {}
+    enc = b.get("encoder", {})
+    return {"device": b.get("device_name"), "precision": b.get("precision"), "layers": enc.get("layers"),
+            "hidden": enc.get("hidden"), "tokens": (b.get("document") or {}).get("tokens"),
+            "warmup": b.get("warmup"), "reps": b.get("reps"),
+            "max_abs_logit_diff": b.get("max_abs_logit_diff"),
+            "max_abs_logit_diff_fp32": (b.get("logits") or {}).get("max_abs_logit_diff_fp32"),
+            "flops_per_doc": b.get("flops_per_doc"), "device_peak_flops": b.get("device_peak_flops"),
+            "peak_source": b.get("peak_source"), "rows": rows,
+            "max_batch": {p: (fit.get(p) or {}).get("max_batch") for p in paths},
+            "fit_searched": any((fit.get(p) or {}).get("searched") for p in paths),
+            "fit_peak_mb": {p: {t["batch"]: (t["peak_mb"] if t["fits"] else None) for t in (fit.get(p) or {}).get("tried", [])}
+                            for p in paths}}
+
+
 def summary(folder: str | Path | None = None) -> dict | None:
     """Everything the folder holds, or None when the GPU check was never run."""
     folder = folder_path(folder)
@@ -174,6 +210,7 @@ def summary(folder: str | Path | None = None) -> dict | None:
     runs = gpu_runs(folder)
     return {"device": device.get("name") or (bench or {}).get("device_name"), "torch": device.get("torch"),
             "tests": test_counts(folder / "tests.xml"), "dry_run": dry_run(folder), "bench": bench,
+            "bench_attention": bench_comparison(folder),
             "runs": runs, "means": loss_means(runs), "replicates": replicates(folder, runs=runs)}
 
 
@@ -269,6 +306,42 @@ def replicate_line(rep: Mapping) -> str:
             + f"{ctx}. Per seed: " + ", ".join(pts(d) for d in rep["seed_diffs"]) + ".")
 
 
+def _mb(x) -> str:
+    return "–" if x is None else f"{x / 1024:.1f} GiB"
+
+
+def _comparison_lines(c: Mapping) -> list[str]:
+    """bench_comparison() as a bullet and a table."""
+    fmt_mfu = lambda m: "–" if m is None else f"{100 * m:.1f}%"  # noqa: E731
+    fmt_s = lambda x, sp: "–" if x is None else f"{x:.3f} [{sp[0]:.3f}, {sp[1]:.3f}]"  # noqa: E731
+    diff = c.get("max_abs_logit_diff")
+    lines = [f"- Eager against fast attention at the paper's shape ({c['layers']}x{c['hidden']}, {c['tokens']}-token "
+             f"documents, {c['precision']}, steps alternating after {c['warmup']} warm-up, {c['reps']} rounds"
+             + (f"; MFU of {c['device_peak_flops'] / 1e12:g} TFLOP/s, {c['peak_source']}, "
+                f"{c['flops_per_doc'] / 1e12:.2f} TFLOP per document" if c.get("device_peak_flops") else
+                "; no known device peak: MFU not reported") + "): largest |logit| difference "
+             + ("–" if diff is None else f"{diff:.2g}") + f" ({c['precision']})"
+             + (f", {c['max_abs_logit_diff_fp32']:.2g} in fp32" if c.get("max_abs_logit_diff_fp32") is not None else "")
+             + (f"; the largest batch that fits (of 1, 2, 4, 8): eager {c['max_batch']['eager']}, fast "
+                f"{c['max_batch']['fast']}, peak memory alone by batch: " + "; ".join(
+                    f"{p} " + ", ".join(f"{n}: {_mb(m) if m is not None else 'OOM'}" for n, m in c["fit_peak_mb"][p].items())
+                    for p in ("eager", "fast")) if c.get("fit_searched") else "")
+             + ". Peak memory in the table: both models and their AdamW state resident.", "",
+             "| batch | eager s/doc [min, max] | fast s/doc [min, max] | eager / fast | eager MFU | fast MFU "
+             "| eager peak | fast peak |", "|---|---|---|---|---|---|---|---|"]
+    for r in c["rows"]:
+        if r["oom"]:
+            lines.append(f"| {r['batch']} | out of memory | | | | | | |")
+            continue
+        lines.append(f"| {r['batch']} | {fmt_s(r['eager_s_per_doc'], r['eager_spread'])} | "
+                     f"{fmt_s(r['fast_s_per_doc'], r['fast_spread'])} | "
+                     + ("–" if r["ratio"] is None else f"{r['ratio']:.2f}")
+                     + f" | {fmt_mfu(r['eager_mfu'])} | {fmt_mfu(r['fast_mfu'])} | {_mb(r['eager_peak_mb'])} | "
+                     f"{_mb(r['fast_peak_mb'])} |")
+    lines.append("")
+    return lines
+
+
 def markdown(s: Mapping | None, level: int = 2) -> str:
     """report() as Markdown, '' when there is none."""
     from . import report  # report shows this section: imported here, not at the top
@@ -292,7 +365,13 @@ def markdown(s: Mapping | None, level: int = 2) -> str:
         lines.append(f"- One training step at the paper's shape ({enc['class']} {enc['layers']}x{enc['hidden']}, "
                      f"{b['document']['tokens']}-token documents, {b['batch']} per batch, {b['precision']}): "
                      f"{b['step_total_seconds']:.3f} s, {b['seconds_per_doc']:.3f} s per document, peak "
-                     f"{b['peak_memory']['mb'] / 1024:.1f} GiB.")
+                     f"{b['peak_memory']['mb'] / 1024:.1f} GiB"
+                     + (f", MFU {100 * b['mfu']:.1f}% ({b['flops_per_doc'] / 1e12:.2f} TFLOP per document)"
+                        if b.get("mfu") is not None else "")
+                     + (f", {b['attention']} attention" if b.get("attention") else "") + ".")
+    c = s.get("bench_attention")
+    if c:
+        lines += _comparison_lines(c)
     if s.get("runs"):
         lines += ["", "Whole runs of the `cpu` preset (MiniLM, redocred-mini, 18 epochs, patience 3, bf16) on the "
                   "GPU beside the recorded CPU run of the same config and seed (F1 in %; minutes of the whole "

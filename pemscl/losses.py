@@ -1,5 +1,5 @@
-"""Losses for DocRE: PEMSCL (PMT + EM + SCL + negative label sampling) and the ATL / BCE / NCRL baselines,
-behind a registry so that a new loss is one function and one name.
+"""Losses for DocRE: PEMSCL (PMT + EM + SCL + negative label sampling) and the ATL / BCE / NCRL / AFL /
+SSR-PU baselines, behind a registry so that a new loss is one function and one name.
 
 Conventions shared by every loss here:
 
@@ -21,6 +21,9 @@ parts every kind shares: negative label sampling (Eq. 12-13, a ``neg_mask`` hand
 the same :func:`register_loss` as user losses; a loss's own hyper-parameters live in
 ``LossSpec.params`` (declared with defaults at registration). Presets (``loss_spec(name)``) come from
 :func:`register_loss` / :func:`register_preset`.
+AFL (Tan et al., Findings of ACL 2022) and SSR-PU (Wang et al., EMNLP 2022) keep their released
+code's departures from their papers as params (FAITHFULNESS.md, one section each); SSR-PU's class
+priors come from the training labels through :func:`prepare_loss`.
 
 Paper vs released code (FAITHFULNESS.md): every default is the paper; the released code's
 behaviours are named options - scl_variant="supcon" (#1), na_anchors (#2), reduction="mean" (#4),
@@ -412,6 +415,154 @@ def ncrl_loss(logits: torch.Tensor, labels: torch.Tensor, *, shift: float = 0.0,
     return _reduce(v, reduction)
 
 
+# --------------------------------------------------------------------------- AFL (Tan et al., 2022)
+AFL_POS_WEIGHTS = ("focal", "one-plus-focal")
+
+
+def afl_loss(logits: torch.Tensor, labels: torch.Tensor, *, gamma: float = 1.0, pos_weight: str = "focal",
+             neg_mask: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
+    """Adaptive focal loss (Tan, He, Bing, Ng, Findings of ACL 2022, Section 3.3, "Adaptive Focal
+    Loss"); column 0 is the threshold class TH.
+
+    Positives, each ranked against TH alone (a two-way softmax):
+        P(r) = exp(f_r) / (exp(f_r) + exp(f_TH)) = sigma(f_r - f_TH),
+        L1 = -sum_{r in P} (1 - P(r))^gamma log P(r).
+    TH against the negatives, as ATLOP's L2:
+        L2 = -log( exp(f_TH) / sum_{r' in N u {TH}} exp(f_r') ),  L_AFL = L1 + L2.
+    ``pos_weight="one-plus-focal"``: the released code's weight (1 + (1 - P(r))^gamma) on each
+    positive's log P(r) (FAITHFULNESS, AFL #1). ``neg_mask`` drops negatives from L2's softmax
+    (negative label sampling). Decision rule: f_r > f_TH, the default :func:`pemscl.model.decide`.
+    """
+    _check_reduction(reduction)
+    _check_afl_params({"gamma": gamma, "pos_weight": pos_weight})
+    with _full_precision(logits.device):
+        lg, lb = _prep(logits, labels)
+        pos = lb[:, 1:]
+        m = lg[:, 1:] - lg[:, :1]
+        log_p = F.logsigmoid(m)                               # log P(r)
+        focal = torch.exp(gamma * F.logsigmoid(-m))           # (1 - P(r))^gamma, finite for any margin
+        if pos_weight == "one-plus-focal":
+            focal = 1.0 + focal
+        l1 = -torch.where(pos, focal * log_p, 0.0).sum(1)
+        keep = torch.cat([torch.ones_like(pos[:, :1]), _entered_negatives(pos, neg_mask)], 1)  # {TH} u N'
+        l2 = torch.logsumexp(lg.masked_fill(~keep, float("-inf")), 1) - lg[:, 0]
+    return _reduce(l1 + l2, reduction)
+
+
+def _check_afl_params(p: Mapping[str, Any]) -> None:
+    g = p.get("gamma", 1.0)
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+        raise ValueError(f"afl: the focal gamma must be a finite number >= 0, got {g!r}")
+    if p.get("pos_weight", "focal") not in AFL_POS_WEIGHTS:
+        raise ValueError(f"afl: pos_weight must be one of {AFL_POS_WEIGHTS}, got {p.get('pos_weight')!r}")
+
+
+# --------------------------------------------------------------------------- SSR-PU (Wang et al., 2022)
+SSR_NONNEG = ("max", "defit")
+SSR_POS_WEIGHTS = ("none", "sqrt-odds")
+
+
+def labeled_priors(labels: torch.Tensor | Sequence[Any]) -> list[float]:
+    """pi_labeled per relation 1..R: the share of entity pairs labelled with r in ``labels``
+    ((N, 1+R), or a list of per-document (n_pairs, 1+R) arrays, e.g. the training features'
+    "labels"). This is SSR-PU's estimate from the training labels (released prepro.py:
+    relation counts over all training pairs)."""
+    if not isinstance(labels, torch.Tensor):
+        labels = torch.cat([torch.as_tensor(x) for x in labels]) if len(labels) else torch.zeros(0, 1)
+    lb = labels > 0
+    return (lb[:, 1:].double().sum(0) / max(lb.shape[0], 1)).tolist()
+
+
+def ssr_square_loss(z: torch.Tensor, y: float, margin: float) -> torch.Tensor:
+    """The squared ranking loss of SSR-PU, elementwise: l(z, y) = (y z - m)^2 / 4 on the shifted
+    score z = f_r - f_NA (the none-class score as adaptive threshold), y = +1 or -1."""
+    return 0.25 * (y * z - margin) ** 2
+
+
+def ssr_pu_risks(logits: torch.Tensor, labels: torch.Tensor, *, prior: torch.Tensor, labeled_prior: torch.Tensor,
+                 margin: float = 0.25, nonneg: str = "max", beta: float = 0.0, defit_gamma: float = 1.0,
+                 pos_weight: str = "none", neg_mask: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-relation SSR-PU risks, each (R,): (risk, positive part, negative part before max).
+
+    For relation r (one binary PU problem per relation, Wang et al. EMNLP 2022, Section 3), P_r the
+    pairs labelled r, U_r the other pairs (unlabelled for r), l the squared ranking loss
+    (:func:`ssr_square_loss`) of z = f_r - f_NA, pi the true prior of r and pi_L its labelled prior:
+        pi_U = (pi - pi_L) / (1 - pi_L)      (prior of r among the unlabelled pairs: the prior shift)
+        R+ = pi E_P[l(z, +1)]
+        R- = (1 - pi) / (1 - pi_U) E_U[l(z, -1)] - pi_U (1 - pi) / (1 - pi_U) E_P[l(z, -1)]
+        risk = R+ + max(0, R-)               (non-negative PU risk, nnPU of Kiryo et al. 2017)
+    Since 1 - pi_U = (1 - pi) / (1 - pi_L), the weights of R- are (1 - pi_L) and (pi - pi_L): that
+    form is used, which stays finite at pi = 1. Empty P_r / U_r give expectations of 0.
+    ``nonneg="defit"`` (released code, FAITHFULNESS SSR-PU #2): where R- < beta the risk is
+    -defit_gamma * R- (Kiryo's gradient-ascent step on the negative part; R+ dropped), else R+ + R-.
+    ``pos_weight="sqrt-odds"`` (released code, SSR-PU #3): R+ times sqrt((1 - pi) / pi).
+    ``neg_mask`` (negative label sampling) drops sampled-out pairs from U_r; positives always enter.
+    """
+    with _full_precision(logits.device):
+        lg, lb = _prep(logits, labels)
+        pos = lb[:, 1:]
+        unl = _entered_negatives(pos, neg_mask)
+        z = lg[:, 1:] - lg[:, :1]
+        pi = prior.to(lg.device, torch.float32)
+        pi_l = labeled_prior.to(lg.device, torch.float32)
+
+        def mean_over(mask, v):  # E over the pairs of mask, per relation column; 0 when empty
+            return torch.where(mask, v, 0.0).sum(0) / mask.sum(0).clamp(min=1)
+
+        e_p_plus = mean_over(pos, ssr_square_loss(z, 1.0, margin))
+        e_p_minus = mean_over(pos, ssr_square_loss(z, -1.0, margin))
+        e_u_minus = mean_over(unl, ssr_square_loss(z, -1.0, margin))
+        r_pos = pi * e_p_plus
+        if pos_weight == "sqrt-odds":
+            w = torch.where(pi > 0, ((1 - pi) / pi.clamp(min=1e-12)).sqrt(), torch.zeros_like(pi))
+            r_pos = r_pos * w
+        r_neg = (1 - pi_l) * e_u_minus - (pi - pi_l) * e_p_minus
+        if nonneg == "max":
+            risk = r_pos + r_neg.clamp(min=0)
+        else:
+            risk = torch.where(r_neg < beta, -defit_gamma * r_neg, r_pos + r_neg)
+    return risk, r_pos, r_neg
+
+
+def _check_prior_value(name: str, v: Any, lo_open: bool = True) -> None:
+    vals = v if isinstance(v, (list, tuple)) else [v]
+    for x in vals:
+        ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        if not ok or not ((0 < x < 1) if lo_open else (0 <= x < 1)):
+            raise ValueError(f"ssr-pu: {name} must be {'in (0, 1)' if lo_open else 'in [0, 1)'} "
+                             f"(a number or a list of one per relation), got {v!r}")
+
+
+def _check_ssr_params(p: Mapping[str, Any]) -> None:
+    if p.get("prior") is not None:
+        _check_prior_value("prior", p["prior"])
+    if p.get("labeled_prior") is not None:
+        _check_prior_value("labeled_prior", p["labeled_prior"], lo_open=False)
+    s = p.get("prior_scale", 3.0)
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
+        raise ValueError(f"ssr-pu: prior_scale must be a finite number > 0, got {s!r}")
+    m = p.get("margin", 0.25)
+    if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
+        raise ValueError(f"ssr-pu: margin must be a finite number >= 0, got {m!r}")
+    if p.get("nonneg", "max") not in SSR_NONNEG:
+        raise ValueError(f"ssr-pu: nonneg must be one of {SSR_NONNEG}, got {p.get('nonneg')!r}")
+    if p.get("pos_weight", "none") not in SSR_POS_WEIGHTS:
+        raise ValueError(f"ssr-pu: pos_weight must be one of {SSR_POS_WEIGHTS}, got {p.get('pos_weight')!r}")
+    g = p.get("defit_gamma", 1.0)
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+        raise ValueError(f"ssr-pu: defit_gamma must be a finite number >= 0, got {g!r}")
+
+
+def _per_relation(name: str, v: Any, r: int) -> torch.Tensor:
+    t = torch.as_tensor(v, dtype=torch.float32).reshape(-1)
+    if t.numel() == 1:
+        return t.expand(r).clone()
+    if t.numel() != r:
+        raise ValueError(f"ssr-pu: {name} has {t.numel()} values for {r} relations")
+    return t
+
+
 # --------------------------------------------------------------------------- loss specification
 @dataclass
 class LossSpec:
@@ -421,7 +572,7 @@ class LossSpec:
     ...) and negative label sampling are generic and apply to every kind. Every default is the
     paper's behaviour; the released code's behaviours are the named alternatives."""
 
-    kind: str = "pemscl"          # a registered loss: "pemscl" | "atl" | "bce" | "ncrl" | registered_losses()
+    kind: str = "pemscl"          # a registered loss: "pemscl" | "atl" | "bce" | "ncrl" | "afl" | "ssr-pu" | ...
     entropy: bool = True          # EM term, Eq. 6 (pemscl)
     gamma: str = "count"          # EM weights: "count" (1/|P|, 1/|N|) or "one"
     scl_weight: float = 0.1       # lambda of Eq. 11 (0 disables SCL); FAITHFULNESS #3 folds tau/tau_base in here
@@ -460,6 +611,12 @@ class LossSpec:
         bad = [k for k in self.params if not isinstance(k, str)]
         if bad:
             raise TypeError(f"LossSpec.params keys must be strings (JSON), got {bad}")
+        # a registered loss's own check of its params (e.g. an SSR-PU prior outside (0, 1), a
+        # negative focal gamma) runs here, so a bad value fails where the config is built - in
+        # loss_spec(), TrainConfig.from_dict / the CLI - before any training starts
+        entry = _LOSSES.get(self.kind)
+        if entry is not None and entry.check is not None:
+            entry.check({**entry.defaults, **self.params})
 
 
 # --------------------------------------------------------------------------- registry
@@ -479,6 +636,12 @@ class RegisteredLoss:
     name: str
     fn: LossFn
     defaults: Mapping[str, Any]  # the params this loss accepts, with their default values
+    # check(params) raises ValueError for bad values of the (default-completed) params; run when a
+    # LossSpec of this kind is built and again in compute_loss
+    check: Callable[[Mapping[str, Any]], None] | None = None
+    # prepare(spec, train_labels) -> spec: fills params estimated from the training labels (see
+    # prepare_loss); None for losses that need nothing from the training set
+    prepare: Callable[..., "LossSpec"] | None = None
 
 
 _LOSSES: dict[str, RegisteredLoss] = {}
@@ -487,7 +650,9 @@ _DEFAULT_PRESET = object()  # sentinel: "register the plain preset LossSpec(kind
 
 
 def register_loss(name: str, fn: LossFn | None = None, *, defaults: Mapping[str, Any] | None = None,
-                  preset: LossSpec | None = _DEFAULT_PRESET, replace: bool = False):  # type: ignore[assignment]
+                  preset: LossSpec | None = _DEFAULT_PRESET, replace: bool = False,  # type: ignore[assignment]
+                  check: Callable[[Mapping[str, Any]], None] | None = None,
+                  prepare: Callable[..., LossSpec] | None = None):
     """Register ``fn`` as the loss of kind ``name``; usable directly or as a decorator::
 
         @register_loss("softmax-ce", defaults={"temperature": 1.0})
@@ -499,9 +664,12 @@ def register_loss(name: str, fn: LossFn | None = None, *, defaults: Mapping[str,
     any other key in spec.params is an error. ``preset``: also registered as loss_spec(name);
     left out, ``LossSpec(kind=name, entropy=False, scl_weight=0.0)`` (like the baselines: no
     SCL), None for no preset. ``replace``: overwrite an existing loss (and preset) of that name.
+    ``check``: validates the params (raise ValueError), when a LossSpec of this kind is built.
+    ``prepare``: ``prepare(spec, train_labels) -> spec``, see :func:`prepare_loss`.
     Returns ``fn`` (so the decorator leaves the function usable on its own)."""
     if fn is None:
-        return lambda f: register_loss(name, f, defaults=defaults, preset=preset, replace=replace)
+        return lambda f: register_loss(name, f, defaults=defaults, preset=preset, replace=replace,
+                                       check=check, prepare=prepare)
     if not isinstance(name, str) or not name:
         raise ValueError(f"a loss name must be a non-empty string, got {name!r}")
     if not callable(fn):
@@ -515,7 +683,11 @@ def register_loss(name: str, fn: LossFn | None = None, *, defaults: Mapping[str,
             raise ValueError(f"the preset of loss {name!r} has kind {preset.kind!r}")
         if name in LOSS_PRESETS and not replace:
             raise ValueError(f"loss preset {name!r} already exists; pass replace=True to overwrite it")
-    _LOSSES[name] = RegisteredLoss(name, fn, dict(defaults or {}))
+    if check is not None:
+        check(dict(defaults or {}))  # the declared defaults must pass their own check
+        if preset is not None:
+            check({**(defaults or {}), **preset.params})
+    _LOSSES[name] = RegisteredLoss(name, fn, dict(defaults or {}), check, prepare)
     if preset is not None:
         LOSS_PRESETS[name] = preset
     return fn
@@ -549,6 +721,18 @@ def get_loss(kind: str) -> RegisteredLoss:
     if kind not in _LOSSES:
         raise ValueError(f"unknown loss kind {kind!r}; registered: {registered_losses()}")
     return _LOSSES[kind]
+
+
+def prepare_loss(spec: LossSpec, train_labels) -> LossSpec:
+    """``spec`` with the params its loss estimates from the training set filled in (the same spec
+    for losses without a ``prepare`` hook). ``train_labels``: the (N, 1+R) labels of all training
+    pairs, or the training features' per-document "labels" arrays. SSR-PU fills ``labeled_prior``
+    (pi_labeled per relation) unless it is set. Deterministic in the labels, so every rank of a
+    distributed run and a resumed run get the same spec. Called once before training (by the
+    training loop, on the full training split); a spec that was not prepared falls back to the
+    loss's own default (SSR-PU: the labelled shares of each batch)."""
+    entry = get_loss(spec.kind)
+    return entry.prepare(spec, train_labels) if entry.prepare is not None else spec
 
 
 def loss_spec(name: str = "pemscl", **overrides) -> LossSpec:
@@ -593,6 +777,58 @@ def _ncrl_l1(logits, labels, *, spec, features, neg_mask, reduction):
     return ncrl_loss(logits, labels, shift=spec.ncrl_shift, neg_mask=neg_mask, reduction=reduction), {}
 
 
+# AFL: the threshold-class adaptive focal loss; decision f_r > f_TH (the default decide, no tuned threshold)
+AFL_DEFAULTS = {"gamma": 1.0,           # the focusing parameter (released default --gamma_pos 1.0)
+                "pos_weight": "focal"}  # "focal" (paper, Eq. 9) | "one-plus-focal" (released code)
+
+
+@register_loss("afl", defaults=AFL_DEFAULTS, check=_check_afl_params)
+def _afl_l1(logits, labels, *, spec, features, neg_mask, reduction):
+    p = spec.params
+    return afl_loss(logits, labels, gamma=p["gamma"], pos_weight=p["pos_weight"], neg_mask=neg_mask,
+                    reduction=reduction), {}
+
+
+# SSR-PU. Decision rule: the released evaluate() (isrank=1) predicts r when f_r > f_NA - the
+# none-class score is the adaptive threshold the squared ranking loss is trained against - so SSR-PU
+# uses the default decide() and, unlike BCE, needs no global threshold tuned on dev
+# (train.needs_threshold stays BCE-only).
+SSR_PU_DEFAULTS = {
+    "prior": None,          # true prior pi: None -> prior_scale x pi_labeled; or a float / R floats in (0, 1)
+    "prior_scale": 3.0,     # pi = prior_scale x pi_labeled (released --e: 3.0 incomplete labels, 1.0 fully supervised)
+    "labeled_prior": None,  # pi_labeled per relation: None -> the training labels (prepare_loss), else each batch's
+    "margin": 0.25,         # m of the squared ranking loss (released scripts --m 0.25)
+    "nonneg": "max",        # "max" (nnPU risk, max(0, R-)) | "defit" (released: -gamma R- where R- < beta)
+    "beta": 0.0,            # "defit" only: released --beta
+    "defit_gamma": 1.0,     # "defit" only: released --gamma
+    "pos_weight": "none",   # "none" | "sqrt-odds" (released: R+ x sqrt((1 - pi) / pi))
+}
+
+
+def _prepare_ssr(spec: LossSpec, train_labels) -> LossSpec:
+    if spec.params.get("labeled_prior") is not None:
+        return spec
+    return replace(spec, params={**spec.params, "labeled_prior": labeled_priors(train_labels)})
+
+
+@register_loss("ssr-pu", defaults=SSR_PU_DEFAULTS, check=_check_ssr_params, prepare=_prepare_ssr,
+               # "mean": the SSR-PU objective is a risk (expectations over pairs); "sum" scales it by N
+               preset=LossSpec(kind="ssr-pu", entropy=False, scl_weight=0.0, reduction="mean"))
+def _ssr_pu_l1(logits, labels, *, spec, features, neg_mask, reduction):
+    """Sum over relations of the SSR-PU risk (:func:`ssr_pu_risks`); parts "pu_pos" (sum of R+)
+    and "pu_neg" (sum of R-, before the non-negative correction)."""
+    p = spec.params
+    r = logits.shape[1] - 1
+    pl = p["labeled_prior"] if p["labeled_prior"] is not None else labeled_priors(labels)
+    pi_l = _per_relation("labeled_prior", pl, r)
+    pi = (p["prior_scale"] * pi_l).clamp(max=1.0) if p["prior"] is None else _per_relation("prior", p["prior"], r)
+    risk, r_pos, r_neg = ssr_pu_risks(logits, labels, prior=pi, labeled_prior=pi_l, margin=p["margin"],
+                                      nonneg=p["nonneg"], beta=p["beta"], defit_gamma=p["defit_gamma"],
+                                      pos_weight=p["pos_weight"], neg_mask=neg_mask)
+    scale = float(logits.shape[0]) if reduction == "sum" else 1.0
+    return risk.sum() * scale, {"pu_pos": r_pos.sum() * scale, "pu_neg": r_neg.sum() * scale}
+
+
 # --------------------------------------------------------------------------- composition
 def _check_spec(spec: LossSpec) -> RegisteredLoss:
     """The registered loss of spec.kind, after checking the generic fields and params."""
@@ -606,6 +842,8 @@ def _check_spec(spec: LossSpec) -> RegisteredLoss:
     unknown = sorted(set(spec.params) - set(entry.defaults))
     if unknown:
         raise ValueError(f"loss {spec.kind!r} has no params {unknown}; it accepts {sorted(entry.defaults)}")
+    if entry.check is not None:
+        entry.check({**entry.defaults, **spec.params})
     return entry
 
 

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from . import experiments as X
 from . import gpu_check
+from . import leaderboard as LB
 from . import runs as RS
 from .config import HASH_VERSION
 from .published import PUBLISHED
@@ -338,6 +339,14 @@ def figure_md(name: str, alt: str, where: str | Path | None) -> list[str]:
     return [f"![{alt}]({Path(os.path.relpath(png, Path(where))).as_posix()})", ""]
 
 
+LEADERBOARD_NOTE = (
+    "Mean test F1 over the claim seeds ± sd; the 95% interval counts documents and seeds. *vs reference*: "
+    "the seed-paired difference to the row best on the selection dev set (never chosen on test), with its "
+    "interval: *holds* = a real difference, *not resolved* = a tie at this resolution, *not measurable here* = "
+    "the MDE exceeds 2 F1 points. Every loss has the optimiser settings chosen on ATL and its paper's own "
+    "hyper-parameters, untuned here (docs/leaderboard.md has the fairness notes).")
+
+
 def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
              records: Mapping[str, int] | None = None, figures_from: str | Path | None = None) -> str:
     """The results as Markdown (headings start at `level`): claims first, then the tables.
@@ -376,6 +385,11 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
              f"{h}# Paper vs released code (FAITHFULNESS.md): exploratory", "",
              "Exploratory: the fast path (top layers only) and one seed; a Δ here points at something to run "
              "properly, it is not a finding.", "", table_md(tables["faithfulness"], FAITH_COLS), ""]
+    if tables.get("leaderboard"):
+        lines += [f"{h}# Leaderboard: which loss to train with (same encoder, seeds, schedule, tuning)", "",
+                  LEADERBOARD_NOTE, "", LB.markdown(tables["leaderboard"]),
+                  *figure_md("07_leaderboard", "each loss's test F1 with its interval, published numbers hollow",
+                             figures_from)]
     if tables.get("search"):
         lines += [f"{h}# Small search on dev (one seed, {p.gold_regime})", "",
                   table_md(tables["search"], SEARCH_COLS), ""]

@@ -238,6 +238,41 @@ def paired_bootstrap(runs_a: Sequence, runs_b: Sequence, *, metric: str = "f1", 
         doc_ci_low=doc_low, doc_ci_high=doc_high, doc_se=doc_se, df=df)
 
 
+def mean_bootstrap(runs: Sequence, *, metric: str = "f1", group: str | None = None, n_boot: int = 2000,
+                   seed: int = 0) -> BootstrapResult:
+    """One system's mean score over its seeds, with the interval paired_bootstrap gives a
+    difference: the same document resamples for every seed (doc_se), plus the seeds' scatter
+    (seed_sd of the per-seed scores) as sqrt(doc_se² + seed_sd² / n) with Welch df. ``diff`` is
+    the mean score (not a difference) and ``seed_diffs`` the per-seed scores; with one seed the
+    interval is the documents' percentile interval."""
+    group = group or "all"
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    counts = _stack_runs(runs, runs, group)[0]  # (n_seeds, n_docs, 4), documents checked alike
+    n_seeds, n_docs, _ = counts.shape
+    per_seed = tuple(E.scores_from_counts(counts[i].tolist())[metric] for i in range(n_seeds))
+    mean = math.fsum(per_seed) / n_seeds
+    weights = _resample_weights(np.random.default_rng(seed), n_docs, n_boot)
+    totals = (weights @ counts.transpose(1, 0, 2).reshape(n_docs, -1).astype(float)).reshape(n_boot, n_seeds, 4)
+    boot = metric_from_totals(totals, metric).mean(axis=1)
+    tail = 100 * (1 - CI_LEVEL) / 2
+    doc_low, doc_high = (float(x) for x in np.percentile(boot, [tail, 100 - tail]))
+    doc_se = float(boot.std(ddof=1))
+    seed_sd = statistics.stdev(per_seed) if n_seeds > 1 else None
+    if seed_sd is None:
+        low, high, se, df = doc_low, doc_high, doc_se, math.inf
+    else:
+        se, df = combined_se(doc_se, seed_sd, n_seeds)
+        half = t_quantile(1 - (1 - CI_LEVEL) / 2, df) * se
+        low, high = mean - half, mean + half
+    return BootstrapResult(metric=metric, group=group, diff=float(mean), ci_low=low, ci_high=high, se=se,
+                           mde=_mde(se, df), seed_sd=seed_sd, n_seeds=n_seeds, n_docs=n_docs, n_boot=n_boot,
+                           rng_seed=seed, seed_diffs=per_seed, doc_ci_low=doc_low, doc_ci_high=doc_high,
+                           doc_se=doc_se, df=df)
+
+
 def combined_se(doc_se: float, seed_sd: float, n_seeds: int, seed_df: float | None = None
                 ) -> tuple[float, float]:
     """(se, df) of a mean difference over n_seeds seed-paired runs scored on one document set:

@@ -125,3 +125,33 @@ def test_only_claims_of_cpu_preset_losses_are_replicable():
 def test_no_folder_no_section(tmp_path):
     assert G.report([], folder=tmp_path / "absent") is None
     assert G.markdown(None) == ""
+
+
+def test_bench_comparison_on_a_gpu_shaped_result(tmp_path):
+    """bench_attention_gpu.json as a GPU leaves it: MFU known, a batch out of memory, the fit searched."""
+    def path(s, mfu, mb):
+        return {"seconds_per_doc": {"median": s, "min": s * 0.9, "max": s * 1.1, "q25": s, "q75": s, "n": 5},
+                "mfu": mfu, "peak_memory": {"kind": "torch.cuda.max_memory_allocated", "mb": mb}}
+
+    fit = {p: {"searched": True, "max_batch": 4, "tried": [{"batch": 1, "fits": True, "peak_mb": 10240.0},
+                                                           {"batch": 8, "fits": False, "peak_mb": 99000.0}]}
+           for p in ("eager", "fast")}
+    (tmp_path / "bench_attention_gpu.json").write_text(json.dumps({
+        "mode": "compare", "device_name": "NVIDIA H200", "precision": "bfloat16",
+        "encoder": {"layers": 24, "hidden": 1024}, "document": {"tokens": 1000}, "warmup": 2, "reps": 5,
+        "flops_per_doc": 2.05e12, "device_peak_flops": 989e12, "peak_source": "H200: vendors' datasheets",
+        "max_abs_logit_diff": 0.03, "logits": {"max_abs_logit_diff_fp32": 2e-6},
+        "batches": [{"batch": 4, "paths": {"eager": path(0.02, 0.10, 30720.0), "fast": path(0.01, 0.2, 20480.0)},
+                     "ratio_eager_over_fast": 2.0}, {"batch": 8, "paths": {}, "oom": True}],
+        "fit": fit}))
+    c = G.summary(tmp_path)["bench_attention"]
+    assert c["device"] == "NVIDIA H200" and c["max_batch"] == {"eager": 4, "fast": 4} and c["fit_searched"]
+    r4, r8 = c["rows"]
+    assert (r4["ratio"], r4["eager_mfu"], r4["fast_s_per_doc"], r4["fast_peak_mb"]) == (2.0, 0.10, 0.01, 20480.0)
+    assert r8["oom"] and r8["fast_s_per_doc"] is None
+    md = G.markdown(G.summary(tmp_path))
+    assert "MFU of 989 TFLOP/s, H200: vendors' datasheets, 2.05 TFLOP per document" in md
+    assert "| 4 | 0.020 [0.018, 0.022] | 0.010 [0.009, 0.011] | 2.00 | 10.0% | 20.0% | 30.0 GiB | 20.0 GiB |" in md
+    assert "| 8 | out of memory |" in md
+    assert "the largest batch that fits (of 1, 2, 4, 8): eager 4, fast 4" in md and "1: 10.0 GiB, 8: OOM" in md
+    assert "0.03 (bfloat16), 2e-06 in fp32" in md

@@ -407,7 +407,7 @@ def test_ncrl_shift_and_regulariser_hand_values():
 # --------------------------------------------------------------------------- composition
 def test_presets_and_loss_spec():
     assert set(LOSS_PRESETS) == {"pemscl", "pemscl-no-em", "pemscl-no-scl", "pemscl-no-em-no-scl", "pemscl-ns",
-                                 "atl", "bce", "ncrl"}
+                                 "atl", "bce", "ncrl", "afl", "ssr-pu"}
     assert loss_spec("pemscl") == LossSpec()
     assert loss_spec("pemscl-ns").neg_sample_ratio == 0.1
     assert loss_spec("pemscl", tau=2.0).tau == 2.0 and LOSS_PRESETS["pemscl"].tau == 0.2

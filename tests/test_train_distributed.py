@@ -31,7 +31,7 @@ from pemscl import train as T
 STEP_CFG = dict(device="cpu", precision="fp32", train_layers=1, max_train_docs=4, batch_size=4, seed=11)
 # global batches (indices of the 4 training documents): 2 + 2, 2 + 1, and 1 + 0 (rank 1 borrows)
 STEPS = [[0, 1, 2, 3], [3, 0, 2], [1]]
-LOSSES = ("pemscl", "pemscl-ns")
+LOSSES = ("pemscl", "pemscl-ns", "afl", "ssr-pu")  # the new baselines too (issue 26)
 RUN_CFG = dict(device="cpu", precision="fp32", epochs=1, seed=5, label="dist-run")  # smoke: 4 docs, batch 2, 2 + 2 eval docs
 
 

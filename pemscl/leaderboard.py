@@ -1,0 +1,168 @@
+"""The leaderboard of DocRE losses (issue 26): one row per (label regime, loss), each on the same
+seeds, encoder, schedule, optimiser and statistics, with its interval and its difference to the
+regime's reference row.
+
+    from pemscl import leaderboard, tables
+    board = leaderboard.build(tables.gather_runs(), "cpu")
+    board["rows"][0]["loss"], board["rows"][0]["test_f1"], board["rows"][0]["vs_best"]["verdict"]
+
+A row's interval (`ci_low`, `ci_high`) is that of its mean test F1 over seeds, with the claims'
+two sources of chance: documents (a bootstrap shared by every seed) and seeds (their scatter,
+t with Welch-Satterthwaite df; stats.mean_bootstrap). `vs_best` is the seed-paired difference
+to the regime's reference row (stats.paired_bootstrap, as the claims): the reference is the row
+with the best mean F1 on the *selection dev set* (the test set never chooses anything); its
+verdict is "holds" when the interval excludes 0 (a real difference), "not measurable here" when
+it contains 0 and the minimum detectable effect is over twice TIE_EFFECT, else "not resolved" (a
+tie at this resolution: ties are called ties). On incomplete labels every row is selected on
+original dev, as a user without gold labels would; the gold-dev selection of the same runs is
+shown beside (`test_f1_gold_dev`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import experiments as X
+from . import runs as RS
+from . import stats as S
+from .claims import BOOT_SEED, N_BOOT, counts
+from .tables import as_runs, attach_all
+
+# The smallest difference worth knowing between two losses: one F1 point. A comparison whose MDE
+# exceeds twice this cannot tell a point apart from nothing ("not measurable here").
+TIE_EFFECT = 0.01
+GROUPS = ("head", "mid", "tail")
+
+
+def row_name(name: str, ns: bool) -> str:
+    """The loss as results/leaderboard.json names it: the registry name, "+ns" for NS rows."""
+    return f"{name.removesuffix('-ns')}+ns" if ns else name
+
+
+def _mean(xs: Sequence[float | None]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _sd(xs: Sequence[float | None]) -> float | None:
+    xs = [x for x in xs if x is not None]
+    if len(xs) < 2:
+        return None
+    m = sum(xs) / len(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _score(run: RS.Run, split: str, key: str = "f1") -> float | None:
+    return (run.scores.get(split) or {}).get(key)
+
+
+def _test_by_gold_dev(run: RS.Run) -> float | None:
+    view = run.scores.get("by_dev_gold") or {}
+    return view.get("test_f1")
+
+
+def _verdict(res: S.BootstrapResult) -> str:
+    if res.ci_low > 0 or res.ci_high < 0:
+        return "holds"
+    return "not measurable here" if res.mde > 2 * TIE_EFFECT else "not resolved"
+
+
+def _row(p: X.Profile, labels: str, label: str, name: str, ns: bool, runs: list[RS.Run],
+         planned: list) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "regime": X.leaderboard_regime(p, labels), "labels": labels, "label": label, "loss": row_name(name, ns),
+        "n_seeds": len(runs), "seeds": [r.config.seed for r in runs], "runs": [r.config.key() for r in runs],
+        "missing": [f"{c.label} ({c.regime}, seed {c.seed})" for c, r in planned if r is None],
+        "converged": [r.scores.get("converged") for r in runs],
+        "test_f1": _mean([_score(r, "test") for r in runs]), "test_f1_sd": _sd([_score(r, "test") for r in runs]),
+        "test_ign_f1": _mean([_score(r, "test", "ign_f1") for r in runs]),
+        "dev_f1": _mean([_score(r, "dev") for r in runs]),
+        "training_hours": sum(r.scores.get("seconds") or 0.0 for r in runs) / 3600,
+        "ci_low": None, "ci_high": None,
+    }
+    for g in GROUPS:
+        row[f"test_{g}_f1"] = _mean([_score(r, "test", f"{g}_f1") for r in runs])
+    if labels == "incomplete":
+        row["dev_gold_f1"] = _mean([_score(r, "dev_gold") for r in runs])
+        row["test_f1_gold_dev"] = _mean([_test_by_gold_dev(r) for r in runs])
+    have = [r for r in runs if "all" in (counts(r, "test") or {})]
+    if have and len(have) == len(runs):
+        res = S.mean_bootstrap([counts(r, "test") for r in runs], metric="f1", n_boot=N_BOOT, seed=BOOT_SEED)
+        row.update(ci_low=res.ci_low, ci_high=res.ci_high, ci_df=res.df)
+    return row
+
+
+def build(runs: Iterable, profile: str | X.Profile) -> dict[str, Any]:
+    """{"rows": one per (label regime, loss), "reference": the reference row of each regime, ...}."""
+    runs = as_runs(runs)
+    p = X.get_profile(profile)
+    cfgs, att = attach_all(runs, p, names=["leaderboard"])
+    planned = list(zip(cfgs["leaderboard"], att["leaderboard"]))
+    rows, reference = [], {}
+    for labels, table in X.LEADERBOARD.items():
+        regime = X.leaderboard_regime(p, labels)
+        block = []
+        for label, (name, ns) in table.items():
+            mine = [(c, r) for c, r in planned if c.regime == regime and c.label == label]
+            got = sorted((r for _, r in mine if r is not None), key=lambda r: r.config.seed)
+            block.append((_row(p, labels, label, name, ns, got, mine), got))
+        scored = [(row, got) for row, got in block if got and row["dev_f1"] is not None]
+        best_row, best_runs = max(scored, key=lambda x: x[0]["dev_f1"]) if scored else (None, [])
+        reference[labels] = best_row["loss"] if best_row else None
+        for row, got in block:
+            row["vs_best"] = _vs(row, got, best_row, best_runs)
+            rows.append(row)
+    return {"rows": rows, "reference": reference, "tie_effect": TIE_EFFECT, "profile": p.name,
+            "reference_rule": "best mean F1 on the selection dev set (original dev on incomplete labels)"}
+
+
+def _vs(row: dict, runs: list[RS.Run], best: dict | None, best_runs: list[RS.Run]) -> dict[str, Any]:
+    """The seed-paired test F1 difference row - reference, on the seeds both have."""
+    out: dict[str, Any] = {"reference": best["loss"] if best else None, "diff": None, "ci_low": None,
+                           "ci_high": None, "mde": None, "n_seeds": 0, "verdict": "missing runs"}
+    if best is None or not runs:
+        return out
+    if best["loss"] == row["loss"]:
+        return {**out, "diff": 0.0, "verdict": "reference", "n_seeds": len(runs)}
+    theirs = {r.config.seed: r for r in best_runs}
+    pairs = [(r, theirs[r.config.seed]) for r in runs if r.config.seed in theirs
+             and "all" in (counts(r, "test") or {}) and "all" in (counts(theirs[r.config.seed], "test") or {})]
+    if not pairs:
+        return out
+    res = S.paired_bootstrap([counts(a, "test") for a, _ in pairs], [counts(b, "test") for _, b in pairs],
+                             metric="f1", n_boot=N_BOOT, seed=BOOT_SEED)
+    return {**out, "diff": res.diff, "ci_low": res.ci_low, "ci_high": res.ci_high, "mde": res.mde,
+            "n_seeds": res.n_seeds, "seed_diffs": list(res.seed_diffs), "verdict": _verdict(res)}
+
+
+def markdown(board: Mapping) -> str:
+    """The two tables (one per label regime) as markdown: F1 in %, mean ± sd over seeds."""
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.2f}"
+
+    lines = []
+    for labels in X.LEADERBOARD:
+        rows = [r for r in board["rows"] if r["labels"] == labels]
+        if not rows:
+            continue
+        title = ("gold labels" if labels == "gold" else
+                 "incomplete labels (original train, selected on original dev; gold-dev selection beside)")
+        lines += [f"**{rows[0]['regime']}, {title}** (reference: {board['reference'].get(labels)}, best on dev)", ""]
+        head = "| loss | seeds | test F1 | 95% CI | Ign F1 | dev F1 | head / mid / tail | vs reference | verdict | hours |"
+        if labels == "incomplete":
+            head = head[:-1] + " test F1 (gold-dev sel.) |"
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for r in sorted(rows, key=lambda r: -(r["test_f1"] or -1)):
+            v = r["vs_best"]
+            sd = f" ± {100 * r['test_f1_sd']:.2f}" if r.get("test_f1_sd") is not None else ""
+            ci = f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]" if r["ci_low"] is not None else "–"
+            vs = ("–" if v["diff"] is None else f"{100 * v['diff']:+.2f}" +
+                  (f" [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if v.get("ci_low") is not None else ""))
+            cells = [r["loss"], str(r["n_seeds"]), pct(r["test_f1"]) + sd, ci, pct(r["test_ign_f1"]), pct(r["dev_f1"]),
+                     " / ".join(pct(r[f"test_{g}_f1"]) for g in GROUPS), vs, v["verdict"], f"{r['training_hours']:.1f}"]
+            if labels == "incomplete":
+                cells.append(pct(r.get("test_f1_gold_dev")))
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""The leaderboard (issue 26) from fake runs with planted per-document counts (no training)."""
+
+import math
+import statistics
+
+import pytest
+from test_claims import N_DOCS, f1, fake_run, rows
+
+from pemscl import experiments as X
+from pemscl import leaderboard as LB
+from pemscl import stats as S
+
+
+def test_leaderboard_rows_reuse_the_recorded_configs():
+    cfgs = X.leaderboard("cpu")
+    assert len(cfgs) == 13 * 3 and {c.seed for c in cfgs} == {66, 67, 68}
+    keys = {c.key() for c in cfgs}
+    # ATL / BCE / NCRL / PEMSCL on gold are the headline's runs; Table 4's and the sweep's on original labels
+    assert {c.key() for c in X.headline("cpu")} <= keys
+    assert {c.key() for c in X.original_labels("cpu")} <= keys
+    atl_ns = [c for c in X.ratio_sweep("cpu") if c.label == "ATL NS 0.1"]
+    assert atl_ns and atl_ns[0].key() in keys
+    new = keys - {c.key() for name in ("headline", "ablation", "original_labels", "ratio_sweep")
+                  for c in X.EXPERIMENTS[name]("cpu")}
+    # AFL and SSR-PU x 2 regimes x 3 seeds, BCE x 2 seeds, NCRL x 2 x 2 regimes, ATL and ATL+NS on OOG x 2
+    assert len(new) == 12 + 2 + 4 + 4
+    oog = [c for c in cfgs if c.regime == "oog-mini"]
+    assert all(c.select == ("dev", "dev_gold") and c.epochs == 24 for c in oog)
+    assert all(c.lr_encoder == 5e-5 and c.batch_size == 2 for c in cfgs)  # one optimiser setting for all
+
+
+def _fake(cfg):
+    # PEMSCL clearly best on gold (test 8/9 vs 7/9...), AFL tied with it; everything else below
+    good = {"PEMSCL": (4, 4), "AFL": (4, 4), "SSR-PU": (4, 3), "PEMSCL+NS": (4, 4), "ATL+NS": (4, 3)}
+    test = good.get(cfg.label, (2, 2))
+    dev_f1 = {"PEMSCL": 0.6, "PEMSCL+NS": 0.55, "AFL": 0.58}.get(cfg.label, 0.4) + 0.001 * (cfg.seed - 66)
+    run = fake_run(cfg, test, dev_f1=dev_f1, gold_dev_f1=0.5)
+    if cfg.label == "AFL" and cfg.seed == 67:  # seed scatter: a tie, not a difference
+        run.scores["doc_counts"]["test"]["all"] = rows(3, 4)
+    run.scores["by_dev_gold"]["test_f1"] = f1(*test)
+    run.scores["test"].update(ign_f1=f1(*test), head_f1=0.5, mid_f1=0.4, tail_f1=0.3)
+    return run
+
+
+def test_leaderboard_table_from_fake_runs():
+    runs = [_fake(c) for c in X.leaderboard("cpu")]
+    board = LB.build(runs, "cpu")
+    rows_ = board["rows"]
+    assert len(rows_) == 13 and all(r["n_seeds"] == 3 and not r["missing"] for r in rows_)
+    names = {(r["labels"], r["loss"]) for r in rows_}
+    assert ("incomplete", "atl+ns") in names and ("incomplete", "pemscl+ns") in names
+    assert ("gold", "ssr-pu") in names and ("gold", "afl") in names
+    # the reference is the best on dev, never chosen on test
+    # (on original labels dev picks PEMSCL, not PEMSCL+NS: dev 0.60 vs 0.55 here)
+    assert board["reference"] == {"gold": "pemscl", "incomplete": "pemscl"}
+    gold = {r["loss"]: r for r in rows_ if r["labels"] == "gold"}
+    assert gold["pemscl"]["test_f1"] == pytest.approx(f1(4, 4))
+    assert gold["pemscl"]["vs_best"]["verdict"] == "reference"
+    # ATL: 4/9 - 8/9 on every document and seed: a difference, and its value by hand
+    atl = gold["atl"]["vs_best"]
+    assert atl["diff"] == pytest.approx(f1(2, 2) - f1(4, 4)) and atl["verdict"] == "holds"
+    assert atl["ci_high"] < 0
+    # AFL: equal on seeds 66 and 68, 7/9 on 67: mean -1/27, interval over 0 -> not a difference
+    afl = gold["afl"]["vs_best"]
+    assert afl["diff"] == pytest.approx((f1(3, 4) - f1(4, 4)) / 3)
+    assert afl["ci_low"] < 0 < afl["ci_high"] and afl["verdict"] in ("not resolved", "not measurable here")
+    # each row's own interval holds its mean; identical seeds and documents: a zero-width interval
+    assert gold["atl"]["ci_low"] == pytest.approx(gold["atl"]["test_f1"])
+    assert gold["afl"]["ci_low"] < gold["afl"]["test_f1"] < gold["afl"]["ci_high"]
+    inc = {r["loss"]: r for r in rows_ if r["labels"] == "incomplete"}
+    assert inc["atl"]["test_f1_gold_dev"] == pytest.approx(f1(2, 2)) and inc["atl"]["regime"] == "oog-mini"
+    md = LB.markdown(board)
+    assert md.count("| pemscl |") == 2 and "reference" in md and "gold-dev sel." in md
+
+
+def test_leaderboard_with_missing_runs_says_so():
+    cfgs = X.leaderboard("cpu")
+    runs = [_fake(c) for c in cfgs if c.label not in ("SSR-PU",)]
+    board = LB.build(runs, "cpu")
+    ssr = [r for r in board["rows"] if r["loss"] == "ssr-pu"]
+    assert len(ssr) == 2 and all(r["n_seeds"] == 0 and len(r["missing"]) == 3 for r in ssr)
+    assert all(r["vs_best"]["verdict"] == "missing runs" and r["test_f1"] is None for r in ssr)
+
+
+def test_mean_bootstrap_by_hand():
+    # every document alike: resampling documents changes nothing, so the interval is the seeds' t interval
+    a, b = rows(4, 4), rows(3, 3)
+    res = S.mean_bootstrap([a, b], n_boot=200)
+    fa, fb = 8 / 9, 6 / 9
+    sd = statistics.stdev([fa, fb])
+    half = S.t_quantile(0.975, 1) * sd / math.sqrt(2)  # doc_se = 0: df = n - 1 = 1
+    assert res.diff == pytest.approx((fa + fb) / 2) and res.doc_se == pytest.approx(0, abs=1e-12)
+    assert (res.ci_low, res.ci_high) == pytest.approx(((fa + fb) / 2 - half, (fa + fb) / 2 + half))
+    assert res.seed_diffs == pytest.approx((fa, fb)) and res.n_docs == N_DOCS
+    one = S.mean_bootstrap([rows(4, 3)], n_boot=500)  # one seed: the documents' interval
+    assert one.ci_low < f1(4, 3) < one.ci_high and one.seed_sd is None
+    with pytest.raises(ValueError, match="documents"):
+        S.mean_bootstrap([rows(4, 4), rows(4, 4, n=N_DOCS - 1)])
