@@ -240,11 +240,11 @@ def convergence(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]
     epochs they needed to reach their best epoch (mean, min, max) and ran in all; for runs
     with a second selection dev set (gold dev on original labels) the same on that curve
     (other_dev_convergence; None elsewhere)."""
-    kinds: dict[tuple[str, str], list[RS.Run]] = {}
-    for exp, r in _distinct(cfgs, att):
-        kinds.setdefault((exp, r.config.label), []).append(r)
+    kinds: dict[tuple[str, str, str], list[RS.Run]] = {}
+    for exp, r in _distinct(cfgs, att):  # a label names one row per regime (the leaderboard has ATL in two)
+        kinds.setdefault((exp, r.config.label, r.config.regime), []).append(r)
     rows = []
-    for (exp, label), rs in kinds.items():
+    for (exp, label, _regime), rs in kinds.items():
         s = [r.scores for r in rs]
         best = [x["best_epoch"] for x in s if x.get("best_epoch") is not None]
         ran = [x["epochs_run"] for x in s if x.get("epochs_run") is not None]
