@@ -44,7 +44,7 @@ from pemscl import train as T  # noqa: E402
 from pemscl.features import load_features  # noqa: E402
 from pemscl.losses import compute_loss, loss_spec  # noqa: E402
 from pemscl.model import DocREModel, ModelConfig, batch_to, parameter_groups, resolve_encoder  # noqa: E402
-from pemscl.utils import (atomic_write_json, autocast, cpu_capability, precision_line, resolve_device,  # noqa: E402
+from pemscl.utils import (_cpu_name, atomic_write_json, autocast, cpu_capability, precision_line,  # noqa: E402
                           resolve_precision, results_dir)
 
 CPU = torch.device("cpu")
@@ -207,15 +207,7 @@ def case_compiled(feats, n_classes, reps, warmup, batch=2) -> dict:
 
 # --------------------------------------------------------------------------- main
 def machine() -> dict:
-    name = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": name, "capability": cpu_capability(), "threads": torch.get_num_threads(),
+    return {"cpu": _cpu_name(), "capability": cpu_capability(), "threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "precision_auto": precision_line("auto", CPU), "date": time.strftime("%Y-%m-%d %H:%M")}
 

@@ -23,6 +23,7 @@ the top n transformer layers plus the head; see `encode_bottom` and `LayerCache`
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 from dataclasses import dataclass
@@ -232,14 +233,15 @@ def _set_attention(plm: nn.Module, attention: str) -> None:
     materialises its attention map. "eager": every layer eager (the path before issue 25, kept
     for benchmarks and the equivalence tests). Encoders without SDPA support (DeBERTa v1/v2)
     keep their own attention in both modes."""
-    if attention not in ATTENTION_MODES:
-        raise ValueError(f"attention must be one of {ATTENTION_MODES}, got {attention!r}")
     impl = getattr(plm.config, "_attn_implementation", None)
     if not hasattr(plm, "set_attn_implementation"):
         return
     last = _last_self_attention(plm)
     fast = attention == "fast" and last is not None and getattr(plm, "_supports_sdpa", False)
-    want = "sdpa" if fast and impl in (None, "eager") else (impl if fast else "eager")
+    if not fast:
+        want = "eager"
+    else:  # an encoder already on a fused kernel (sdpa, flash) keeps it
+        want = "sdpa" if impl in (None, "eager") else impl
     if want != impl:
         try:
             plm.set_attn_implementation(want)
@@ -262,8 +264,6 @@ def _eager_last_layer(module: nn.Module) -> None:
     """Give one self-attention module the eager kernel (a copy of the shared config) and turn the
     boolean keep-mask that SDPA layers receive into eager's additive mask (0 / dtype minimum, as
     transformers builds it for an all-eager model, so the probabilities are the same numbers)."""
-    import copy
-
     if getattr(module, "_pemscl_eager", False) or not hasattr(module, "config"):
         return
     module.config = copy.copy(module.config)

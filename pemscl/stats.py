@@ -175,6 +175,15 @@ def _resample_weights(rng: np.random.Generator, n_docs: int, n_boot: int) -> np.
 
 
 # --------------------------------------------------------------------------- the bootstrap
+def _check_args(metric: str, group: str | None, n_boot: int) -> str:
+    """The group (None: "all"), after checking the metric and the resample count."""
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    return group or "all"
+
+
 def paired_bootstrap(runs_a: Sequence, runs_b: Sequence, *, metric: str = "f1", group: str | None = None,
                      n_boot: int = 2000, seed: int = 0) -> BootstrapResult:
     """Seed-paired document bootstrap of mean_i(metric(A_i) - metric(B_i)).
@@ -200,11 +209,7 @@ def paired_bootstrap(runs_a: Sequence, runs_b: Sequence, *, metric: str = "f1", 
     part and the z quantiles become t quantiles with ``df`` degrees of freedom (combined_se):
     with 3 seeds dominated by their scatter, t(0.975, 2) + t(0.8, 2) = 4.30 + 1.06 = 5.36.
     """
-    group = group or "all"
-    if n_boot < 2:
-        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    group = _check_args(metric, group, n_boot)
     counts = _stack_runs(runs_a, runs_b, group)
     _, n_seeds, n_docs, _ = counts.shape
 
@@ -221,20 +226,28 @@ def paired_bootstrap(runs_a: Sequence, runs_b: Sequence, *, metric: str = "f1", 
     values = metric_from_totals(totals, metric)                 # (n_boot, 2, n_seeds)
     boot = (values[:, 0] - values[:, 1]).mean(axis=1)           # (n_boot,)
 
+    return _result(metric, group, diff, boot, seed_diffs, n_docs, n_boot, seed)
+
+
+def _result(metric: str, group: str, point: float, boot: np.ndarray, per_seed: tuple[float, ...], n_docs: int,
+            n_boot: int, rng_seed: int) -> BootstrapResult:
+    """The interval of `point` (a mean over seeds) from its document resamples `boot` and the
+    per-seed values' scatter (module doc, step 5); with one seed the documents' interval."""
+    n_seeds = len(per_seed)
     tail = 100 * (1 - CI_LEVEL) / 2
     doc_low, doc_high = (float(x) for x in np.percentile(boot, [tail, 100 - tail]))
     doc_se = float(boot.std(ddof=1))
-    seed_sd = statistics.stdev(seed_diffs) if n_seeds > 1 else None
+    seed_sd = statistics.stdev(per_seed) if n_seeds > 1 else None
     if seed_sd is None:  # one seed: training randomness unmeasured, the documents' interval
         low, high, se, df, mde = doc_low, doc_high, doc_se, math.inf, MDE_FACTOR * doc_se
     else:
         se, df = combined_se(doc_se, seed_sd, n_seeds)
         half = t_quantile(1 - (1 - CI_LEVEL) / 2, df) * se
-        low, high = diff - half, diff + half
+        low, high = point - half, point + half
         mde = _mde(se, df)
     return BootstrapResult(
-        metric=metric, group=group, diff=float(diff), ci_low=low, ci_high=high, se=se, mde=mde,
-        seed_sd=seed_sd, n_seeds=n_seeds, n_docs=n_docs, n_boot=n_boot, rng_seed=seed, seed_diffs=seed_diffs,
+        metric=metric, group=group, diff=float(point), ci_low=low, ci_high=high, se=se, mde=mde,
+        seed_sd=seed_sd, n_seeds=n_seeds, n_docs=n_docs, n_boot=n_boot, rng_seed=rng_seed, seed_diffs=per_seed,
         doc_ci_low=doc_low, doc_ci_high=doc_high, doc_se=doc_se, df=df)
 
 
@@ -245,11 +258,7 @@ def mean_bootstrap(runs: Sequence, *, metric: str = "f1", group: str | None = No
     (seed_sd of the per-seed scores) as sqrt(doc_se² + seed_sd² / n) with Welch df. ``diff`` is
     the mean score (not a difference) and ``seed_diffs`` the per-seed scores; with one seed the
     interval is the documents' percentile interval."""
-    group = group or "all"
-    if n_boot < 2:
-        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    group = _check_args(metric, group, n_boot)
     counts = _stack_runs(runs, runs, group)[0]  # (n_seeds, n_docs, 4), documents checked alike
     n_seeds, n_docs, _ = counts.shape
     per_seed = tuple(E.scores_from_counts(counts[i].tolist())[metric] for i in range(n_seeds))
@@ -257,20 +266,7 @@ def mean_bootstrap(runs: Sequence, *, metric: str = "f1", group: str | None = No
     weights = _resample_weights(np.random.default_rng(seed), n_docs, n_boot)
     totals = (weights @ counts.transpose(1, 0, 2).reshape(n_docs, -1).astype(float)).reshape(n_boot, n_seeds, 4)
     boot = metric_from_totals(totals, metric).mean(axis=1)
-    tail = 100 * (1 - CI_LEVEL) / 2
-    doc_low, doc_high = (float(x) for x in np.percentile(boot, [tail, 100 - tail]))
-    doc_se = float(boot.std(ddof=1))
-    seed_sd = statistics.stdev(per_seed) if n_seeds > 1 else None
-    if seed_sd is None:
-        low, high, se, df = doc_low, doc_high, doc_se, math.inf
-    else:
-        se, df = combined_se(doc_se, seed_sd, n_seeds)
-        half = t_quantile(1 - (1 - CI_LEVEL) / 2, df) * se
-        low, high = mean - half, mean + half
-    return BootstrapResult(metric=metric, group=group, diff=float(mean), ci_low=low, ci_high=high, se=se,
-                           mde=_mde(se, df), seed_sd=seed_sd, n_seeds=n_seeds, n_docs=n_docs, n_boot=n_boot,
-                           rng_seed=seed, seed_diffs=per_seed, doc_ci_low=doc_low, doc_ci_high=doc_high,
-                           doc_se=doc_se, df=df)
+    return _result(metric, group, mean, boot, per_seed, n_docs, n_boot, seed)
 
 
 def combined_se(doc_se: float, seed_sd: float, n_seeds: int, seed_df: float | None = None

@@ -12,6 +12,7 @@ from pemscl import experiments as X
 from pemscl import train as T
 from pemscl import utils as U
 from test_model import feature, tiny_model  # tests/ is on sys.path (rootdir conftest)
+from train_helpers import no_dropout_build
 
 
 # --------------------------------------------------------------------------- evaluation buckets
@@ -100,17 +101,21 @@ def test_fused_adamw_makes_the_update_of_the_default_loop():
 
 # --------------------------------------------------------------------------- torch.compile
 @pytest.mark.slow
-def test_compiled_encoder_gives_the_uncompiled_loss(tmp_path):
+def test_compiled_encoder_gives_the_uncompiled_loss(tmp_path, monkeypatch):
+    # dropout off in both: compiled dropout draws its masks with inductor's own RNG, so with it on
+    # the one step differs by its masks (0.1% in the loss, 6% in the dev predictions of a one-step
+    # model on one CI machine), which says nothing about the kernels
+    monkeypatch.setattr(T, "build", no_dropout_build(T.build))
     base = dict(train_layers=None, max_train_docs=2, max_dev_docs=1, max_test_docs=1, epochs=1, batch_size=2,
                 precision="fp32", save_model=False, eval_test=False)
     plain = T.train(T.preset("smoke", label="plain", **base), root=tmp_path, progress=False)
     comp = T.train(T.preset("smoke", label="compiled", compile=True, **base), root=tmp_path / "c", progress=False)
     assert plain.config.key() == comp.config.key()  # a kernel choice, not another run
     a, b = plain.history[0]["train_loss"], comp.history[0]["train_loss"]
-    # compiled dropout draws its masks with inductor's own RNG, so the step's loss is not the same
-    # bit for bit; measured 0.1% apart (101868 vs 101973)
-    assert np.isfinite(a) and a == pytest.approx(b, rel=1e-2)
-    assert comp.scores["dev"]["n_pred"] == pytest.approx(plain.scores["dev"]["n_pred"], abs=3)
+    assert np.isfinite(a) and a == pytest.approx(b, rel=1e-4)
+    # the model after the step predicts the same pairs, up to the few whose logit sits on the
+    # threshold within the kernels' rounding
+    assert comp.scores["dev"]["n_pred"] == pytest.approx(plain.scores["dev"]["n_pred"], rel=5e-3)
 
 
 # --------------------------------------------------------------------------- precision of new training

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from dist_helpers import run_ranks
+from train_helpers import no_dropout_build
 from pemscl import distributed
 from pemscl import train as T
 
@@ -116,17 +117,6 @@ def test_negative_sampling_draws_the_same_mask_on_every_rank(step_results):
 
 
 # --------------------------------------------------------------------------- (b) a whole run
-def _no_dropout_build(real_build):
-    def build(cfg, splits, **kw):
-        ctx = real_build(cfg, splits, **kw)
-        for m in ctx.model.modules():
-            if isinstance(m, torch.nn.Dropout):
-                m.p = 0.0  # the encoder's attention dropout reads this too
-        return ctx
-
-    return build
-
-
 CLI_ARGS = ["--preset", "smoke", "--device", "cpu", "--precision", "fp32", "--epochs", "1", "--seed", "5", "--label", "dist-run",
             "--no-progress", "--record"]  # = preset("smoke", **RUN_CFG)
 
@@ -152,7 +142,7 @@ def _rank_run(d: distributed.Dist, root: str, results: str) -> dict:
 
         return wrapper
 
-    T.build = _no_dropout_build(T.build)
+    T.build = no_dropout_build(T.build)
     T.atomic_write_json = recording(T.atomic_write_json, 0)
     T.atomic_torch_save = recording(T.atomic_torch_save, 1)
     E.write_predictions = recording(E.write_predictions, 1)
@@ -173,7 +163,7 @@ def dist_run(tmp_path_factory):
     one_root = tmp_path_factory.mktemp("one-run")
     cfg = T.preset("smoke", **RUN_CFG)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(T, "build", _no_dropout_build(T.build))
+        mp.setattr(T, "build", no_dropout_build(T.build))
         one = T.train(cfg, root=one_root, progress=False)  # also fills the caches before the ranks start
     ranks = run_ranks(_rank_run, 2, str(root), str(results), timeout_s=120)
     return one, ranks, root, results
@@ -191,7 +181,10 @@ def test_distributed_run_writes_one_complete_folder_from_rank_0(dist_run):
     assert not (d / T.STATE).exists()
     assert r1["writes"] == [] and any(w.endswith("model.pt") for w in r0["writes"])
     # rank 0 alone prints the summary and records the run
-    assert r0["printed"].startswith(f"run: {d}") and "dev F1" in r0["printed"] and r1["printed"] == ""
+    # (its first line is the precision it chose and why, printed where the model is built)
+    first, second = r0["printed"].splitlines()[:2]
+    assert first.startswith("precision fp32:") and second == f"run: {d}"
+    assert "dev F1" in r0["printed"] and r1["printed"] == ""
     lines = (results / "runs.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["folder"] == d.name
     run = T.Run.load(d)
