@@ -12,7 +12,10 @@ entity's mentions at their start markers. One feature per document, in document 
     truncated          whether the document lost tokens to max_len
 
 Features are cached on disk, keyed by tokenizer, documents, max_len, relation vocabulary and
-FEATURES_VERSION (bump it whenever the output of `featurize` changes).
+FEATURES_VERSION (bump it whenever the output of `featurize` changes). The cache file is an .npz
+of plain numeric arrays read with allow_pickle=False (CACHE_FORMAT): a cache folder may be
+shared, and unpickling a planted file would run its code. Files of the old pickle format
+(<key>.pkl) are never opened; their features are computed again.
 """
 
 from __future__ import annotations
@@ -20,17 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .utils import atomic_pickle
+from .utils import atomic_path
 from .utils import cache_dir as _default_cache_dir
 
 FEATURES_VERSION = 1
+CACHE_FORMAT = 2  # 1: the pickled list of feature dicts (<key>.pkl), never read now
 MARKER = "*"
 
 
@@ -208,12 +211,68 @@ def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
     return Path(cache_dir) if cache_dir is not None else _default_cache_dir()  # $PEMSCL_CACHE or <repo>/.cache
 
 
+def _pack(key: str, source: str, feats: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Features as flat numeric arrays (ragged lists as values + per-document lengths) and one
+    JSON blob for the strings: all np.load reads back with allow_pickle=False."""
+    n_classes = feats[0]["labels"].shape[1] if feats else 0
+    ents = [e for f in feats for e in f["entity_pos"]]
+    meta = {"format": CACHE_FORMAT, "key": key, "source": source, "n_classes": n_classes,
+            "titles": [f["title"] for f in feats]}
+
+    def flat(rows, width=None, dtype=np.int64):
+        a = np.asarray([x for r in rows for x in r], dtype=dtype)
+        return a.reshape(-1, width) if width else a
+
+    return {"meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+            "doc_index": np.asarray([f["doc_index"] for f in feats], dtype=np.int64),
+            "truncated": np.asarray([f["truncated"] for f in feats], dtype=bool),
+            "input_ids": flat(f["input_ids"] for f in feats),
+            "n_ids": np.asarray([len(f["input_ids"]) for f in feats], dtype=np.int64),
+            "mentions": flat(ents, 2),
+            "n_mentions": np.asarray([len(e) for e in ents], dtype=np.int64),
+            "n_entities": np.asarray([len(f["entity_pos"]) for f in feats], dtype=np.int64),
+            "hts": flat((f["hts"] for f in feats), 2),
+            "n_pairs": np.asarray([len(f["hts"]) for f in feats], dtype=np.int64),
+            "labels": (np.concatenate([f["labels"] for f in feats]) if feats
+                       else np.zeros((0, 0), dtype=np.uint8))}
+
+
+def _split(values: list, lengths: np.ndarray) -> list[list]:
+    ends = np.cumsum(lengths).tolist()
+    return [values[a:b] for a, b in zip([0] + ends[:-1], ends)]
+
+
+def _unpack(arrays: Mapping[str, np.ndarray], key: str) -> list[dict] | None:
+    """The features of a cache file written by _pack, in featurize's types (lists of ints,
+    tuples for positions and pairs, uint8 label rows); None when it is another key or format."""
+    meta = json.loads(bytes(arrays["meta"]).decode("utf-8"))
+    if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
+        return None
+    n_pairs = arrays["n_pairs"]
+    ids = _split(arrays["input_ids"].tolist(), arrays["n_ids"])
+    ents = _split(list(map(tuple, arrays["mentions"].tolist())), arrays["n_mentions"])
+    ent_pos = _split(ents, arrays["n_entities"])
+    hts = _split(list(map(tuple, arrays["hts"].tolist())), n_pairs)
+    labels = arrays["labels"].reshape(-1, meta["n_classes"]) if meta["titles"] else None
+    starts = np.concatenate([[0], np.cumsum(n_pairs)]).tolist()
+    return [{"title": title, "doc_index": int(i), "input_ids": d_ids, "entity_pos": pos, "hts": pairs,
+             "labels": labels[starts[j]:starts[j + 1]], "truncated": bool(t)}
+            for j, (title, i, d_ids, pos, pairs, t) in enumerate(
+                zip(meta["titles"], arrays["doc_index"].tolist(), ids, ent_pos, hts, arrays["truncated"]))]
+
+
+def _read_cache(path: Path, key: str) -> list[dict] | None:
+    with np.load(path, allow_pickle=False) as z:  # never unpickles: an object array raises instead
+        return _unpack({name: z[name] for name in z.files}, key)
+
+
 def load_features(docs: Sequence[dict], tokenizer_name_or_path, rel2id: Mapping[str, int] | None = None,
                   max_len: int = 1024, cache_dir: str | os.PathLike | None = None, source: str = "docs",
                   progress: bool = True) -> list[dict]:
-    """featurize() with an on-disk cache under <cache_dir>/features/<key>.pkl.
+    """featurize() with an on-disk cache under <cache_dir>/features/<key>.npz.
 
     `tokenizer_name_or_path` is a folder, a Hugging Face id, or a tokenizer already loaded.
+    A cache file that cannot be read as this format is reported and rebuilt, never executed.
     """
     if rel2id is None:
         from .data import load_rel2id
@@ -222,19 +281,20 @@ def load_features(docs: Sequence[dict], tokenizer_name_or_path, rel2id: Mapping[
     tok = (load_tokenizer(tokenizer_name_or_path) if isinstance(tokenizer_name_or_path, (str, os.PathLike))
            else tokenizer_name_or_path)
     key = features_key(docs, tok, rel2id, max_len)
-    path = _cache_root(cache_dir) / "features" / f"{key}.pkl"
+    path = _cache_root(cache_dir) / "features" / f"{key}.npz"
     if path.is_file():
         try:
-            with open(path, "rb") as f:
-                payload = pickle.load(f)
-            if payload.get("key") == key:
-                feats = payload["features"]
+            feats = _read_cache(path, key)
+            if feats is not None:
                 _warn_truncated([x["title"] for x in feats if x["truncated"]], source, max_len)
                 return feats
-        except Exception as e:  # a damaged cache file is rebuilt, not fatal
-            warnings.warn(f"ignoring unreadable feature cache {path}: {e}", stacklevel=2)
+            warnings.warn(f"ignoring feature cache {path}: written for another key or format; rebuilding",
+                          stacklevel=2)
+        except Exception as e:  # damaged, or not ours (a pickle is refused by allow_pickle=False): rebuilt
+            warnings.warn(f"ignoring unreadable feature cache {path}: {e}; rebuilding", stacklevel=2)
     feats = featurize(docs, tok, rel2id, max_len=max_len, source=source, progress=progress)
-    atomic_pickle({"key": key, "source": source, "features": feats}, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: savez would append .npz to a name
+        np.savez(f, **_pack(key, source, feats))
+    # the same features in the old pickle format are dead weight now (never read again)
+    (path.with_suffix(".pkl")).unlink(missing_ok=True)
     return feats
-
-

@@ -200,7 +200,7 @@ def test_cache_hit_does_not_retokenise(tmp_path, monkeypatch, test_docs, rel2id)
     docs = test_docs[:4]
     first = F.load_features(docs, F.default_encoder(), rel2id=rel2id, cache_dir=tmp_path, progress=False)
     files = list((tmp_path / "features").iterdir())
-    assert len(files) == 1 and files[0].suffix == ".pkl"  # no temp file left behind
+    assert len(files) == 1 and files[0].suffix == ".npz"  # no temp file left behind
 
     def boom(*a, **k):
         raise AssertionError("featurize called on a cache hit")
@@ -223,4 +223,68 @@ def test_cache_hit_does_not_retokenise(tmp_path, monkeypatch, test_docs, rel2id)
 def test_cache_dir_from_environment(tmp_path, monkeypatch, rel2id):
     monkeypatch.setenv("PEMSCL_CACHE", str(tmp_path))
     F.load_features([HAND_DOC], F.default_encoder(), rel2id=rel2id, progress=False)
-    assert len(list((tmp_path / "features").glob("*.pkl"))) == 1
+    assert len(list((tmp_path / "features").glob("*.npz"))) == 1
+
+
+class _RunsCode:
+    """Unpickling this creates `marker`: what a crafted cache file could do instead."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return Path.touch, (Path(self.marker),)
+
+
+def _planted(kind: str, marker: Path) -> bytes:
+    import io
+    import pickle
+
+    if kind == "pickle":  # the old cache format: a pickled dict
+        return pickle.dumps({"key": "any", "features": [_RunsCode(marker)]})
+    buf = io.BytesIO()  # an .npz whose array is a pickled object array
+    np.savez(buf, meta=np.array([_RunsCode(marker)], dtype=object))
+    return buf.getvalue()
+
+
+def test_cache_round_trip_gives_featurize_output_exactly(tmp_path, test_docs, tok, rel2id):
+    docs = [HAND_DOC, *test_docs[:6]]
+    fresh = F.featurize(docs, tok, rel2id)
+    F.load_features(docs, tok, rel2id=rel2id, cache_dir=tmp_path, progress=False)
+    cached = F.load_features(docs, tok, rel2id=rel2id, cache_dir=tmp_path, progress=False)
+    for x, y in zip(fresh, cached, strict=True):
+        assert {k: v for k, v in x.items() if k != "labels"} == {k: v for k, v in y.items() if k != "labels"}
+        assert type(y["hts"][0]) is tuple and type(y["entity_pos"][0][0]) is tuple  # tuples stay tuples
+        assert y["labels"].dtype == np.uint8 and np.array_equal(x["labels"], y["labels"])
+
+
+@pytest.mark.parametrize("kind", ["pickle", "npz-with-object-array"])
+def test_planted_pickle_as_feature_cache_is_ignored_and_rebuilt_never_run(tmp_path, kind, tok, rel2id):
+    import pickle
+
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_RunsCode(probe)))
+    assert probe.exists()  # the planted object does run code when unpickled
+    marker = tmp_path / "marker"
+    path = tmp_path / "features" / f"{F.features_key([HAND_DOC], tok, rel2id, 1024)}.npz"
+    path.parent.mkdir()
+    path.write_bytes(_planted(kind, marker))
+    with pytest.warns(UserWarning, match=f"ignoring unreadable feature cache {path}"):
+        (f,) = F.load_features([HAND_DOC], tok, rel2id=rel2id, cache_dir=tmp_path, progress=False)
+    assert not marker.exists()
+    assert f["input_ids"] == F.featurize([HAND_DOC], tok, rel2id)[0]["input_ids"]
+    with np.load(path, allow_pickle=False) as z:  # rebuilt in place, in the safe format
+        assert "meta" in z.files and z["labels"].dtype == np.uint8
+
+
+def test_stale_pickle_cache_of_the_old_format_is_rebuilt_not_read(tmp_path, monkeypatch, tok, rel2id):
+    marker = tmp_path / "marker"
+    stem = tmp_path / "features" / F.features_key([HAND_DOC], tok, rel2id, 1024)
+    stem.parent.mkdir()
+    stem.with_suffix(".pkl").write_bytes(_planted("pickle", marker))  # where the old format kept these
+    calls = []
+    real = F.featurize
+    monkeypatch.setattr(F, "featurize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    F.load_features([HAND_DOC], tok, rel2id=rel2id, cache_dir=tmp_path, progress=False)
+    assert calls == [1] and not marker.exists()
+    assert sorted(p.name for p in stem.parent.iterdir()) == [stem.name + ".npz"]  # the stale file is gone
