@@ -24,13 +24,15 @@ import fcntl
 import json
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from . import evaluate as E
 from .config import HASH_VERSION, TrainConfig, config_from_dict
-from .utils import atomic_write_json, atomic_write_text, read_json, results_dir, runs_dir, to_jsonable
+from .utils import (atomic_path, atomic_write_json, fsync_file, read_json, results_dir, runs_dir,
+                    to_jsonable)
 
 
 @dataclass
@@ -157,16 +159,36 @@ def to_record(run: Run) -> dict:
                       "config": dataclasses.asdict(run.config), "scores": run.scores, "history": curve})
 
 
-def _read_lines(path: Path) -> list[dict]:
+def _scan(path: Path) -> tuple[list[dict], list[tuple[int, str, str]]]:
+    """The records of the file, and its lines that are not a JSON record: (line number, the
+    line, why). The file is only ever replaced whole (export_runs), so such a line was damaged
+    outside this code: an edit, a merge conflict, a disk fault."""
     if not path.exists():
-        return []
-    out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+        return [], []
+    out, bad = [], []
+    for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if line.strip():
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i} is not JSON ({e}); fix or remove that line") from e
+                bad.append((i, line, f"not JSON ({e})"))
+                continue
+            if isinstance(rec, dict):
+                out.append(rec)
+            else:
+                bad.append((i, line, f"not a record (a JSON {type(rec).__name__})"))
+    return out, bad
+
+
+def _read_lines(path: Path, strict: bool = True) -> list[dict]:
+    """The records of the file. A damaged line is refused (strict: ValueError naming file and
+    line) or reported as a warning naming them and skipped."""
+    out, bad = _scan(path)
+    for i, _, why in bad:
+        msg = f"{path}:{i} is {why}; fix or remove that line (git has the record as committed)"
+        if strict:
+            raise ValueError(msg)
+        warnings.warn(msg + "; skipped", stacklevel=3)
     return out
 
 
@@ -234,7 +256,13 @@ def export_runs(runs: Iterable[Run], path: str | Path | None = None, *, keep_rec
     path = Path(path) if path is not None else record_path()
     new = [to_record(run) for run in runs]
     with _locked(path):  # two runs side by side may finish at once: read-merge-write under a lock
-        recs = {(r.get("key"), r.get("v")): _expanded(r) for r in _read_lines(path)}
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)  # left by a merger killed before its rename: only the lock holder writes
+        found, bad = _scan(path)
+        for i, _, why in bad:
+            warnings.warn(f"{path}:{i} is {why}; kept as it is at the end of the file, fix or remove it",
+                          stacklevel=2)
+        recs = {(r.get("key"), r.get("v")): _expanded(r) for r in found}
         if keep_recorded:
             new = [rec for rec in new if (rec["key"], rec["v"]) not in recs]
         replaced = {(rec["key"], rec["v"]) for rec in new}
@@ -245,8 +273,12 @@ def export_runs(runs: Iterable[Run], path: str | Path | None = None, *, keep_rec
             recs[(rec["key"], rec["v"])] = rec
         recs = {k: _pointer(r, recs) for k, r in recs.items()}
         lines = sorted(recs.values(), key=lambda r: (str(r.get("v")), r.get("folder", "")))
-        atomic_write_text(path, "".join(json.dumps(_compacted(r), sort_keys=True, separators=(",", ":")) + "\n"
-                                        for r in lines))
+        text = "".join(json.dumps(_compacted(r), sort_keys=True, separators=(",", ":")) + "\n" for r in lines)
+        # a damaged line is kept, not dropped: it may be the only copy of a run that git can restore
+        text += "".join(line + "\n" for _, line, _ in bad)
+        with atomic_path(path) as tmp:  # a merger killed mid-write leaves the record as it was
+            Path(tmp).write_text(text, encoding="utf-8")
+            fsync_file(tmp)
     return path
 
 
@@ -302,9 +334,10 @@ def load_exported(path: str | Path | None = None, *, strict: bool = True) -> lis
     """The current-version runs of the record as Run objects (their folders may not exist here).
 
     A record of this HASH_VERSION whose config no longer hashes to its key was written by other
-    code: refused (strict) with the line named. Older versions are skipped, not used."""
+    code: refused (strict) with the line named. Older versions are skipped, not used. A line
+    that is not a JSON record is refused (strict) or skipped with a warning, naming file and line."""
     path = Path(path) if path is not None else record_path()
-    lines = [_expanded(r) for r in _read_lines(path)]
+    lines = [_expanded(r) for r in _read_lines(path, strict=strict)]
     recs = {(r.get("key"), r.get("v")): r for r in lines}
     out = []
     for i, rec in enumerate(lines, 1):

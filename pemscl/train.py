@@ -27,10 +27,12 @@ import contextlib
 import dataclasses
 import hashlib
 import math
+import os
 import random
 import resource
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -48,8 +50,8 @@ from .losses import compute_loss, loss_spec  # noqa: F401 (loss_spec re-exported
 from .model import (DocREModel, ModelConfig, batch_to, checkpoint_path, decide,
                     parameter_groups, resolve_encoder, to_official)
 from .runs import Run, is_complete, list_runs, run_dir_for  # noqa: F401 (re-exported)
-from .utils import (atomic_torch_save, atomic_write_json, autocast, cache_dir, precision_line, read_json,
-                    resolve_device, resolve_precision, stable_hash)
+from .utils import (atomic_path, atomic_torch_save, atomic_write_json, autocast, cache_dir, fsync_file,
+                    precision_line, read_json, resolve_device, resolve_precision, stable_hash)
 
 try:
     from tqdm.auto import tqdm
@@ -59,6 +61,10 @@ except ImportError:  # pragma: no cover
 
 BCE_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 STATE = "state.pt"
+PREV_STATE = "state.prev.pt"  # the state saved an epoch before STATE: what a damaged STATE falls back to
+# 2: plain tensors, numbers and strings with a checksum, read by torch.load(weights_only=True);
+# 1 (pickled numpy and python random states) is refused: only unpickling could read it
+STATE_FORMAT = 2
 
 
 # --------------------------------------------------------------------------- data for a config
@@ -127,17 +133,26 @@ class Streams:
         return torch.randperm(n, generator=g).tolist()
 
     def state(self) -> dict:
+        """Every stream's state as tensors, numbers and strings only, so a saved state loads with
+        torch.load(weights_only=True): numpy's state holds an array and python's a tuple of ints,
+        which only unpickling could restore."""
+        np_name, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+        py_version, py_internal, py_gauss = random.getstate()
         return {"sampling": self.sampling.get_state(), "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "numpy": np.random.get_state(), "python": random.getstate()}
+                "numpy": {"name": str(np_name), "key": torch.from_numpy(np_key.astype(np.int64)), "pos": int(np_pos),
+                          "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+                "python": {"version": int(py_version), "internal": torch.tensor(py_internal, dtype=torch.int64),
+                           "gauss": py_gauss}}
 
     def load_state(self, s: dict) -> None:
         self.sampling.set_state(s["sampling"])
         torch.set_rng_state(s["torch"])
         if s.get("cuda") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(s["cuda"])
-        np.random.set_state(s["numpy"])
-        random.setstate(s["python"])
+        n, p = s["numpy"], s["python"]
+        np.random.set_state((n["name"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+        random.setstate((p["version"], tuple(p["internal"].tolist()), p["gauss"]))
 
 
 # --------------------------------------------------------------------------- layer cache
@@ -481,29 +496,136 @@ def should_stop(cfg: TrainConfig, epoch: int, selections: list[Selection]) -> bo
 
 
 # --------------------------------------------------------------------------- resumable state
+class UnusableState(RuntimeError):
+    """A resumable state file that cannot be trusted: truncated, damaged, of an older format, or
+    not a weights-only file (a pickle is refused unread)."""
+
+
+def _plain(obj: Any) -> Any:
+    """obj with numpy scalars as python numbers (a dev F1 can be a np.float64), which
+    torch.load(weights_only=True) reads; containers rebuilt, everything else as it is."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    return obj
+
+
+def _digest(obj: Any) -> str:
+    """sha256 of a state's content: every tensor's dtype, shape and bytes and every other value's
+    repr, in order. torch.load reads flipped bytes in tensor data without complaint; the digest
+    saved beside them does not match then."""
+    h = hashlib.sha256()
+
+    def walk(x):
+        if isinstance(x, torch.Tensor):
+            t = x.detach().to("cpu").contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(x.shape)};".encode())
+            h.update(t.view(torch.uint8).numpy().data)
+        elif isinstance(x, dict):
+            h.update(f"D{len(x)};".encode())
+            for k, v in x.items():
+                walk(k)
+                walk(v)
+        elif isinstance(x, (list, tuple)):
+            h.update(f"L{len(x)};".encode())
+            for v in x:
+                walk(v)
+        else:
+            h.update(f"{type(x).__name__}:{x!r};".encode())
+
+    walk(obj)
+    return h.hexdigest()
+
+
 def save_state(out: Path, ctx: Context, epoch: int, history: list, selections: list[Selection],
                seconds: float) -> None:
     """Everything needed to continue after `epoch`: trainable weights, optimiser, schedule,
-    scaler, every random stream, the history and each dev set's best state."""
+    scaler, every random stream, the history and each dev set's best state.
+
+    Written to a temp file and renamed over STATE, so a process killed while saving leaves the
+    last state whole; the state it replaces is kept as PREV_STATE (a hard link: STATE never goes
+    missing), so a STATE damaged later still leaves the epoch before it to resume from."""
     if not ctx.dist.is_main:
         return
     atomic_write_json(out / "history.json", history)  # readable while the run trains (curves, progress)
-    atomic_torch_save({"key": ctx.cfg.key(), "epoch": epoch, "history": history,
-                       "model": _trainable_state(ctx.model), "optimizer": ctx.opt.state_dict(),
-                       "scheduler": ctx.sched.state_dict(),
-                       "scaler": ctx.scaler.state_dict() if ctx.scaler is not None else None,
-                       "streams": ctx.streams.state(), "selections": [dataclasses.asdict(s) for s in selections],
-                       "seconds": seconds}, out / STATE)
+    state = {"format": STATE_FORMAT, "key": ctx.cfg.key(), "epoch": epoch, "history": _plain(history),
+             "model": _trainable_state(ctx.model), "optimizer": ctx.opt.state_dict(),
+             "scheduler": ctx.sched.state_dict(),
+             "scaler": ctx.scaler.state_dict() if ctx.scaler is not None else None,
+             "streams": ctx.streams.state(), "selections": [_plain(dataclasses.asdict(s)) for s in selections],
+             "seconds": seconds}
+    state["sha256"] = _digest(state)
+    path = out / STATE
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+        fsync_file(tmp)
+        if path.exists():
+            _keep_previous(path, out / PREV_STATE)
+
+
+def _keep_previous(path: Path, prev: Path) -> None:
+    link = prev.with_name(f".{prev.name}.link.tmp")
+    try:
+        if prev.exists() and os.path.samefile(path, prev):
+            return  # kept already (a run killed after linking it, then resumed): renaming a link onto it is a no-op
+        link.unlink(missing_ok=True)
+        os.link(path, link)
+        os.replace(link, prev)
+    except OSError:  # no hard links on this file system: STATE is missing until the rename; load falls back
+        os.replace(path, prev)
+
+
+def read_state(path: Path) -> dict:
+    """A saved state, read without unpickling (weights_only) and checked against its digest;
+    UnusableState, naming the file, when it cannot be trusted."""
+    try:
+        s = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        why = (str(e).strip().splitlines() or [""])[0][:200]
+        raise UnusableState(f"{path}: refused, not a readable weights-only state file (truncated, damaged, written "
+                            f"by an older version or not a state at all): {type(e).__name__}: {why}") from None
+    if not isinstance(s, dict) or s.get("format") != STATE_FORMAT:
+        raise UnusableState(f"{path}: refused, not a state of format {STATE_FORMAT}")
+    if s.get("sha256") != _digest({k: v for k, v in s.items() if k != "sha256"}):
+        raise UnusableState(f"{path}: refused, its content does not match its checksum (damaged)")
+    return s
 
 
 def load_state(out: Path, ctx: Context) -> dict | None:
-    """The saved state of an interrupted run of this config, restored into ctx; None if none."""
-    path = out / STATE
-    if not path.exists():
+    """The saved state of an interrupted run of this config, restored into ctx; None if none.
+
+    STATE is tried first, then PREV_STATE. A file that cannot be trusted is reported by name
+    (a warning) and moved aside as <name>.unusable once an older state resumes the run, so the
+    next save does not keep it as the previous state. When states exist and none is usable,
+    UnusableState is raised: the run is never silently trained again from epoch 0."""
+    bad: list[tuple[Path, str]] = []
+    found = None
+    for name in (STATE, PREV_STATE):
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            found = path, read_state(path)
+            break
+        except UnusableState as e:
+            warnings.warn(str(e), stacklevel=2)
+            bad.append((path, str(e)))
+    if found is None:
+        if bad:
+            raise UnusableState(f"{out}: no usable state to resume from ({'; '.join(why for _, why in bad)}). "
+                                "Delete those files to train this run again from epoch 0, or train with force=True")
         return None
-    s = torch.load(path, map_location="cpu", weights_only=False)
+    path, s = found
     if s.get("key") != ctx.cfg.key():
         return None
+    for b, _ in bad:
+        os.replace(b, b.with_name(b.name + ".unusable"))
+    if path.name != STATE:
+        warnings.warn(f"{out / STATE} is {'unusable' if bad else 'missing'}: resuming from {path} "
+                      f"(epoch {s['epoch']})", stacklevel=2)
     ctx.model.load_state_dict(s["model"], strict=False)
     ctx.opt.load_state_dict(s["optimizer"])
     ctx.sched.load_state_dict(s["scheduler"])
@@ -592,7 +714,8 @@ def write_run(out: Path, ctx: Context, history: list, scores: dict, preds: dict,
     # only to the script that registered it; predict must not need to find it again)
     atomic_write_json(out / "rel2id.json", ctx.splits.rel2id)
     (out / "DONE").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
-    (out / STATE).unlink(missing_ok=True)
+    for name in (STATE, PREV_STATE, STATE + ".unusable", PREV_STATE + ".unusable"):
+        (out / name).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -640,6 +763,10 @@ def _hold(out: Path, dist: distributed.Dist):
 def _train(cfg: TrainConfig, out: Path, *, force: bool, progress: bool, splits: Splits | None,
            dist: distributed.Dist, on_epoch_end: Callable[[dict, Context], None] | None) -> Run:
     """train() once the run folder is held."""
+    if dist.is_main and out.is_dir():
+        # temp files of a writer killed before its rename (atomic_path): nobody else writes here
+        for tmp in out.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
     splits = splits or prepare(cfg, progress=progress and dist.is_main)
     ctx = build(cfg, splits, dist=dist, progress=progress)
     selections = [Selection(s) for s in cfg.select if s in splits.features]
@@ -655,10 +782,11 @@ def _train(cfg: TrainConfig, out: Path, *, force: bool, progress: bool, splits: 
         selections = [Selection(**s) for s in resumed["selections"]]
     start, t_start = (resumed["epoch"] if resumed else 0), time.time() - (resumed["seconds"] if resumed else 0.0)
 
-    stopped = False
+    # killed after the checkpoint of the epoch that ended the run early: nothing is left to train
+    stopped = bool(resumed) and start < cfg.epochs and should_stop(cfg, start, selections)
     bar = tqdm(total=ctx.steps_per_epoch * cfg.epochs, initial=ctx.steps_per_epoch * start,
                desc=cfg.folder_name(), disable=not progress or not dist.is_main)
-    for epoch in range(start, cfg.epochs):
+    for epoch in range(start, start if stopped else cfg.epochs):
         row = train_epoch(ctx, epoch, bar)
         evaluate_epoch(ctx, row, selections)
         history.append(row)
