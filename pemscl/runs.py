@@ -3,7 +3,8 @@
 A run folder (runs/<label>-<config hash>/) holds config.json, history.json (a row per
 epoch), scores.json, predictions_<split>.json, model.pt (trained parameters only) and DONE,
 written last. While a run trains it also holds state.pt (everything needed to continue after
-a crash or a preempted job); a complete run drops it.
+a crash or a preempted job, read without unpickling) and state.prev.pt (the one an epoch
+before, what a damaged state.pt falls back to); a complete run drops them.
 
 `results/runs.jsonl` is the record that outlives machines and sessions: one JSON line per run
 (config, scores with per-document counts, the per-epoch curve). It is only ever merged into,

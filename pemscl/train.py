@@ -611,19 +611,22 @@ def load_state(out: Path, ctx: Context) -> dict | None:
             found = path, read_state(path)
             break
         except UnusableState as e:
-            warnings.warn(str(e), stacklevel=2)
+            if ctx.dist.is_main:  # every rank reads the state; one reports
+                warnings.warn(str(e), stacklevel=2)
             bad.append((path, str(e)))
     if found is None:
         if bad:
             raise UnusableState(f"{out}: no usable state to resume from ({'; '.join(why for _, why in bad)}). "
-                                "Delete those files to train this run again from epoch 0, or train with force=True")
+                                "Delete those files to train this run again from epoch 0, or train with force=True "
+                                "(--force)")
         return None
     path, s = found
     if s.get("key") != ctx.cfg.key():
         return None
-    for b, _ in bad:
-        os.replace(b, b.with_name(b.name + ".unusable"))
-    if path.name != STATE:
+    if ctx.dist.is_main:
+        for b, _ in bad:  # one rank moves them; a rank reading after the move goes to PREV_STATE all the same
+            os.replace(b, b.with_name(b.name + ".unusable"))
+    if path.name != STATE and ctx.dist.is_main:
         warnings.warn(f"{out / STATE} is {'unusable' if bad else 'missing'}: resuming from {path} "
                       f"(epoch {s['epoch']})", stacklevel=2)
     ctx.model.load_state_dict(s["model"], strict=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,16 +87,23 @@ def assert_same_run(d: Path, results: Path, whole) -> None:
     assert [r.config.key() for r in RS.load_exported(results / "runs.jsonl")] == [want["key"]]
 
 
+@pytest.fixture(scope="module")
+def killed_in_epoch_3(tmp_path_factory):
+    """A runs folder whose run was killed before its 5th step (the first of epoch 3); each test
+    works on a copy."""
+    base = tmp_path_factory.mktemp("killed")
+    killed(base / "runs", base / "results", "step", 5)
+    return base / "runs"
+
+
 # --------------------------------------------------------------------------- killed, then rerun
 @pytest.mark.slow
-@pytest.mark.parametrize("step", [3, 6])  # the first step of epoch 2; the last step of the run
-def test_killed_mid_epoch_the_rerun_resumes_to_the_uninterrupted_run(tmp_path, whole, step):
-    killed(tmp_path / "runs", tmp_path / "results", "step", step)
+def test_killed_mid_epoch_the_rerun_resumes_to_the_uninterrupted_run(tmp_path, whole, killed_in_epoch_3):
+    shutil.copytree(killed_in_epoch_3, tmp_path / "runs")
     d = T.run_dir_for(crash_child.config(), tmp_path / "runs")
-    saved = T.read_state(d / T.STATE)["epoch"]
-    assert saved == (step - 1) // 2 and not (d / "DONE").exists()
+    assert not (d / "DONE").exists() and T.read_state(d / T.STATE)["epoch"] == 2
     _, steps = finished(tmp_path / "runs", tmp_path / "results")
-    assert steps == 6 - 2 * saved  # from the last saved epoch, not from the start
+    assert steps == 2  # epoch 3 alone: from the last saved epoch, not from the start
     assert_same_run(d, tmp_path / "results", whole)
 
 
@@ -156,7 +163,7 @@ def _damage(path: Path, how: str, marker: Path) -> None:
     elif how == "flipped":  # bytes in the middle (tensor data): torch.load alone reads it without complaint
         mid = len(blob) // 2
         path.write_bytes(blob[:mid] + bytes(b ^ 0xFF for b in blob[mid: mid + 16]) + blob[mid + 16:])
-    else:  # a pickle that runs code, as torch.save(weights_only=False) would have read it
+    else:  # a pickle that runs code when torch.load(weights_only=False) reads it
         torch.save({"format": T.STATE_FORMAT, "payload": _RunsCode(marker)}, path)
 
 
@@ -169,8 +176,9 @@ def test_planted_pickle_runs_code_when_unpickled(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncated", "flipped", "pickle"])
-def test_damaged_state_is_reported_and_the_run_resumes_from_the_epoch_before(tmp_path, whole, how):
-    killed(tmp_path / "runs", tmp_path / "results", "step", 5)  # states of epochs 2 and 1 saved
+def test_damaged_state_is_reported_and_the_run_resumes_from_the_epoch_before(tmp_path, whole, killed_in_epoch_3,
+                                                                            how):
+    shutil.copytree(killed_in_epoch_3, tmp_path / "runs")  # states of epochs 2 and 1 saved
     d = T.run_dir_for(crash_child.config(), tmp_path / "runs")
     assert T.read_state(d / T.PREV_STATE)["epoch"] == 1
     marker = tmp_path / "marker"
@@ -195,6 +203,35 @@ def test_planted_pickle_as_the_only_state_is_refused_unread_and_kept(tmp_path):
     assert (d / T.STATE).exists()  # never silently trained again from epoch 0
 
 
+def test_a_run_killed_after_the_checkpoint_of_its_early_stop_does_not_train_on(tmp_path, monkeypatch):
+    # a flat dev curve: epoch 1 stays the best, so patience 1 ends the run after epoch 2 of 4
+    real = T.report
+
+    def report(*a, **k):
+        rep, preds = real(*a, **k)
+        return {**rep, "f1": 0.5}, preds
+
+    monkeypatch.setattr(T, "report", report)
+    cfg = T.preset("smoke", epochs=4, patience=1, device="cpu", precision="fp32", save_model=False,
+                   label="test-stop-resume")
+
+    class Killed(Exception):
+        pass
+
+    def kill(row, ctx):  # after epoch 2's checkpoint, before the loop sees that the run is over
+        if row["epoch"] == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        T.train(cfg, root=tmp_path, progress=False, on_epoch_end=kill)
+    steps = []
+    real_step = T.train_step
+    monkeypatch.setattr(T, "train_step", lambda ctx, idx: steps.append(idx) or real_step(ctx, idx))
+    run = T.train(cfg, root=tmp_path, progress=False)
+    assert steps == [] and [h["epoch"] for h in run.history] == [1, 2]
+    assert run.scores["stopped_early"] and run.scores["epochs_run"] == 2 and run.scores["best_epoch"] == 1
+
+
 def test_random_streams_round_trip_through_a_weights_only_file(tmp_path):
     import random
 
@@ -216,8 +253,8 @@ def test_random_streams_round_trip_through_a_weights_only_file(tmp_path):
 
 # --------------------------------------------------------------------------- the record
 def _runs(n: int, tag: str) -> list[RS.Run]:
-    return [RS.Run(dir=Path(f"/nonexistent/{tag}-{i}"), config=T.TrainConfig(label=f"{tag}-{i}", seed=i, precision="fp32"),
-                   scores={"test": {"f1": i / 100}}, history=[{"epoch": 1, "dev_f1": i / 100}]) for i in range(n)]
+    return [RS.Run(dir=Path(f"/nonexistent/{tag}-{i}"),
+                   config=T.TrainConfig(label=f"{tag}-{i}", seed=i, precision="fp32"), scores={"test": {"f1": i / 100}}, history=[{"epoch": 1, "dev_f1": i / 100}]) for i in range(n)]
 
 
 def test_a_damaged_record_line_is_named_kept_by_merges_and_skipped_unless_strict(tmp_path):
