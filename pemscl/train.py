@@ -169,9 +169,8 @@ class LayerCache:
                            "window": model.config.window, "v": 1}, n=16)
         path = cache_dir() / "layers" / f"{key}.pt"
         self.first_layer = first_layer
-        if path.exists():
-            self.hidden = torch.load(path, weights_only=True)
-        else:
+        self.hidden = _read_layer_cache(path, len(features)) if path.exists() else None
+        if self.hidden is None:
             self.hidden = []
             was = model.training
             model.eval()
@@ -182,8 +181,6 @@ class LayerCache:
                 self.hidden.append(h.to("cpu", torch.float16))
             model.train(was)
             atomic_torch_save(self.hidden, path)
-        if len(self.hidden) != len(features):
-            raise RuntimeError(f"layer cache {path} does not match its features; delete it")
 
     def batch(self, indices: Sequence[int], lw: int, device) -> torch.Tensor:
         """Windows of the documents in `indices`, in collate's order, padded to lw."""
@@ -192,6 +189,20 @@ class LayerCache:
         for j, w in enumerate(wins):
             out[j, : w.shape[0]] = w.float()
         return out.to(device)
+
+
+def _read_layer_cache(path: Path, n_docs: int) -> list[torch.Tensor] | None:
+    """A layer cache file read without unpickling (weights_only); None, with a warning naming it,
+    when it is damaged, planted or does not match its features: it is computed again."""
+    try:
+        hidden = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(hidden, list) or len(hidden) != n_docs or not all(torch.is_tensor(h) for h in hidden):
+            raise ValueError(f"not {n_docs} tensors")
+        return hidden
+    except Exception as e:  # whatever the file is, it is not used
+        why = (str(e).strip().splitlines() or [""])[0][:200]
+        warnings.warn(f"ignoring unreadable layer cache {path}: {type(e).__name__}: {why}; rebuilding", stacklevel=3)
+        return None
 
 
 # --------------------------------------------------------------------------- inference

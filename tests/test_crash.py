@@ -203,6 +203,22 @@ def test_planted_pickle_as_the_only_state_is_refused_unread_and_kept(tmp_path):
     assert (d / T.STATE).exists()  # never silently trained again from epoch 0
 
 
+def test_planted_pickle_as_a_layer_cache_is_ignored_and_rebuilt_never_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("PEMSCL_CACHE", str(tmp_path / "cache"))  # the fast path's layer caches go here
+    cfg = T.preset("smoke", device="cpu", precision="fp32", save_model=False, label="test-layer-cache")
+    first = T.train(cfg, root=tmp_path / "a", progress=False)
+    layers = sorted((tmp_path / "cache" / "layers").iterdir())
+    assert len(layers) == 3  # train, dev, test
+    marker = tmp_path / "marker"
+    for f in layers:
+        torch.save([_RunsCode(marker)], f)
+    with pytest.warns(UserWarning, match="ignoring unreadable layer cache .*layers"):
+        again = T.train(cfg, root=tmp_path / "b", progress=False)
+    assert not marker.exists()
+    assert again.history[0]["train_loss"] == pytest.approx(first.history[0]["train_loss"], rel=1e-5)
+    assert all(isinstance(torch.load(f, weights_only=True), list) for f in layers)  # rebuilt in place
+
+
 def test_a_run_killed_after_the_checkpoint_of_its_early_stop_does_not_train_on(tmp_path, monkeypatch):
     # a flat dev curve: epoch 1 stays the best, so patience 1 ends the run after epoch 2 of 4
     real = T.report
