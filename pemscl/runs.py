@@ -32,8 +32,7 @@ from typing import Iterable
 
 from . import evaluate as E
 from .config import HASH_VERSION, TrainConfig, config_from_dict
-from .utils import (atomic_path, atomic_write_json, fsync_file, read_json, results_dir, runs_dir,
-                    to_jsonable)
+from .utils import atomic_write_json, atomic_write_text, read_json, results_dir, runs_dir, to_jsonable
 
 
 @dataclass
@@ -277,9 +276,7 @@ def export_runs(runs: Iterable[Run], path: str | Path | None = None, *, keep_rec
         text = "".join(json.dumps(_compacted(r), sort_keys=True, separators=(",", ":")) + "\n" for r in lines)
         # a damaged line is kept, not dropped: it may be the only copy of a run that git can restore
         text += "".join(line + "\n" for _, line, _ in bad)
-        with atomic_path(path) as tmp:  # a merger killed mid-write leaves the record as it was
-            Path(tmp).write_text(text, encoding="utf-8")
-            fsync_file(tmp)
+        atomic_write_text(path, text, durable=True)  # a merger killed mid-write leaves the record as it was
     return path
 
 

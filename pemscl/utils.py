@@ -297,9 +297,12 @@ def atomic_path(path: str | Path):
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str, durable: bool = False) -> None:
+    """durable: on disk (fsync_file) before it replaces the old file, for files that are a record."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
+        if durable:
+            fsync_file(tmp)
 
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = 1) -> None:
