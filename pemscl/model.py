@@ -66,9 +66,12 @@ def resolve_encoder(name: str) -> str:
     """An alias ("minilm"), a local folder, or a Hugging Face id (loaded from the local HF cache).
     Under a pipeline dry run ($PEMSCL_DRY_RUN) every name maps to a tiny random-init encoder of
     its family (roberta-large -> RoBERTa, microsoft/deberta-large -> DeBERTa v1, ...-v2-... ->
-    DeBERTa-v2, anything else -> BERT; pemscl.dryrun.tiny_encoder)."""
-    from . import dryrun
+    DeBERTa-v2, anything else -> BERT; pemscl.dryrun.tiny_encoder). The encoder/ folder of an
+    exported model (pemscl.export) is always itself: it holds the weights the model was trained to."""
+    from . import dryrun, export
 
+    if export.is_exported_encoder(name):
+        return str(name)
     if dryrun.active():
         return dryrun.tiny_encoder(name)
     if name in ENCODER_ALIASES:

@@ -678,7 +678,12 @@ def _train(cfg: TrainConfig, out: Path, *, force: bool, progress: bool, splits: 
 
 # --------------------------------------------------------------------------- load / predict
 def load(run: Run | str | Path, device: str = "auto") -> tuple[DocREModel, TrainConfig]:
-    """The trained model of a run (pretrained encoder + the run's trained parameters)."""
+    """The trained model of a run (pretrained encoder + the run's trained parameters), or of a
+    folder written by `python -m pemscl.export` (safetensors and JSON, no run folder needed)."""
+    from . import export
+
+    if not isinstance(run, Run) and export.is_export(run):
+        return export.load_export(run, device=device)
     run = run if isinstance(run, Run) else Run.load(run)
     cfg = run.config
     path = checkpoint_path(run.dir)
