@@ -249,3 +249,46 @@ def test_a_dry_runs_tiny_encoder_is_exported_and_loads_under_the_dry_run_too(tmp
     with pytest.raises(X.ExportError, match="is a dry run: it trained a tiny random-init stand-in"):
         X.export_run(run.dir, tmp_path / "dry-export-2")
     assert not (tmp_path / "dry-export-2").exists()
+
+
+def test_notebook_06_compares_an_export_with_a_run_folder(exported, tmp_path):
+    from pemscl import pipeline
+
+    run, out = exported
+    pipeline.run_pipeline("smoke", only=["06"], out=tmp_path / "executed",
+                          parameters={"models": [str(out), str(run.dir)]})
+    summary = json.loads((tmp_path / "executed" / "06_case_study.json").read_text())
+    assert summary["runs"] == [str(out), str(run.dir)]
+    a, b = summary["example"]["runs"]
+    assert a["pred"] == b["pred"] and a["na"] == pytest.approx(b["na"], abs=1e-5)
+
+
+def doc_commands(text: str) -> list[tuple[str, str]]:
+    """("bash", line) for every line of the page's bash blocks, ("python", block) for its python blocks."""
+    out, lang, block = [], None, []
+    for line in text.splitlines():
+        if line.startswith("```"):
+            if lang is None and line[3:].strip() in ("bash", "python"):
+                lang, block = line[3:].strip(), []
+            elif lang is not None:
+                out += [("bash", b) for b in block if b.strip()] if lang == "bash" else [("python", "\n".join(block))]
+                lang = None
+        elif lang is not None:
+            block.append(line)
+    return out
+
+
+@pytest.mark.slow
+def test_every_command_of_the_export_page_runs_as_written(tmp_path):
+    commands = doc_commands((REPO / "docs" / "export.md").read_text())
+    assert [kind for kind, _ in commands] == ["bash", "bash", "python", "bash", "bash"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PEMSCL_CACHE": str(tmp_path / "cache"), "PEMSCL_RESULTS": str(tmp_path / "results")}
+    env.pop("PEMSCL_DRY_RUN", None)
+    for kind, text in commands:
+        argv = ["bash", "-c", text] if kind == "bash" else ["python", "-c", text]
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"{text}\n{done.stderr[-3000:]}"
+    assert X.is_export(tmp_path / "demo" / "export")
+    assert isinstance(json.loads((tmp_path / "demo" / "predictions.json").read_text()), list)
