@@ -32,9 +32,9 @@ import contextlib
 import dataclasses
 import json
 import shlex
+import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -138,7 +138,7 @@ def check_export(folder: str | Path) -> dict:
         raise ExportError(f"{folder} was exported in format {manifest['format_version']} by pemscl "
                           f"{manifest.get('pemscl_version')}; this pemscl reads up to {FORMAT_VERSION}: upgrade it")
     missing = [name for name in EXPORT_FILES if not (folder / name).exists()]
-    missing += [f"{ENCODER_DIR}/{n}" for n in ("config.json", "model.safetensors")
+    missing += [f"{ENCODER_DIR}/{n}" for n in ("config.json", "model.safetensors", "tokenizer_config.json")
                 if (folder / ENCODER_DIR).is_dir() and not (folder / ENCODER_DIR / n).is_file()]
     if missing:
         raise ExportError(f"{folder} is an incomplete export: missing {', '.join(missing)}; export the run again")
@@ -251,7 +251,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, force: bool = False)
     tokenizer = load_tokenizer(model.config.encoder)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    # a sibling made with mkdir, not mkdtemp: the folder gets the umask's permissions, not 0700
+    tmp = out_dir.parent / f".{out_dir.name}.exporting-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)  # left by an export of this pid that was killed
+    tmp.mkdir()
     try:
         # the encoder as Hugging Face saves it (safetensors), fine-tuned layers included, with its
         # tokenizer beside it: ModelConfig.encoder names one folder for both, as for any checkpoint
@@ -429,9 +432,16 @@ def _scores_table(scores: dict) -> list[str]:
             _, lo, hi = ci[m]
             return f"{_pct(rep.get(m))} ({_pct(lo)}–{_pct(hi)})"
 
-        rows.append(f"| {split} | {n_docs.get(split, '–')} | {_pct(rep.get('precision'))} | {_pct(rep.get('recall'))} "
+        rows.append(f"| {split} | {n_docs.get(split, '–')} | {_pct(rep.get('precision'))} "
+                    f"| {_pct(rep.get('recall'))} "
                     f"| {cell('f1')} | {cell('ign_f1')} |")
     return rows if len(rows) > 2 else ["No labelled split was scored."]
+
+
+def _is_tiny(encoder: str) -> bool:
+    from . import tiny
+
+    return tiny.is_complete(encoder)
 
 
 def encoder_licence(cfg) -> tuple[str, str, str]:
@@ -439,6 +449,8 @@ def encoder_licence(cfg) -> tuple[str, str, str]:
     if cfg.dry_run:
         return (f"a tiny random-init stand-in for {cfg.encoder} (pemscl.tiny; no pretrained weights)",
                 "MIT (made by pemscl)", "mit")
+    if _is_tiny(cfg.encoder):
+        return "a tiny random-init encoder (pemscl.tiny; no pretrained weights)", "MIT (made by pemscl)", "mit"
     name, licence, hf = ENCODERS.get(cfg.encoder, (cfg.encoder, None, "other"))
     return name, licence or "not known to pemscl: check the encoder's own model card", hf
 
@@ -465,6 +477,8 @@ def model_card(cfg, scores: dict, rel2id: dict, *, run_name: str = "", key: str 
     if cfg.dry_run:
         lines += ["**Dry run**: a pipeline check with a tiny random-init encoder on a few documents. "
                   "Its scores mean nothing; do not use it as a model.", ""]
+    elif _is_tiny(cfg.encoder):
+        lines += ["**Test model**: a tiny random-init encoder (pemscl.tiny). Its scores mean nothing.", ""]
     lines += [
         "An ATLOP encoder with a group-bilinear head (Zhou et al., 2021) trained with the "
         f"`{cfg.loss.kind}` loss of pemscl, a re-implementation of PEMSCL (Guo, Kok and Bing, EACL 2023). "
@@ -473,7 +487,8 @@ def model_card(cfg, scores: dict, rel2id: dict, *, run_name: str = "", key: str 
         f"({'Wikidata properties, DocRED' if len(rel2id) == 97 else 'see rel2id.json'}).", "",
         "## Training", "",
         f"- encoder: {enc_name}" + (f" (`{cfg.encoder}`)" if enc_name != cfg.encoder else ""),
-        f"- data (regime `{cfg.regime}`): {description}" + (f" Limited to the first documents: {limits}." if limits else ""),
+        f"- data (regime `{cfg.regime}`): {description}"
+        + (f" Limited to the first documents: {limits}." if limits else ""),
         f"- loss: `{cfg.loss.kind}`; epochs: {cfg.epochs} budgeted, {scores.get('epochs_run', '?')} run, the state of "
         f"epoch {scores.get('best_epoch', '?')} kept (best dev F1); batch {cfg.batch_size}, learning rates "
         f"{cfg.lr_encoder} (encoder) / {cfg.lr_head} (head), seed {cfg.seed}"
@@ -481,7 +496,8 @@ def model_card(cfg, scores: dict, rel2id: dict, *, run_name: str = "", key: str 
         f"- precision {scores.get('precision', cfg.precision)} on {scores.get('device', cfg.device)}"
         + (f" x {scores['world_size']}" if (scores.get('world_size') or 1) > 1 else ""),
         f"- decision rule: {rule}",
-        f"- pemscl {__version__}, config key `{key or cfg.key()}`" + (f", run folder `{run_name}`" if run_name else ""), "",
+        f"- pemscl {__version__}, config key `{key or cfg.key()}`"
+        + (f", run folder `{run_name}`" if run_name else ""), "",
         "Trained with:", "", "```", train_command(cfg), "```", "",
         "## Scores", "",
         "Official DocRED scorer, in percent; Ign F1 leaves out facts seen in training. The interval is the 2.5th to "
@@ -502,14 +518,18 @@ def model_card(cfg, scores: dict, rel2id: dict, *, run_name: str = "", key: str 
 
 
 # --------------------------------------------------------------------------- the hub
+def _hub():
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise ExportError("--push-to-hub needs the huggingface_hub package: pip install huggingface_hub") from None
+    return huggingface_hub
+
+
 def push_to_hub(folder: str | Path, repo: str, *, private: bool = False) -> str:
     """Upload an exported folder to the Hugging Face Hub repository `repo` (created if missing)."""
     check_export(folder)
-    try:
-        from huggingface_hub import HfApi
-    except ImportError:
-        raise ExportError("--push-to-hub needs the huggingface_hub package: pip install huggingface_hub") from None
-    api = HfApi()
+    api = _hub().HfApi()
     api.create_repo(repo, private=private, exist_ok=True)
     api.upload_folder(folder_path=str(folder), repo_id=repo, commit_message="pemscl export")
     return f"https://huggingface.co/{repo}"
@@ -533,12 +553,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ap = build_parser()
     args = ap.parse_args(argv)
     try:
-        if args.push_to_hub:  # a missing package is said before minutes of exporting
-            try:
-                import huggingface_hub  # noqa: F401
-            except ImportError:
-                raise ExportError("--push-to-hub needs the huggingface_hub package: pip install huggingface_hub") \
-                    from None
+        if args.push_to_hub:
+            _hub()  # a missing package is said before minutes of exporting
         out = export_run(args.run_dir, args.out_dir, force=args.force)
         print(f"exported {args.run_dir} to {out}")
         if args.push_to_hub:

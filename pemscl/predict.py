@@ -110,7 +110,8 @@ def summarise(preds: Sequence[dict], docs_path: str | Path, out: str | Path | No
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pemscl.predict", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run_dir", help="a complete run folder (with model.pt) or an exported folder (python -m pemscl.export)")
+    ap.add_argument("run_dir",
+                    help="a complete run folder (with model.pt) or an exported folder (python -m pemscl.export)")
     ap.add_argument("docs", help="DocRED-format documents (JSON list)")
     ap.add_argument("--out", help="where to write the predictions (official format); default: print them")
     ap.add_argument("--top-k", type=int, help="at most K relations per pair (the released code uses 4)")
