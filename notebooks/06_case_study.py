@@ -12,7 +12,7 @@ models = []  # two run or exported folders (python -m pemscl.export) to compare 
 
 # %%
 from IPython.display import HTML, display
-from pemscl import casestudy, experiments, export, figures
+from pemscl import casestudy, experiments, export, figures, runner
 from pemscl.pipeline import write_summary
 saved = {}
 
@@ -23,7 +23,7 @@ if models:  # given folders, named by their labels, on the test documents the fi
 else:
     cfg_atl, cfg_pemscl = experiments.headline_configs(profile)  # picked by loss kind, first seed
     # a run known only from the record is trained here for its model; the recorded run stays the judged one
-    runs = experiments.run_all([cfg_atl, cfg_pemscl], need_weights=True)  # loaded below: local runs only
+    runs = runner.run_all([cfg_atl, cfg_pemscl], need_weights=True)  # loaded below: local runs only
     study = casestudy.CaseStudy(*runs, casestudy.split_docs(cfg_atl, "test"), names=("ATL", "PEMSCL"))
 
 # %% [markdown]

@@ -31,18 +31,33 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import shlex
 import os
+import shlex
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-MARKER = "pemscl_export.json"
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel
+from transformers.utils import logging as hf_logging
+
+from . import __version__
+from . import data as D
+from . import stats
+from . import tiny
+from .config import PRESETS, TrainConfig, config_from_dict
+from .features import load_tokenizer, marker_ids
+from .layout import ENCODER_DIR, MARKER, is_export
+from .losses import LossSpec
+from .layout import checkpoint_path
+from .model import DocREModel, ModelConfig, checkpoint_classes, resolve_encoder
+from .utils import atomic_write_json, atomic_write_text, read_json, resolve_device
+
 FORMAT = "pemscl-export"
 FORMAT_VERSION = 1  # bump when the layout changes; a loader refuses versions it does not know
-ENCODER_DIR = "encoder"
 HEAD_FILE = "head.safetensors"
 MODEL_CONFIG = "model_config.json"
 REL2ID = "rel2id.json"
@@ -94,18 +109,6 @@ class ExportError(Exception):
 
 
 # --------------------------------------------------------------------------- recognising folders
-def is_export(path: str | Path) -> bool:
-    """Whether `path` is an exported folder (it holds the marker file)."""
-    return (Path(path) / MARKER).is_file()
-
-
-def is_exported_encoder(path: str | Path) -> bool:
-    """Whether `path` is the encoder/ subfolder of an exported folder: model.resolve_encoder takes
-    it as it is, also under a dry run (which maps every other encoder name to a tiny stand-in)."""
-    p = Path(path)
-    return p.name == ENCODER_DIR and is_export(p.parent)
-
-
 def check_run(run_dir: str | Path) -> Path:
     """The run folder, if it holds everything export needs; else ExportError naming what is missing."""
     run_dir = Path(run_dir)
@@ -147,9 +150,6 @@ def check_export(folder: str | Path) -> dict:
 
 def load_config(path: str | Path):
     """The TrainConfig of a run folder or an exported folder (both keep it in config.json)."""
-    from .config import config_from_dict
-    from .utils import read_json
-
     path = Path(path)
     if not (path / "config.json").is_file():
         raise ExportError(f"{path} is neither a run folder nor an exported folder (no config.json)")
@@ -164,19 +164,16 @@ def _encoder_path(cfg, run_dir: Path) -> str:
     stand-in of its family, found only under the dry run's folder (pemscl.dryrun): it is used
     when that dry run is active or the run still lies in <dry run>/runs/; otherwise export says so
     instead of fetching the real model."""
-    from . import dryrun, tiny
-    from .model import resolve_encoder
-
     if cfg.dry_run:
-        if dryrun.active():
+        if tiny.dry_run_folder():
             return resolve_encoder(cfg.encoder)
-        folder = run_dir.resolve().parent.parent / "encoders" / dryrun.encoder_family(cfg.encoder)
+        folder = run_dir.resolve().parent.parent / "encoders" / tiny.encoder_family(cfg.encoder)
         if tiny.is_complete(folder):
             return str(folder)
         raise ExportError(f"{run_dir} is a dry run: it trained a tiny random-init stand-in for {cfg.encoder}, "
-                          f"which is not in {folder.parent}; export it with ${dryrun.ENV} set to its dry-run folder")
-    if dryrun.active():
-        raise ExportError(f"{run_dir} is a real run but ${dryrun.ENV} is set (it would swap the encoder for a "
+                          f"which is not in {folder.parent}; export it with ${tiny.DRY_RUN_ENV} set to its dry-run folder")
+    if tiny.dry_run_folder():
+        raise ExportError(f"{run_dir} is a real run but ${tiny.DRY_RUN_ENV} is set (it would swap the encoder for a "
                           "tiny stand-in): unset it to export")
     return resolve_encoder(cfg.encoder)
 
@@ -184,15 +181,8 @@ def _encoder_path(cfg, run_dir: Path) -> str:
 def _run_model(run_dir: Path, cfg):
     """The run's model on the CPU: its encoder with the trained parameters of model.pt merged in
     (as train.load builds it), and the relation set and threshold the run decided with."""
-    import torch
-
-    from . import data as D
-    from .model import DocREModel, ModelConfig, checkpoint_path
-    from .train import _checkpoint_classes
-    from .utils import read_json
-
     state = torch.load(checkpoint_path(run_dir), map_location="cpu", weights_only=True)
-    n_classes = _checkpoint_classes(state)
+    n_classes = checkpoint_classes(state)
     model = DocREModel(ModelConfig(encoder=_encoder_path(cfg, run_dir), emb_size=cfg.emb_size,
                                    block_size=cfg.block_size, attention=cfg.attention,
                                    **({"num_classes": n_classes} if n_classes else {})))
@@ -228,11 +218,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, force: bool = False)
     The folder is built beside `out_dir` and moved into place whole, the marker written last, so
     an interrupted export never leaves a folder that looks complete. An existing `out_dir` is
     replaced only with force and only when it is an earlier export or empty."""
-    from safetensors.torch import save_file
-
-    from . import __version__
-    from .features import load_tokenizer, marker_ids
-    from .utils import atomic_write_json, atomic_write_text, read_json
 
     run_dir, out_dir = check_run(run_dir), Path(out_dir)
     if out_dir.resolve() == run_dir.resolve() or run_dir.resolve() in out_dir.resolve().parents:
@@ -295,8 +280,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, force: bool = False)
 def _quiet_transformers():
     """transformers' load report lists the pooler as newly initialised (ATLOP never uses it, so it
     is not exported); load_export checks the missing keys itself instead."""
-    from transformers.utils import logging as hf_logging
-
     before = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
@@ -308,9 +291,6 @@ def _quiet_transformers():
 def load_encoder_folder(folder: str | Path, attention: str = "fast"):
     """The exported encoder from safetensors only (never a pickle), in fp32, without its pooler;
     any missing weight other than the pooler's is an error."""
-    import torch
-    from transformers import AutoModel
-
     impl = "sdpa" if attention == "fast" else "eager"
     kw = dict(dtype=torch.float32, use_safetensors=True, local_files_only=True, output_loading_info=True)
     with _quiet_transformers():
@@ -330,11 +310,6 @@ def load_export(folder: str | Path, device: str = "auto"):
     """(model, TrainConfig) of an exported folder, from safetensors and JSON alone: no run folder,
     no data folder, no pickle. The model carries the relation set (`rel2id`) and the decision
     threshold (`threshold`) as train.load attaches them for a run."""
-    from safetensors.torch import load_file
-
-    from .model import DocREModel, ModelConfig
-    from .utils import read_json, resolve_device
-
     folder = Path(folder)
     manifest = check_export(folder)
     fields = {f.name for f in dataclasses.fields(ModelConfig)}
@@ -360,16 +335,11 @@ def load_export(folder: str | Path, device: str = "auto"):
 def train_command(cfg) -> str:
     """A `python -m pemscl.train` command that builds exactly `cfg` (same key, same run folder):
     the preset needing the fewest options, then every field that differs from it."""
-    from .config import PRESETS
-
     best = min(((name, _options(cfg, PRESETS[name]())) for name in sorted(PRESETS)), key=lambda x: len(x[1]))
     return shlex.join(["python", "-m", "pemscl.train", "--preset", best[0], *best[1]])
 
 
 def _options(cfg, base) -> list[str]:
-    from .config import TrainConfig
-    from .losses import LossSpec
-
     out = []
     for f in dataclasses.fields(TrainConfig):
         v = getattr(cfg, f.name)
@@ -400,8 +370,6 @@ def _option_text(v: Any) -> str:
 def score_intervals(scores: dict, split: str, metrics: Sequence[str] = ("f1", "ign_f1")) -> dict[str, tuple]:
     """metric -> (score, 2.5th, 97.5th percentile) of `split` from its per-document counts: one run,
     so the interval covers the sampling of documents, not training randomness (pemscl.stats)."""
-    from . import stats
-
     counts = (scores.get("doc_counts") or {}).get(split)
     if not counts:
         return {}
@@ -439,8 +407,6 @@ def _scores_table(scores: dict) -> list[str]:
 
 
 def _is_tiny(encoder: str) -> bool:
-    from . import tiny
-
     return tiny.is_complete(encoder)
 
 
@@ -458,8 +424,6 @@ def encoder_licence(cfg) -> tuple[str, str, str]:
 def model_card(cfg, scores: dict, rel2id: dict, *, run_name: str = "", key: str | None = None) -> str:
     """The exported folder's README.md: what the model is, what it was trained on and how, its
     scores with per-document bootstrap intervals, how to use it, and the licences."""
-    from . import __version__
-
     description, sources = DATA.get(cfg.regime, (f"the registered regime {cfg.regime!r}",
                                                   ["a registered data set: its licence is not known to pemscl; "
                                                    "name it here before sharing"]))
@@ -519,7 +483,7 @@ def model_card(cfg, scores: dict, rel2id: dict, *, run_name: str = "", key: str 
 
 # --------------------------------------------------------------------------- the hub
 def _hub():
-    try:
+    try:  # optional: only --push-to-hub needs it
         import huggingface_hub
     except ImportError:
         raise ExportError("--push-to-hub needs the huggingface_hub package: pip install huggingface_hub") from None

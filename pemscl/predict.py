@@ -23,6 +23,7 @@ from typing import Sequence
 from . import data as D
 from . import evaluate as E
 from . import export as X
+from . import train
 
 MODEL_FILE = "model.pt"
 
@@ -74,8 +75,6 @@ def run_predict(run_dir: str | Path, docs_path: str | Path, *, out: str | Path |
                 top_k: int | None = None, threshold: float | None = None, batch_size: int = 4,
                 device: str = "auto", precision: str = "auto") -> list[dict]:
     """Predictions of the run in `run_dir` for the documents in `docs_path` (written to `out`)."""
-    from . import train  # torch and transformers: only once the inputs are known to be good
-
     docs = read_documents(docs_path, rel2id=_relation_set(run_dir))
     run_dir = check_run(run_dir)
     model, _ = train.load(run_dir, device=device)

@@ -21,8 +21,10 @@ from safetensors.torch import load_file
 
 from pemscl import casestudy as CS
 from pemscl import cli
+from pemscl import config as CF
 from pemscl import data as D
 from pemscl import export as X
+from pemscl import losses as LS
 from pemscl import predict as P
 from pemscl import train as T
 
@@ -32,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-runs")
-    cfg = T.preset("smoke", precision="fp32", device="cpu", max_train_docs=4, label="test-export")
+    cfg = CF.preset("smoke", precision="fp32", device="cpu", max_train_docs=4, label="test-export")
     run = T.train(cfg, root=root, progress=False)
     out = tmp_path_factory.mktemp("exports") / "smoke-export"
     assert X.main([str(run.dir), str(out)]) == out
@@ -149,7 +151,7 @@ def test_model_card_names_scores_intervals_command_version_and_licences(exported
 
 
 def test_train_command_round_trips_loss_fields_tuples_and_nones():
-    cfg = T.preset("cpu", loss=T.loss_spec("pemscl-ns"), loss_tau=0.5, select=("dev", "dev_gold"), track=(),
+    cfg = CF.preset("cpu", loss=LS.loss_spec("pemscl-ns"), loss_tau=0.5, select=("dev", "dev_gold"), track=(),
                    top_k=None, emb_size=128, precision="bf16", label="x y")
     args = shlex.split(X.train_command(cfg))[3:]
     assert args[:2] == ["--preset", "cpu"]
@@ -225,7 +227,7 @@ def test_a_dry_runs_tiny_encoder_is_exported_and_loads_under_the_dry_run_too(tmp
     root = tmp_path / "dry"
     tiny.make_tiny_encoder("roberta", root / "encoders" / "roberta")  # what the dry run builds for roberta-large
     monkeypatch.setenv(dryrun.ENV, str(root))
-    cfg = T.preset("smoke", encoder="roberta-large", dry_run=True, precision="fp32", device="cpu",
+    cfg = CF.preset("smoke", encoder="roberta-large", dry_run=True, precision="fp32", device="cpu",
                    label="test-dry-export")
     run = T.train(cfg, root=root / "runs", progress=False)
     model, _ = T.load(run.dir, device="cpu")
