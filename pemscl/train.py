@@ -75,7 +75,7 @@ class Splits:
 
     @property
     def id2rel(self) -> dict[int, str]:
-        return {i: r for r, i in self.rel2id.items()}
+        return D.id2rel(self.rel2id)
 
 
 def prepare(cfg: TrainConfig, progress: bool = True) -> Splits:
@@ -695,7 +695,7 @@ def predict(model: DocREModel, docs: list[dict], *, top_k: int | None = None, th
         raise ValueError(f"the relation set has {len(rel2id)} classes but the model {model.config.num_classes}: "
                          "pass the run's rel2id (train.load attaches it)")
     D.validate_docs(docs, source="predict", rel2id=rel2id)
-    id2rel = {i: r for r, i in rel2id.items()}
+    id2rel = D.id2rel(rel2id)
     feats = load_features(docs, resolve_encoder(model.config.encoder), rel2id=rel2id, source="predict",
                           progress=progress)
     device = next(model.parameters()).device
