@@ -13,6 +13,8 @@ import argparse
 import tempfile
 import time
 
+from pemscl import config as CF
+
 from pemscl import train as T
 
 
@@ -23,7 +25,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=None, help="batch size (default: the cpu preset's)")
     args = ap.parse_args()
     over = {"batch_size": args.batch} if args.batch else {}
-    cfg = T.preset("cpu", regime=args.regime, epochs=1, train_layers=args.layers or None, eval_test=False,
+    cfg = CF.preset("cpu", regime=args.regime, epochs=1, train_layers=args.layers or None, eval_test=False,
                    save_model=False, track=("dev",), label="bench-epoch", **over)
     t0 = time.time()
     splits = T.prepare(cfg, progress=False)

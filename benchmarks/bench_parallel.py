@@ -26,9 +26,9 @@ def worker(threads: int, seed: int, steps: int, precision: str, out: mp.Queue) -
     import torch
 
     torch.set_num_threads(threads)
-    from pemscl import distributed, train
+    from pemscl import config, distributed, train
 
-    cfg = train.preset("cpu", seed=seed, precision=precision, label="bench")
+    cfg = config.preset("cpu", seed=seed, precision=precision, label="bench")
     splits = train.prepare(cfg, progress=False)
     ctx = train.build(cfg, splits, dist=distributed.Dist(), progress=False)
     order = ctx.streams.order(0, len(splits.features["train"]))

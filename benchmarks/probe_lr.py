@@ -22,7 +22,7 @@ import argparse
 import json
 import time
 
-from pemscl import experiments, runs
+from pemscl import experiments, runner
 from pemscl.utils import atomic_write_text, results_dir
 
 # (encoder lr, head lr); batch 2 and warmup 0.06 are fixed (batch 2 was 30% faster per epoch
@@ -54,7 +54,7 @@ def main() -> None:
     known = json.loads(path.read_text()) if path.exists() else {}
     if a.setting is not None:
         t0 = time.time()
-        run = experiments.run_all([config(a.setting)], train_progress=True)[0]
+        run = runner.run_all([config(a.setting)], train_progress=True)[0]
         known = json.loads(path.read_text()) if path.exists() else {}  # another process may have written
         known[str(a.setting)] = {**row(run), "wall_minutes": (time.time() - t0) / 60}
         atomic_write_text(path, json.dumps(known, indent=1) + "\n")

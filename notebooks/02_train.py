@@ -7,7 +7,7 @@
 profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
-from pemscl import experiments, figures, report
+from pemscl import experiments, figures, report, runner
 from pemscl.pipeline import write_summary
 from pemscl.utils import resolve_device, resolve_precision
 FIG = figures.figures_dir()
@@ -23,7 +23,7 @@ if device.type == "cuda" and profile != "paper":
 print(cfg)
 
 # %%
-run = experiments.run_all([cfg])[0]
+run = runner.run_all([cfg])[0]
 print(run.dir)
 
 # %% [markdown]

@@ -7,7 +7,7 @@
 profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
-from pemscl import experiments, figures, report
+from pemscl import experiments, figures, report, runner
 from pemscl.tables import build_tables
 from pemscl.pipeline import write_summary
 FIG = figures.figures_dir()
@@ -18,14 +18,14 @@ saved = {}  # figure name -> files written, for the summary at the end
 # ATL is ATLOP's adaptive threshold, BCE a tuned global threshold, NCRL and PEMSCL the pairwise alternatives.
 
 # %%
-runs = experiments.run_all(experiments.headline(profile))  # every run this notebook shows, for build_tables
+runs = runner.run_all(experiments.headline(profile))  # every run this notebook shows, for build_tables
 
 # %% [markdown]
 # ## Ablation over seeds (Table 3)
 # The paper's claim: each of EM and SCL helps, most on tail relations.
 
 # %%
-runs += experiments.run_all(experiments.ablation(profile))
+runs += runner.run_all(experiments.ablation(profile))
 
 # %%
 tables = build_tables(runs, profile)
@@ -60,7 +60,7 @@ fig
 # default of the same setting.
 
 # %%
-runs += experiments.run_all(experiments.faithfulness(profile))
+runs += runner.run_all(experiments.faithfulness(profile))
 tables = build_tables(runs, profile)
 report.show_table(tables["faithfulness"], report.FAITH_COLS)
 
@@ -70,7 +70,7 @@ report.show_table(tables["faithfulness"], report.FAITH_COLS)
 # much F1 the fast path used by the ablations, seeds and sweeps gives up, and what it saves.
 
 # %%
-runs += experiments.run_all(experiments.layers(profile))
+runs += runner.run_all(experiments.layers(profile))
 tables = build_tables(runs, profile)
 report.show_table(tables["layers"], report.LAYER_COLS)
 
@@ -81,7 +81,7 @@ report.show_table(tables["layers"], report.LAYER_COLS)
 # spread of Table 3).
 
 # %%
-runs += experiments.run_all(experiments.search(profile))
+runs += runner.run_all(experiments.search(profile))
 tables = build_tables(runs, profile)
 report.show_table(tables["search"], report.SEARCH_COLS)
 

@@ -7,15 +7,15 @@
 profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
-from pemscl import experiments, figures, report
+from pemscl import experiments, figures, report, runner
 from pemscl.tables import build_tables
 from pemscl.pipeline import write_summary
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end
 
 # %%
-label_runs = experiments.run_all(experiments.original_labels(profile))
-sweep_runs = experiments.run_all(experiments.ratio_sweep(profile))
+label_runs = runner.run_all(experiments.original_labels(profile))
+sweep_runs = runner.run_all(experiments.ratio_sweep(profile))
 
 # %% [markdown]
 # ## Table 4
@@ -63,7 +63,7 @@ fig
 # table with intervals.
 
 # %%
-board_runs = experiments.run_all(experiments.leaderboard(profile))
+board_runs = runner.run_all(experiments.leaderboard(profile))
 
 # %%
 write_summary("04_noisy_labels", {"table4": tables["table4"], "figure2": tables["figure2"], "figures": saved,

@@ -12,7 +12,7 @@ dims = 1024  # random projection of x_ht (24,576 wide for MiniLM) before measuri
 method = None  # "umap" | "pca"; None: pca for smoke, umap otherwise
 
 # %%
-from pemscl import data, embeddings, experiments, figures, train
+from pemscl import data, embeddings, experiments, figures, runner, train
 from pemscl.pipeline import write_summary
 method = method or ("pca" if profile == "smoke" else "umap")
 saved = {}
@@ -20,7 +20,7 @@ saved = {}
 # %%
 cfg_scl, cfg_no_scl = experiments.scl_configs(profile)  # ablation rows picked by loss.scl_weight, first seed
 # a run known only from the record is trained here for its model; the recorded run stays the judged one
-runs = experiments.run_all([cfg_scl, cfg_no_scl], need_weights=True)  # loaded below: local runs only
+runs = runner.run_all([cfg_scl, cfg_no_scl], need_weights=True)  # loaded below: local runs only
 models = [train.load(r)[0] for r in runs]
 docs = embeddings.split_docs(cfg_scl, "test")[:max_docs]
 train_docs = data.load_regime(cfg_scl.regime).train  # head / mid / tail by training frequency

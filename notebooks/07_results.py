@@ -11,7 +11,8 @@ profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 import os
 from pemscl import claims, faithfulness, figures, leaderboard, published, report, runs as run_record
 from pemscl.pipeline import write_summary
-from pemscl.tables import build_tables, gather_runs
+from pemscl.runs import gather_runs
+from pemscl.tables import build_tables
 from pemscl.utils import atomic_write_json, readme_path, results_dir, runs_dir
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end

@@ -11,6 +11,7 @@ Modules, each holding one thing:
   losses    PMT, EM, SCL, negative sampling, and the ATL / BCE / NCRL baselines
   model     the ATLOP encoder and group-bilinear head
   train     configs, training loop, run folders, load / predict
+  export    a run as a self-contained folder (safetensors, tokenizer, model card)
 """
 
 __version__ = "0.1.0"

@@ -9,9 +9,10 @@ logit, so the interesting quantity is the margin f_r - f_NA, per model:
     casestudy.browser(run_atl, run_pemscl, docs)  # document → pair dropdowns (ipywidgets)
     casestudy.static_example(run_atl, run_pemscl, docs)  # a fixed example, no widgets
 
-Runs may be `train.Run`s, run folders, or DocREModel instances. Each document's logits are
-computed once per model and cached in the CaseStudy. `experiments.headline_configs(profile)` picks the
-two runs of the headline table to compare (ATL and PEMSCL, by loss kind).
+Runs may be `runs.Run`s, run folders, exported folders (pemscl.export), or DocREModel instances.
+Each document's logits are computed once per model and cached in the CaseStudy.
+`experiments.headline_configs(profile)` picks the two runs of the headline table to compare (ATL
+and PEMSCL, by loss kind).
 """
 
 from __future__ import annotations
@@ -23,8 +24,16 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
-from .embeddings import split_docs  # noqa: F401  (re-exported: the documents a run was scored on)
+from . import data as D
+from . import export
+from . import runs as RS
+from . import train as T
+from .embeddings import model_rel2id, relation_labels
+from .embeddings import split_docs  # noqa: F401  (part of this API: the documents a run was scored on, notebook 06)
+from .model import decide
+from .train import predict
 
 HEAD_COLOR = "#fdae6b"  # orange
 TAIL_COLOR = "#9ecae1"  # blue
@@ -116,33 +125,29 @@ _MODELS: dict[str, _Side] = {}
 
 def _side(run) -> _Side:
     """A model with how it decides; trained runs are loaded once per process."""
-    import torch
-
     if isinstance(run, torch.nn.Module):
         return _Side(run, "model", None, getattr(run, "threshold", None))
-    from . import train as T
-
-    run = run if isinstance(run, T.Run) else T.Run.load(run)
-    key = str(Path(run.dir).resolve())
+    exported = not isinstance(run, RS.Run) and export.is_export(run)  # a folder, not a run: no Run.load
+    if not exported:
+        run = run if isinstance(run, RS.Run) else RS.Run.load(run)
+    folder = Path(run if exported else run.dir)
+    key = str(folder.resolve())
     if key not in _MODELS:
         model, cfg = T.load(run)
-        _MODELS[key] = _Side(model, cfg.label or Path(run.dir).name, cfg.top_k, getattr(model, "threshold", None),
+        _MODELS[key] = _Side(model, cfg.label or folder.name, cfg.top_k, getattr(model, "threshold", None),
                              cfg.regime)
     return _MODELS[key]
 
 
 def _relation_names(rel2id=None) -> dict[int, str]:
-    from .embeddings import relation_labels
-
     return relation_labels(rel2id)
 
 
 def _sides_rel2id(sides: Sequence[_Side]) -> dict[str, int]:
     """The relation set both models were trained with: their runs' regime, else DocRED's."""
-    from . import data as D
-    from .embeddings import model_rel2id
-
-    sets = {s.regime: D.regime_rel2id(s.regime) for s in sides if s.regime is not None}
+    # the relation set load attached (the run's or export's rel2id.json) needs no data folder
+    sets = {s.regime: getattr(s.model, "rel2id", None) or D.regime_rel2id(s.regime) for s in sides
+            if s.regime is not None}
     if len({tuple(sorted(r.items())) for r in sets.values()}) > 1:
         raise ValueError(f"the two runs have different relation sets (regimes {sorted(sets)})")
     rel2id = next(iter(sets.values()), None)
@@ -172,9 +177,6 @@ class CaseStudy:
         """Pairs, gold and both models' logits and decisions for document i (cached)."""
         if i in self._cache:
             return self._cache[i]
-        from .model import decide
-        from .train import predict
-
         d = self.docs[i]
         logits, decisions, hts = [], [], None
         for s in self.sides:

@@ -1,8 +1,8 @@
 """A verdict on each of the paper's claims: the seed-paired document bootstrap (pemscl.stats)
 of our difference, judged against the paper's effect (pemscl.published.CLAIM_EFFECTS).
 
-    from pemscl import claims, tables
-    rows = claims.judge(tables.gather_runs(), "cpu")
+    from pemscl import claims, runs
+    rows = claims.judge(runs.gather_runs(), "cpu")
     [(c["id"], c["verdict"]) for c in rows]
 
 Each claim compares two rows of one experiment (A - B on one split and relation group). Runs
@@ -41,7 +41,6 @@ from . import experiments as X
 from . import runs as RS
 from . import stats as S
 from .published import CLAIM_EFFECTS
-from .tables import attach_all
 
 N_BOOT = 2000
 BOOT_SEED = 0  # one fixed resampling seed: the same runs always give the same intervals
@@ -206,8 +205,6 @@ def cut_short(runs: Iterable[RS.Run], dev_split: str) -> list[dict]:
     """The runs (each once) whose F1 curve on `dev_split` had not converged (train.converged)
     by their last epoch: label, key, the dev set, and the gain of their last two epochs. A run
     without that curve in its history is left out: there is nothing to judge it on."""
-    from .train import curve_end
-
     out, seen = [], set()
     for r in runs:
         key = r.config.key()
@@ -215,7 +212,7 @@ def cut_short(runs: Iterable[RS.Run], dev_split: str) -> list[dict]:
         if key in seen or not f1s:
             continue
         seen.add(key)
-        if curve_end(f1s)[0] is False:
+        if RS.curve_end(f1s)[0] is False:
             out.append({"run": _label(r.config), "key": key, "dev": dev_split, "epochs": len(f1s),
                         "last_gain": f1s[-1] - f1s[-3] if len(f1s) >= 3 else None})
     return out
@@ -337,7 +334,7 @@ def judge_ratio(configs: Sequence, runs: Sequence, model: str = "PEMSCL") -> dic
 def judge(runs: Iterable, profile: str | X.Profile) -> list[dict]:
     """Every claim's row (results.json "claims"), in CLAIMS order then the ratio choice."""
     p = X.get_profile(profile)
-    cfgs, att = attach_all(runs, p)
+    cfgs, att = X.attach_all(runs, p)
     out = [judge_pair(c, cfgs[c.experiment], att[c.experiment], p) for c in CLAIMS]
     out.append(judge_ratio(cfgs["ratio_sweep"], att["ratio_sweep"]))
     return [if_cut_short_went_on(r) for r in lend_seed_spread(out)]
@@ -349,7 +346,7 @@ def judge_claim(claim_id: str, runs: Iterable, profile: str | X.Profile) -> dict
     other claims (judge())."""
     p = X.get_profile(profile)
     claim = next(c for c in CLAIMS if c.id == claim_id)
-    cfgs, att = attach_all(runs, p, names=[claim.experiment])
+    cfgs, att = X.attach_all(runs, p, names=[claim.experiment])
     return if_cut_short_went_on(judge_pair(claim, cfgs[claim.experiment], att[claim.experiment], p))
 
 

@@ -27,7 +27,7 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import losses
+from . import distributed, losses, runs, train
 from .config import PRESETS, TrainConfig, preset
 from .losses import LossSpec
 
@@ -225,8 +225,6 @@ def main(argv: Sequence[str] | None = None):
     """Entry point of `python -m pemscl.train`; returns the Run (None after --print-config).
 
     Under torchrun every rank runs this; rank 0 alone prints and writes."""
-    from . import distributed, runs, train
-
     args, cfg = parse(argv)
     if args.print_config:
         if os.environ.get("RANK", "0") == "0":  # once, also under torchrun

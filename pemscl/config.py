@@ -155,7 +155,7 @@ def _cpu() -> TrainConfig:
     # Precision is pinned (not "auto") so that the recorded runs keep their keys on machines that
     # measure differently: bf16, the precision they were trained in (benchmarks/bench_parallel.py
     # measured it 1.6-1.8x faster than fp32 on this project's machine). Training anew where bf16 is
-    # slow switches to the measured precision instead (experiments.for_this_machine), and says so.
+    # slow switches to the measured precision instead (runner.for_this_machine), and says so.
     return TrainConfig(encoder="minilm", regime="redocred-mini", epochs=18, patience=3, min_epochs=15,
                        precision="bf16", **CPU_OPTIMISER)
 

@@ -3,16 +3,18 @@ once on a few documents, with tiny random-init models of the paper's encoder cla
 files for the full data sets; then the notebooks run on those runs.
 
     python -m pemscl.pipeline --profile paper --dry-run      # or: make workbench PROFILE=paper DRY_RUN=1
-    python -m pemscl.dryrun --train-only                     # the training part alone
+    python -m pemscl.dryrun --profile paper                  # the training part alone
 
 What it checks before hours of GPU time are spent: every config of the profile builds, its data
 regime loads from the files the real run will read (redocred/train_revised.json, docred/dev.json, ...),
 its encoder class runs the ATLOP code path (RoBERTa, DeBERTa v1, DeBERTa-v2 windows and attention),
 its loss trains and evaluates, and the notebooks turn the runs into tables, claims and figures.
 
-The mechanism is one environment variable, PEMSCL_DRY_RUN=<folder>, read by
-`experiments.get_profile` (which then returns `shrink(profile)`) and by `model.resolve_encoder`
-(which then maps every encoder name to a tiny folder of its family, `tiny_encoder`). Everything a
+The mechanism is one environment variable, PEMSCL_DRY_RUN=<folder> (`tiny.dry_run_folder`), read
+by `experiments.get_profile` (which then returns `experiments.shrink(profile)`) and by
+`model.resolve_encoder` (which then maps every encoder name to a tiny folder of its family,
+`tiny.tiny_encoder`). This module prepares the folder and trains; `pipeline.dry_run` adds the
+notebooks. Everything a
 dry run reads or writes lives in that folder: PEMSCL_DATA, PEMSCL_RUNS, PEMSCL_RESULTS,
 PEMSCL_FIGURES, PEMSCL_README and PEMSCL_CACHE all point into it (`DryRun.env`), so the
 repository's runs/, results/, figures/ and README.md are never touched. Every config carries
@@ -23,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -35,11 +35,13 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from . import data as D
-from .utils import environment
+from . import experiments as X
+from . import runner as R
+from . import tiny
+from .tiny import DRY_RUN_ENV as ENV
+from .utils import REPO, environment
 
-ENV = "PEMSCL_DRY_RUN"
-EVAL_DOCS = 3  # dev and test documents per split (and per stand-in dev / test file)
-SEEDS = 2  # at most this many seeds per row: rows with several seeds still get a mean and a spread
+EVAL_DOCS = X.DRY_EVAL_DOCS  # dev and test documents per split (and per stand-in dev / test file)
 TOKENIZER_DOCS = 30  # Re-DocRED dev documents whose text trains the tiny tokenizers
 README_COPY = "README.md"
 
@@ -48,83 +50,11 @@ README_COPY = "README.md"
 META_FILES = ("meta/rel2id.json", "meta/rel_info.json")
 
 
-# --------------------------------------------------------------------------- is one active
-def active() -> Path | None:
-    """The dry run's folder when $PEMSCL_DRY_RUN is set, else None."""
-    env = os.environ.get(ENV)
-    return Path(env) if env else None
-
-
-# --------------------------------------------------------------------------- encoders
-def encoder_family(name: str) -> str:
-    """The tiny family standing in for an encoder name: the paper's RoBERTa-large and DeBERTa
-    (v1: microsoft/deberta-large; v2: microsoft/deberta-v2-xlarge, v3 shares the v2 classes);
-    anything else (MiniLM, BERT, a local folder) becomes BERT."""
-    n = str(name).lower()
-    if "deberta-v2" in n or "deberta-v3" in n:
-        return "deberta-v2"
-    if "deberta" in n:
-        return "deberta"
-    if "roberta" in n:
-        return "roberta"
-    return "bert"
-
-
-def encoders_dir(root: str | Path | None = None) -> Path:
-    base = Path(root) if root is not None else active()
-    if base is None:
-        raise RuntimeError(f"no dry run is active (${ENV} is not set)")
-    return base / "encoders"
-
-
-def tiny_encoder(name: str, root: str | Path | None = None, docs: Sequence[dict] | None = None) -> str:
-    """The folder of the tiny encoder standing in for `name`, built when missing.
-
-    A folder that already is a tiny encoder is returned as it is (a resolved name may come back).
-    docs train the tokenizer when the folder has to be built (default: pemscl.tiny's choice, read
-    from the data folder in use).
-    """
-    from . import tiny
-
-    if tiny.is_complete(name):
-        return str(name)
-    folder = encoders_dir(root) / encoder_family(name)
-    if not tiny.is_complete(folder):
-        tiny.make_tiny_encoder(encoder_family(name), folder, docs=docs)
-    return str(folder)
-
-
 # --------------------------------------------------------------------------- the profile
-def train_docs_for(p) -> int:
-    """Training documents for two optimiser steps: twice the largest batch of the profile's presets."""
-    from . import config as C
-
-    presets = [p.preset] + ([p.docred_preset] if p.docred_regime else [])
-    batch = max(C.preset(n).batch_size for n in presets)
-    return 2 * int(p.overrides.get("batch_size", batch))
-
-
-def shrink(p):
-    """The profile at dry-run size: one epoch over 2 x batch training documents (two optimiser
-    steps), EVAL_DOCS dev and test documents, at most SEEDS seeds per row, dry_run=True in every
-    config. Every row, regime, loss, ratio and encoder of the profile is kept. Idempotent.
-
-    The head is sized to the tiny encoder (emb_size None) instead of the presets' 768: the code
-    path is the same, and the 768 x 64 bilinear made each step and each saved model 12x larger."""
-    n = train_docs_for(p)
-    return dataclasses.replace(
-        p, epochs=1, max_train_docs=n, original_max_train_docs=n, max_dev_docs=EVAL_DOCS, max_test_docs=EVAL_DOCS,
-        seeds=tuple(p.seeds[:SEEDS]), claim_seeds=min(p.claim_seeds, SEEDS), other_seeds=min(p.other_seeds, SEEDS),
-        table_seeds={k: min(v, SEEDS) for k, v in p.table_seeds.items()},
-        overrides={**p.overrides, "emb_size": None, "dry_run": True})
-
-
 def extra_configs(profile: str = "paper") -> list:
     """Configs a dry run adds to the profile's: the DocRED PEMSCL row with the released code's
     encoder (preset paper-docred-released, DeBERTa-v2; FAITHFULNESS #10), so the v2 classes are
     exercised too. Empty for a profile without DocRED columns."""
-    from . import experiments as X
-
     p = X.get_profile(profile)
     if not p.docred_regime:
         return []
@@ -136,9 +66,7 @@ def extra_configs(profile: str = "paper") -> list:
 def dry_configs(profile: str = "paper") -> list:
     """Every config of the (shrunk) profile, then the extra ones, duplicates removed. Needs an
     active dry run: outside one these would be the real configs."""
-    from . import experiments as X
-
-    if active() is None:
+    if tiny.dry_run_folder() is None:
         raise RuntimeError(f"dry_configs needs an active dry run (${ENV}); use `with activated(prepare()):`")
     out = X.all_configs(profile)
     keys = {c.key() for c in out}
@@ -183,7 +111,7 @@ class DryRun:
 
     @property
     def encoders(self) -> Path:
-        return encoders_dir(self.root)
+        return tiny.encoders_dir(self.root)
 
     def env(self) -> dict[str, str]:
         return {ENV: str(self.root), "PEMSCL_DATA": str(self.data), "PEMSCL_RUNS": str(self.runs),
@@ -256,15 +184,12 @@ def prepare(root: str | Path | None = None, profile: str = "paper", source: str 
     """A dry-run folder (a new temporary one by default): stand-in data sized for the profile,
     a copy of the README, and the four tiny encoders (tokenizers trained on TOKENIZER_DOCS real
     Re-DocRED dev documents of `source`, default the data folder in use)."""
-    from . import experiments as X
-    from . import tiny
-    from .utils import REPO
 
     root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="pemscl-dryrun-"))
     root.mkdir(parents=True, exist_ok=True)
     dr = DryRun(root=root.resolve(), source=Path(source) if source is not None else D.data_dir())
     p = X.PROFILES[profile] if isinstance(profile, str) else profile
-    write_data(dr.data, dr.source, n_train=train_docs_for(p))
+    write_data(dr.data, dr.source, n_train=X.dry_train_docs(p))
     shutil.copyfile(REPO / "README.md", dr.readme)
     docs = D.load_docs("redocred/dev_revised.json", dr.source)[:TOKENIZER_DOCS]
     for family in tiny.FAMILIES:
@@ -283,12 +208,10 @@ def activated(dr: DryRun) -> Iterator[DryRun]:
 # --------------------------------------------------------------------------- running
 def train(profile: str = "paper", progress: bool = True) -> list:
     """Train every dry config (inside `activated`): one summary line per run."""
-    from . import experiments as X
-
     cfgs = dry_configs(profile)
     if progress:
         print(f"dry run of profile {profile}: {len(cfgs)} configs", flush=True)
-    return X.run_all(cfgs, progress=progress)
+    return R.run_all(cfgs, progress=progress)
 
 
 FULL_REGIMES = ("redocred", "docred", "oog", "ogg")
@@ -298,8 +221,6 @@ def check_profile(profile: str) -> None:
     """Only profiles on the full regimes have stand-in files: the mini regimes split Re-DocRED dev
     400 / 100, which a few stand-in documents cannot fill (and those profiles run on the shared
     data as they are: --profile smoke is their quick check)."""
-    from . import experiments as X
-
     p = X.PROFILES[profile]
     regimes = [p.gold_regime, p.oog_regime, p.ogg_regime] + ([p.docred_regime] if p.docred_regime else [])
     if any(r not in FULL_REGIMES for r in regimes):
@@ -308,46 +229,32 @@ def check_profile(profile: str) -> None:
                          "run it as it is (--profile smoke is the quick check)")
 
 
-def run(profile: str = "paper", root: str | Path | None = None, notebooks: bool = True,
-        only: Sequence[str] | None = None, out: str | Path | None = None, log_output: bool = False,
-        cell_timeout: float | None = None) -> dict:
-    """prepare, train every config, then execute the notebooks on those runs (papermill, as the
-    pipeline does; executed copies in <root>/executed unless `out`; cell_timeout defaults to the
-    smoke profile's, as every cell handles tiny runs). Returns
-    {"dry_run": DryRun, "runs": [...], "pipeline": run_pipeline's result or None}."""
-    from . import pipeline as P
-
+def train_only(profile: str = "paper", root: str | Path | None = None) -> dict:
+    """prepare, then train every config in the dry run's folder (the notebooks are
+    `pipeline.dry_run`'s part). Returns {"dry_run": DryRun, "runs": [...]}."""
     check_profile(profile)
     dr = prepare(root, profile)
     print(f"dry run folder: {dr.root} (stand-in documents from {dr.source})", flush=True)
     with activated(dr):
         runs = train(profile)
-        res = None
-        if notebooks:
-            res = P.run_pipeline(profile, only=only, out=out or dr.executed, log_output=log_output,
-                                 cell_timeout=cell_timeout or P.SMOKE_CELL_TIMEOUT)
-    print(dr.where(out), flush=True)
-    return {"dry_run": dr, "runs": runs, "pipeline": res}
+    print(dr.where(), flush=True)
+    return {"dry_run": dr, "runs": runs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pemscl.dryrun", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="paper")
     ap.add_argument("--root", default=None, help="the dry run's folder (default: a new temporary folder)")
-    ap.add_argument("--train-only", action="store_true", help="train every config, skip the notebooks")
+    ap.add_argument("--train-only", action="store_true",
+                    help="what this command does anyway (kept for scripts): train every config; "
+                         "`python -m pemscl.pipeline --dry-run` also runs the notebooks")
     a = ap.parse_args(argv)
-    from .pipeline import NotebookFailed
-
     try:
         check_profile(a.profile)
     except ValueError as e:
         print(f"\n✗ {e}", file=sys.stderr)
         return 2
-    try:
-        run(a.profile, root=a.root, notebooks=not a.train_only)
-    except NotebookFailed as e:
-        print(f"\n✗ {e}", file=sys.stderr)
-        return 1
+    train_only(a.profile, root=a.root)
     return 0
 
 

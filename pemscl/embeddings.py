@@ -25,6 +25,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from . import data as D
+from . import evaluate as E
+from .losses import group_outer, pair_gram
+from .train import predict
+
 GROUPS = ("head", "mid", "tail")
 
 
@@ -36,8 +41,6 @@ def _materialise(zh: torch.Tensor, zt: torch.Tensor, dims: int | None, seed: int
     (Johnson-Lindenstrauss), so cosine structure survives while the full K*b*b matrix never
     exists for all pairs at once. Rows are renormalised after projecting.
     """
-    from .losses import group_outer
-
     n, k, b = zh.shape
     full = k * b * b
     proj = None
@@ -57,8 +60,6 @@ def _materialise(zh: torch.Tensor, zt: torch.Tensor, dims: int | None, seed: int
 def model_rel2id(model, rel2id: Mapping[str, int] | None = None) -> dict[str, int]:
     """The relation set to read `model`'s columns with: `rel2id` (the run's regime, e.g.
     data.regime_rel2id(cfg.regime)), else DocRED's, which must then fit the model's width."""
-    from . import data as D
-
     rel2id = dict(rel2id) if rel2id is not None else D.load_rel2id()
     n = getattr(getattr(model, "config", None), "num_classes", None)
     if n is not None and n != len(rel2id):
@@ -68,9 +69,6 @@ def model_rel2id(model, rel2id: Mapping[str, int] | None = None) -> dict[str, in
 
 
 def _group_of(train_docs: Sequence[dict], rel2id: Mapping[str, int] | None = None) -> dict[int, str]:
-    from . import data as D
-    from . import evaluate as E
-
     rel2id = dict(rel2id) if rel2id is not None else D.load_rel2id()
     groups = E.relation_groups(train_docs, relations=rel2id)
     # relation_groups may name relations by id or by code; map both onto ids
@@ -84,8 +82,6 @@ def _group_of(train_docs: Sequence[dict], rel2id: Mapping[str, int] | None = Non
 def relation_labels(rel2id: Mapping[str, int] | None = None) -> dict[int, str]:
     """{relation id: readable name} (0 = "NA") of `rel2id` (default DocRED's), falling back to
     the relation code (a data set of one's own has no names in meta/rel_info.json)."""
-    from . import data as D
-
     rel2id = dict(rel2id) if rel2id is not None else D.load_rel2id()
     try:
         names = D.relation_names()
@@ -104,8 +100,6 @@ def relation_labels(rel2id: Mapping[str, int] | None = None) -> dict[int, str]:
 def _predict_chunks(model, docs: list[dict], batch_size: int, precision: str, chunk: int = 32,
                     rel2id: Mapping[str, int] | None = None):
     """(out, feats) of train.predict over `chunk` documents at a time."""
-    from .train import predict
-
     for i in range(0, len(docs), chunk):
         _, out, feats = predict(model, docs[i: i + chunk], return_logits=True, batch_size=batch_size,
                                 precision=precision, rel2id=rel2id)
@@ -266,8 +260,6 @@ def exact_gram(emb: dict, max_n: int = 5000) -> np.ndarray | None:
     materialising x), or None above max_n pairs (an n x n matrix: 100 MB at 5,000)."""
     if len(emb["relation"]) > max_n:
         return None
-    from .losses import pair_gram
-
     with torch.no_grad():
         return pair_gram((emb["zh"], emb["zt"])).numpy()
 
@@ -388,8 +380,6 @@ def embedding_figure(proj_a: np.ndarray, proj_b: np.ndarray, labels, titles=("wi
 # --------------------------------------------------------------------------- which runs
 def split_docs(cfg, split: str = "test") -> list[dict]:
     """The documents of `split` a run of `cfg` was scored on (its regime, its document limit)."""
-    from . import data as D
-
     docs = getattr(D.load_regime(cfg.regime), split)
     limit = getattr(cfg, f"max_{split}_docs", None)
     return docs[:limit] if limit else docs

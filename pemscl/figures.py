@@ -305,7 +305,7 @@ def grouped_bars(rows: Sequence[Mapping], *, x: str = "label", metrics: Sequence
     """One group per metric (e.g. overall/head/mid/tail F1), one bar per row (model).
 
     `error` formats the std column for a metric ("{}_std" -> "f1_std"); rows from
-    experiments.summarise carry those. Values are multiplied by `scale` (fractions -> %).
+    tables.summarise carry those. Values are multiplied by `scale` (fractions -> %).
     `reference` draws a dotted horizontal line per name (e.g. a published number).
     """
     names = names or {}

@@ -19,6 +19,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from . import claims as C
+from . import config as CF
+from . import experiments as X
+from . import losses as LS
+from . import runs as RS
+from . import stats as S
 from .utils import read_json, results_dir
 
 FOLDER = "gpu_check"
@@ -82,9 +88,6 @@ def _doc_counts(folder: Path, loss: str, seed: int, split: str) -> Mapping | Non
 def _claim_losses(claim_id: str):
     """(claim, loss preset of its row A, of its row B) for a claim the GPU runs can judge: both
     rows are cpu-preset runs on gold labels that differ only in the loss."""
-    from . import claims as C
-    from . import experiments as X
-
     claim = next((c for c in C.CLAIMS if c.id == claim_id), None)
     if claim is None:
         raise ValueError(f"unknown claim {claim_id!r}; known: {[c.id for c in C.CLAIMS]}")
@@ -97,8 +100,6 @@ def _claim_losses(claim_id: str):
 
 def replicable_claims() -> list[str]:
     """The claims whose two rows `gpu_check.sh minilm` can run (LOSSES names their presets)."""
-    from . import claims as C
-
     out = []
     for c in C.CLAIMS:
         try:
@@ -116,9 +117,6 @@ def replicate(folder: str | Path | None = None, claim_id: str = "pemscl-vs-atl",
     own resampling and verdict rule (and the claim's context groups beside); None when no seed
     has both. `paper_outside` says whether the paper's effect lies outside the interval.
     runs: gpu_runs(folder) when the caller has it already."""
-    from . import claims as C
-    from . import stats as S
-
     claim, a, b = _claim_losses(claim_id)
     folder = folder_path(folder)
     runs = gpu_runs(folder) if runs is None else runs
@@ -217,18 +215,13 @@ def summary(folder: str | Path | None = None) -> dict | None:
 def cpu_counterpart(loss: str, seed: int, index: Mapping, min_epochs: int | None = None) -> object | None:
     """The recorded CPU run of the cpu preset with this loss, seed and min_epochs (the GPU
     run's config but for its device), or None; index: runs.by_key of the record."""
-    from . import runs as RS
-    from . import train as T
-
-    return RS.recorded(T.preset("cpu", loss=T.loss_spec(loss), seed=seed, device="cpu", min_epochs=min_epochs),
+    return RS.recorded(CF.preset("cpu", loss=LS.loss_spec(loss), seed=seed, device="cpu", min_epochs=min_epochs),
                        index)
 
 
 def report(records: Sequence, folder: str | Path | None = None) -> dict | None:
     """summary() with each GPU run's CPU counterpart (cpu_dev_f1, cpu_test_f1, cpu_best_epoch,
     cpu_epochs_run, cpu_minutes; None where no CPU run is recorded)."""
-    from . import runs as RS
-
     s = summary(folder)
     if s is None:
         return None
@@ -266,9 +259,7 @@ RUN_COLS = [("loss", "loss"), ("seed", "seed"), ("GPU dev F1", lambda r: _f1(r["
 
 def _min_epochs_note(runs: Sequence[Mapping]) -> list[str]:
     """Which GPU runs predate the cpu preset's min_epochs and which of those it would change."""
-    from . import config
-
-    need = config.preset("cpu").min_epochs
+    need = CF.preset("cpu").min_epochs
     older = [r for r in runs if r.get("min_epochs") is None]
     if not older or not need:
         return []

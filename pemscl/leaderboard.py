@@ -2,8 +2,8 @@
 seeds, encoder, schedule, optimiser and statistics, with its interval and its difference to the
 regime's reference row.
 
-    from pemscl import leaderboard, tables
-    board = leaderboard.build(tables.gather_runs(), "cpu")
+    from pemscl import leaderboard, runs
+    board = leaderboard.build(runs.gather_runs(), "cpu")
     board["rows"][0]["loss"], board["rows"][0]["test_f1"], board["rows"][0]["vs_best"]["verdict"]
 
 A row's interval (`ci_low`, `ci_high`) is that of its mean test F1 over seeds, with the claims'
@@ -27,7 +27,6 @@ from . import experiments as X
 from . import runs as RS
 from . import stats as S
 from .claims import BOOT_SEED, N_BOOT, counts
-from .tables import as_runs, attach_all
 
 # The smallest difference worth knowing between two losses: one F1 point. A comparison whose MDE
 # exceeds twice this cannot tell a point apart from nothing ("not measurable here").
@@ -95,9 +94,9 @@ def _row(p: X.Profile, labels: str, label: str, name: str, ns: bool, runs: list[
 
 def build(runs: Iterable, profile: str | X.Profile) -> dict[str, Any]:
     """{"rows": one per (label regime, loss), "reference": the reference row of each regime, ...}."""
-    runs = as_runs(runs)
+    runs = RS.as_runs(runs)
     p = X.get_profile(profile)
-    cfgs, att = attach_all(runs, p, names=["leaderboard"])
+    cfgs, att = X.attach_all(runs, p, names=["leaderboard"])
     planned = list(zip(cfgs["leaderboard"], att["leaderboard"]))
     rows, reference = [], {}
     for labels, table in X.LEADERBOARD.items():

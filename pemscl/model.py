@@ -34,7 +34,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-NUM_CLASSES = 97  # NA + DocRED's 96 relations
+from . import tiny
+from .data import NUM_CLASSES  # NA + DocRED's 96 relations: the head's default width
+from .layout import is_exported_encoder
+
 
 
 MINILM_ENV = "PEMSCL_MINILM"
@@ -66,11 +69,12 @@ def resolve_encoder(name: str) -> str:
     """An alias ("minilm"), a local folder, or a Hugging Face id (loaded from the local HF cache).
     Under a pipeline dry run ($PEMSCL_DRY_RUN) every name maps to a tiny random-init encoder of
     its family (roberta-large -> RoBERTa, microsoft/deberta-large -> DeBERTa v1, ...-v2-... ->
-    DeBERTa-v2, anything else -> BERT; pemscl.dryrun.tiny_encoder)."""
-    from . import dryrun
-
-    if dryrun.active():
-        return dryrun.tiny_encoder(name)
+    DeBERTa-v2, anything else -> BERT; pemscl.tiny.tiny_encoder). The encoder/ folder of an
+    exported model (pemscl.export) is always itself: it holds the weights the model was trained to."""
+    if is_exported_encoder(name):
+        return str(name)
+    if tiny.dry_run_folder():
+        return tiny.tiny_encoder(name)
     if name in ENCODER_ALIASES:
         return ENCODER_ALIASES[name]()
     return name
@@ -595,5 +599,7 @@ def parameter_groups(model: DocREModel, lr_encoder: float, lr_head: float) -> li
     return groups
 
 
-def checkpoint_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "model.pt"
+def checkpoint_classes(state: dict) -> int | None:
+    """The number of output classes a saved state was trained with (None: no classifier in it)."""
+    w = state.get("classifier.weight")
+    return int(w.shape[0]) if w is not None else None

@@ -26,8 +26,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import dryrun
+from .figures import figures_dir
 from .notebooks import NotebooksOutOfSync, require_in_sync
-from .utils import REPO, environment
+from .utils import REPO, environment, readme_path, results_dir
+
 NOTEBOOKS = REPO / "notebooks"
 KERNEL = "pemscl"
 SMOKE_CELL_TIMEOUT = 600  # seconds; a smoke cell trains a few tiny models at most
@@ -171,13 +174,27 @@ def run_pipeline(profile: str = "cpu", only: Sequence[str] | None = None, out: s
                                          "total": sum(timings.values())}, indent=1))
     total = time.time() - t_all
     print(f"\n{len(timings)} notebooks in {total / 60:.1f} min (timings: {tfile})")
-    from .figures import figures_dir
-    from .utils import readme_path, results_dir
-
     with_env = lambda k, f: Path(env[k]) if k in env else f()  # noqa: E731 (the run's own redirects)
     print(f"executed notebooks: {out}\nfigures: {with_env('PEMSCL_FIGURES', figures_dir)}\n"
           f"results: {with_env('PEMSCL_RESULTS', results_dir)}\nREADME section: {with_env('PEMSCL_README', readme_path)}")
     return {"timings": timings, "total": total, "out": out}
+
+
+def dry_run(profile: str = "paper", root: str | Path | None = None, only: Sequence[str] | None = None,
+            out: str | Path | None = None, log_output: bool = False, cell_timeout: float | None = None) -> dict:
+    """A dry run (pemscl.dryrun) with the notebooks: prepare, train every config, then execute
+    the notebooks on those runs (executed copies in <root>/executed unless `out`; cell_timeout
+    defaults to the smoke profile's, as every cell handles tiny runs). Returns
+    {"dry_run": DryRun, "runs": [...], "pipeline": run_pipeline's result}."""
+    dryrun.check_profile(profile)
+    dr = dryrun.prepare(root, profile)
+    print(f"dry run folder: {dr.root} (stand-in documents from {dr.source})", flush=True)
+    with dryrun.activated(dr):
+        runs = dryrun.train(profile)
+        res = run_pipeline(profile, only=only, out=out or dr.executed, log_output=log_output,
+                           cell_timeout=cell_timeout or SMOKE_CELL_TIMEOUT)
+    print(dr.where(out), flush=True)
+    return {"dry_run": dr, "runs": runs, "pipeline": res}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,10 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = ap.parse_args(argv)
     a.profile = a.profile or ("paper" if a.dry_run else "quick")
     if a.retrain:
-        os.environ["PEMSCL_RETRAIN"] = "1"  # read by experiments.run_all in the notebooks' kernels
+        os.environ["PEMSCL_RETRAIN"] = "1"  # read by runner.run_all in the notebooks' kernels
     if a.dry_run:
-        from . import dryrun
-
         try:
             dryrun.check_profile(a.profile)
         except ValueError as e:
@@ -209,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     try:
         if a.dry_run:
-            dryrun.run(a.profile, root=a.dry_run_root, only=[s for s in a.only.split(",") if s] or None,
+            dry_run(a.profile, root=a.dry_run_root, only=[s for s in a.only.split(",") if s] or None,
                        out=a.out, log_output=a.log_output, cell_timeout=a.cell_timeout)
             return 0
         run_pipeline(a.profile, only=[s for s in a.only.split(",") if s] or None, out=a.out, log_output=a.log_output,

@@ -1,6 +1,7 @@
 """Predict relations in new documents with a trained run:
 
     python -m pemscl.predict runs/redocred-mini-pemscl-<key> my_docs.json --out my_preds.json
+    python -m pemscl.predict exported/pemscl-minilm my_docs.json --out my_preds.json   # python -m pemscl.export
 
 The documents are DocRED-format JSON (a list of {title, sents, vertexSet[, labels]}); they are
 validated first, and a malformed one is named (index, title, field) before any model is loaded.
@@ -21,6 +22,8 @@ from typing import Sequence
 
 from . import data as D
 from . import evaluate as E
+from . import export as X
+from . import train
 
 MODEL_FILE = "model.pt"
 
@@ -29,8 +32,9 @@ class PredictError(Exception):
     """A problem with the inputs of the command (printed as one line, exit status 2)."""
 
 
-def read_documents(path: str | Path) -> list[dict]:
-    """The documents of a JSON file, validated (the error names the file, document and field)."""
+def read_documents(path: str | Path, rel2id: dict[str, int] | None = None) -> list[dict]:
+    """The documents of a JSON file, validated (the error names the file, document and field);
+    relation codes against `rel2id` (default: DocRED's, from the data folder)."""
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"{path}: no such file")
@@ -41,17 +45,24 @@ def read_documents(path: str | Path) -> list[dict]:
     if not isinstance(docs, list):
         raise PredictError(f"{path}: expected a JSON list of documents, got {type(docs).__name__}")
     try:
-        D.validate_docs(docs, source=str(path))
+        D.validate_docs(docs, source=str(path), rel2id=rel2id)
     except D.DocumentError as e:
         raise PredictError(str(e)) from None
     return docs
 
 
 def check_run(run_dir: str | Path) -> Path:
-    """The run folder, if it holds what prediction needs (DONE and model.pt)."""
+    """The run folder, if it holds what prediction needs (DONE and model.pt), or an exported
+    folder (python -m pemscl.export) holding all its files."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PredictError(f"{run_dir}: no such run folder")
+    if X.is_export(run_dir):
+        try:
+            X.check_export(run_dir)
+        except X.ExportError as e:
+            raise PredictError(str(e)) from None
+        return run_dir
     if not (run_dir / "DONE").exists():
         raise PredictError(f"{run_dir} is not a complete run (no DONE marker): train it to the end first")
     if not (run_dir / MODEL_FILE).exists():
@@ -64,9 +75,7 @@ def run_predict(run_dir: str | Path, docs_path: str | Path, *, out: str | Path |
                 top_k: int | None = None, threshold: float | None = None, batch_size: int = 4,
                 device: str = "auto", precision: str = "auto") -> list[dict]:
     """Predictions of the run in `run_dir` for the documents in `docs_path` (written to `out`)."""
-    from . import train  # torch and transformers: only once the inputs are known to be good
-
-    docs = read_documents(docs_path)
+    docs = read_documents(docs_path, rel2id=_relation_set(run_dir))
     run_dir = check_run(run_dir)
     model, _ = train.load(run_dir, device=device)
     preds = train.predict(model, docs, top_k=top_k, threshold=threshold, batch_size=batch_size,
@@ -74,6 +83,16 @@ def run_predict(run_dir: str | Path, docs_path: str | Path, *, out: str | Path |
     if out is not None:
         E.write_predictions(preds, out)
     return preds
+
+
+def _relation_set(folder: str | Path) -> dict[str, int] | None:
+    """The relation set a run or exported folder keeps beside its model (None when it has none):
+    documents are checked against the model's relations, and an export needs no data folder."""
+    path = Path(folder) / X.REL2ID
+    try:
+        return {r: int(i) for r, i in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return None  # no or unreadable file: check_run or train.load names the problem
 
 
 def summarise(preds: Sequence[dict], docs_path: str | Path, out: str | Path | None) -> str:
@@ -90,7 +109,8 @@ def summarise(preds: Sequence[dict], docs_path: str | Path, out: str | Path | No
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pemscl.predict", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run_dir", help="a complete run folder (with model.pt)")
+    ap.add_argument("run_dir",
+                    help="a complete run folder (with model.pt) or an exported folder (python -m pemscl.export)")
     ap.add_argument("docs", help="DocRED-format documents (JSON list)")
     ap.add_argument("--out", help="where to write the predictions (official format); default: print them")
     ap.add_argument("--top-k", type=int, help="at most K relations per pair (the released code uses 4)")

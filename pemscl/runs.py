@@ -28,7 +28,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 from . import evaluate as E
 from .config import HASH_VERSION, TrainConfig, config_from_dict
@@ -67,6 +67,27 @@ class Run:
 def dev_curve(run: Run, split: str) -> list[float]:
     """The run's F1 per epoch on `split` (e.g. "dev", "dev_gold"), epochs without it skipped."""
     return [h[f"{split}_f1"] for h in run.history or [] if h.get(f"{split}_f1") is not None]
+
+
+# pure checks on a dev curve: is the run at its end point?
+FLAT_GAIN = 0.005  # converged(): at most this much dev F1 gained over the last two epochs counts as flat
+
+
+def converged(f1s: Sequence[float], best_epoch: int) -> bool:
+    """Converged: the best epoch is followed by two epochs that do not beat it, or the last two
+    epochs together gained at most 0.5 F1 (FLAT_GAIN). Otherwise the run was cut short."""
+    if best_epoch and len(f1s) - best_epoch >= 2:
+        return True
+    return len(f1s) >= 3 and f1s[-1] - f1s[-3] <= FLAT_GAIN
+
+
+def curve_end(f1s: Sequence[float]) -> tuple[bool | None, int | None]:
+    """(converged, best epoch) of a dev F1 curve, the first best epoch on ties; (None, None)
+    for an empty curve."""
+    if not f1s:
+        return None, None
+    best = list(f1s).index(max(f1s)) + 1
+    return converged(f1s, best), best
 
 
 def is_complete(run_dir: str | Path) -> bool:
@@ -370,3 +391,26 @@ def by_key(records: Iterable[Run]) -> dict[str, Run]:
 def recorded(cfg: TrainConfig, index: dict[str, Run]) -> Run | None:
     run = index.get(cfg.key())
     return run.labelled(cfg.label) if run is not None else None
+
+
+# --------------------------------------------------------------------------- every run known here
+def gather_runs(root: str | Path | None = None, record: str | Path | None = None) -> list[Run]:
+    """Every run known here: the runs.jsonl records of this hash version (a fresh clone rebuilds
+    the tables from them), then the complete local folders of configs not recorded. Where both
+    exist the record wins: it is the run the committed results were judged on, and a local
+    folder of the same config is the same run or a reproduction trained for its weights."""
+    path = Path(record) if record is not None else record_path()
+    rec = load_exported(path, strict=False) if path.exists() else []
+    keys = {r.config.key() for r in rec}
+    return rec + [r for r in list_runs(root) if r.config.key() not in keys]
+
+
+def as_runs(runs: Iterable) -> list[Run]:
+    """Run objects from Runs or flat rows that name a run folder ({"dir": ...})."""
+    out = []
+    for r in runs:
+        if isinstance(r, Run):
+            out.append(r)
+        elif isinstance(r, Mapping) and r.get("dir"):
+            out.append(Run.load(r["dir"]))
+    return out

@@ -5,74 +5,94 @@ groups, convergence and cost.
     t = tables.build_tables(tables.gather_runs(), profile="cpu")
     t["table3"]          # one row per ablation label: n, <metric>, <metric>_std, paper
 
-Runs are matched to a profile's experiment configs by config hash (experiments.attach), so a
+Runs are matched to a profile's experiment configs by config hash (`attach`), so a
 run counts wherever its config appears, under that experiment's row label. Means and sample
-stds over seeds (experiments.summarise); published numbers (pemscl.published) sit beside ours
+stds over seeds (`summarise`); published numbers (pemscl.published) sit beside ours
 for orientation only. Whether a difference is real is claims.py's job, not this module's.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from statistics import NormalDist, fmean, stdev
+from typing import Any, Iterable, Mapping, Sequence
 
 from . import experiments as X
 from . import gpu_check
 from . import runs as RS
 from .published import PUBLISHED
+from .runs import Run
 
 GROUPS = ("head", "mid", "tail")
 
 
-# --------------------------------------------------------------------------- runs in
-def gather_runs(root: str | Path | None = None, record: str | Path | None = None) -> list[RS.Run]:
-    """Every run known here: the runs.jsonl records of this hash version (a fresh clone rebuilds
-    the tables from them), then the complete local folders of configs not recorded. Where both
-    exist the record wins: it is the run the committed results were judged on, and a local
-    folder of the same config is the same run or a reproduction trained for its weights."""
-    path = Path(record) if record is not None else RS.record_path()
-    rec = RS.load_exported(path, strict=False) if path.exists() else []
-    keys = {r.config.key() for r in rec}
-    return rec + [r for r in RS.list_runs(root) if r.config.key() not in keys]
+# --------------------------------------------------------------------------- summarising runs
 
 
-def as_runs(runs: Iterable) -> list[RS.Run]:
-    """Run objects from Runs or flat rows that name a run folder ({"dir": ...})."""
-    out = []
+def flat_scores(run: Run | Mapping) -> dict:
+    """One flat row per run: config fields used for grouping plus `<split>_<metric>` scores.
+
+    Splits: dev, dev_gold, test, test_top4; `by_dev_gold_*` is the same run as a gold dev set
+    would have selected it (the OGG view). A Mapping is taken as an already flat row.
+    """
+    if isinstance(run, Mapping):
+        return dict(run)
+    c, s = run.config, run.scores
+    row: dict[str, Any] = {"label": c.label, "regime": c.regime, "loss": c.loss.kind, "seed": c.seed,
+                           "encoder": c.encoder, "train_layers": c.train_layers, "epochs": c.epochs,
+                           "neg_sample_ratio": c.loss.neg_sample_ratio, "noise_drop": c.noise_drop,
+                           "key": c.key(), "dir": str(run.dir), "best_epoch": s.get("best_epoch"),
+                           "seconds": s.get("seconds"), "peak_rss_mb": s.get("peak_rss_mb"),
+                           "peak_cuda_mb": s.get("peak_cuda_mb"), "device": s.get("device"),
+                           "precision": s.get("precision"), "converged": s.get("converged"),
+                           "epochs_run": s.get("epochs_run"), "stopped_early": s.get("stopped_early")}
+    for split in ("dev", "dev_gold", "test", "test_top4", "by_dev_gold"):
+        for k, v in (s.get(split) or {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                row[f"{split}_{k}"] = v
+    return row
+
+
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample std (ddof=1; None with fewer than 2 values)."""
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None, None
+    m = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return m, None
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+DEFAULT_METRICS = ("dev_ign_f1", "dev_f1", "test_ign_f1", "test_f1", "seconds")
+
+
+def summarise(runs: Iterable[Run | Mapping | None], by: Sequence[str] = ("label",),
+              metrics: Sequence[str] = DEFAULT_METRICS) -> list[dict]:
+    """Mean and std (ddof=1) over the runs sharing the `by` fields, rows in first-seen order.
+
+    Each row: the `by` fields, n (runs averaged), then `<metric>` (mean) and `<metric>_std`
+    (None when n < 2) for every metric. Missing runs (None) are skipped.
+    """
+    groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        if isinstance(r, RS.Run):
-            out.append(r)
-        elif isinstance(r, Mapping) and r.get("dir"):
-            out.append(RS.Run.load(r["dir"]))
+        if r is None:
+            continue
+        row = flat_scores(r)
+        groups.setdefault(tuple(row.get(b) for b in by), []).append(row)
+    out = []
+    for key, rows in groups.items():
+        res: dict[str, Any] = dict(zip(by, key))
+        res["n"] = len(rows)
+        for m in metrics:
+            mean, std = mean_std([r.get(m) for r in rows])
+            res[m], res[f"{m}_std"] = mean, std
+        out.append(res)
     return out
 
 
-def infer_profile(runs: Sequence[RS.Run]) -> str:
-    """The profile whose configs match the most runs (ties: the first in PROFILES)."""
-    keys = {r.config.key() for r in runs}
-    best, best_n = "cpu", -1
-    for name in X.PROFILES:
-        try:
-            n = sum(c.key() in keys for c in X.all_configs(name))
-        except Exception:  # a profile whose presets cannot be built here
-            continue
-        if n > best_n:
-            best, best_n = name, n
-    return best
-
-
-def experiment_configs(name: str, p: X.Profile, runs: Sequence, longer: Mapping) -> list:
-    """An experiment's configs; the headline's include the seeds added to PEMSCL vs ATL by the
-    interval rule (experiments.more_seeds) where they were run, and a claim-bearing config cut
-    short is replaced by its longer config (`longer`: experiments.longer_configs) once that has
-    a run."""
-    cfgs = X.EXPERIMENTS[name](p)
-    keys = {r.config.key() for r in runs}
-    if name == "headline":
-        cfgs += [c for c in X.extra_seed_configs(p, p.more_seeds) if c.key() in keys]
-    longer = {k: c for k, c in longer.items() if c.key() in keys}
-    return [longer.get(c.key(), c) for c in cfgs]
+# --------------------------------------------------------------------------- runs in
 
 
 def longer_runs(runs: Sequence, longer: Mapping) -> tuple[list, list[RS.Run]]:
@@ -82,17 +102,6 @@ def longer_runs(runs: Sequence, longer: Mapping) -> tuple[list, list[RS.Run]]:
     by_key = RS.by_key(runs)
     return ([c for c in longer.values() if c.key() not in by_key],
             [by_key[k] for k, c in longer.items() if c.key() in by_key])
-
-
-def attach_all(runs: Iterable, profile: str | X.Profile, names: Iterable[str] | None = None,
-               longer: Mapping | None = None) -> tuple[dict[str, list], dict[str, list]]:
-    """({experiment: configs}, {experiment: run or None per config}) for a profile (every
-    experiment, or those named). `longer`: experiments.longer_configs, computed here if not given."""
-    runs = as_runs(runs)
-    p = X.get_profile(profile)
-    longer = X.longer_configs(p, runs) if longer is None else longer
-    cfgs = {name: experiment_configs(name, p, runs, longer) for name in (names or X.EXPERIMENTS)}
-    return cfgs, {name: X.attach(c, runs) for name, c in cfgs.items()}
 
 
 def missing_labels(configs: Sequence, runs: Sequence) -> list[str]:
@@ -129,7 +138,7 @@ TABLE3_METRICS = ("dev_ign_f1", "dev_f1", "dev_head_f1", "dev_mid_f1", "dev_tail
 
 def table2(att: Mapping[str, list]) -> list[dict]:
     """Table 2: the headline losses on gold labels."""
-    rows = X.summarise(att["headline"], metrics=("dev_ign_f1", "dev_f1", "test_ign_f1", "test_f1", "seconds"))
+    rows = summarise(att["headline"], metrics=("dev_ign_f1", "dev_f1", "test_ign_f1", "test_f1", "seconds"))
     for r in rows:
         r["paper"] = PUBLISHED["table2"].get(r["label"])
     return rows
@@ -137,7 +146,7 @@ def table2(att: Mapping[str, list]) -> list[dict]:
 
 def table3(att: Mapping[str, list]) -> list[dict]:
     """Table 3: the ablation over seeds."""
-    rows = X.summarise(att["ablation"], metrics=TABLE3_METRICS)
+    rows = summarise(att["ablation"], metrics=TABLE3_METRICS)
     for r in rows:
         r["paper"] = PUBLISHED["table3"].get(r["label"])
     return rows
@@ -153,13 +162,13 @@ def table4(p: X.Profile, cfgs: Mapping[str, list], att: Mapping[str, list]) -> l
                                                      "dev_gold_f1": "gold_dev_f1"}),
                               (p.ogg_regime, "OGG", {"dev_ign_f1": "gold_dev_ign_f1", "dev_f1": "gold_dev_f1"})):
         sel = [r for r, c in zip(att[exp], cfgs[exp]) if c.regime == regime]
-        for r in X.summarise(sel, metrics=tuple(ren) + ("test_ign_f1", "test_f1")):
+        for r in summarise(sel, metrics=tuple(ren) + ("test_ign_f1", "test_f1")):
             rows.append({"regime": name, **_rename(r, ren), "paper": PUBLISHED["table4"][name].get(r["label"])})
     if p.ogg_from_oog:
         sel = [r for r, c in zip(att[exp], cfgs[exp]) if c.regime == p.oog_regime]
         ren = {"by_dev_gold_dev_gold_ign_f1": "gold_dev_ign_f1", "by_dev_gold_dev_gold_f1": "gold_dev_f1",
                "by_dev_gold_test_ign_f1": "test_ign_f1", "by_dev_gold_test_f1": "test_f1"}
-        for r in X.summarise(sel, metrics=tuple(ren)):
+        for r in summarise(sel, metrics=tuple(ren)):
             rows.append({"regime": "OGG", **_rename(r, ren), "selected_on": f"{p.oog_regime} dev_gold",
                          "paper": PUBLISHED["table4"]["OGG"].get(r["label"])})
     return rows
@@ -171,8 +180,8 @@ def figure2(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]:
     for c, r in zip(cfgs["ratio_sweep"], att["ratio_sweep"]):
         if r is not None:
             model, ratio = X.sweep_point(c)
-            pts.append({**X.flat_scores(r), "model": model, "ratio": ratio})
-    return X.summarise(pts, by=("model", "ratio"),
+            pts.append({**flat_scores(r), "model": model, "ratio": ratio})
+    return summarise(pts, by=("model", "ratio"),
                        metrics=("dev_f1", "dev_gold_f1", "by_dev_gold_dev_gold_f1", "test_ign_f1", "test_f1",
                                 "by_dev_gold_test_f1"))
 
@@ -181,14 +190,14 @@ def faithfulness(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict
     """Each released-code option against its paper-default reference. Exploratory: the fast
     path and one seed, so a delta here is a pointer, not a finding."""
     where = {label: w for label, w, _ in X.FAITHFULNESS}
-    fa = X.summarise(att["faithfulness"], metrics=("dev_f1", "test_ign_f1", "test_f1", "test_tail_f1"))
+    fa = summarise(att["faithfulness"], metrics=("dev_f1", "test_ign_f1", "test_f1", "test_tail_f1"))
     # the top-4 cap (#8) changes decisions only: the paper-default runs' test set scored with it
-    default_runs = [X.flat_scores(r) for r, c in zip(att["faithfulness"], cfgs["faithfulness"])
+    default_runs = [flat_scores(r) for r, c in zip(att["faithfulness"], cfgs["faithfulness"])
                     if r is not None and c.label == "paper default"]
     top4 = [{**r, "label": X.TOP4, **{f"test_{m}": r.get(f"test_top4_{m}") for m in ("ign_f1", "f1", "tail_f1")}}
             for r in default_runs if r.get("test_top4_f1") is not None]
     if top4:
-        row = X.summarise(top4, metrics=("test_ign_f1", "test_f1", "test_tail_f1"))[0]
+        row = summarise(top4, metrics=("test_ign_f1", "test_f1", "test_tail_f1"))[0]
         row["dev_f1"], row["dev_f1_std"] = None, None  # dev selection is the default run's
         fa.append(row)
     ref = {"gold": next((r for r in fa if r["label"] == "paper default"), None),
@@ -209,7 +218,7 @@ def relation_groups(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[d
     for exp, splits in plan:
         for split in splits:
             metrics = [f"{split}_{m}" for m in ("f1",)] + [f"{split}_{g}_{k}" for g in GROUPS for k in ("f1", "n_gold")]
-            for r in X.summarise(att.get(exp, []), metrics=metrics):
+            for r in summarise(att.get(exp, []), metrics=metrics):
                 out = {"experiment": exp, "label": r["label"], "split": split, "n": r["n"],
                        "f1": r[f"{split}_f1"], "f1_std": r[f"{split}_f1_std"]}
                 for g in GROUPS:
@@ -227,15 +236,13 @@ def other_dev_convergence(run: RS.Run) -> tuple[bool | None, int | None]:
     gaps, so its curve may climb to the end of any budget while gold dev has long gone flat;
     the claims on such runs read gold test, so gold dev is the curve that says whether their
     numbers are end points."""
-    from .train import curve_end
-
     if not run.config.select or len(run.config.select) < 2:
         return None, None
-    return curve_end(RS.dev_curve(run, run.config.select[1]))
+    return RS.curve_end(RS.dev_curve(run, run.config.select[1]))
 
 
 def convergence(cfgs: Mapping[str, list], att: Mapping[str, list]) -> list[dict]:
-    """Per run kind (experiment, row label): how many runs converged (train.converged: the best
+    """Per run kind (experiment, row label): how many runs converged (runs.converged: the best
     epoch was followed by two that did not beat it, or the curve went flat) and how many
     epochs they needed to reach their best epoch (mean, min, max) and ran in all; for runs
     with a second selection dev set (gold dev on original labels) the same on that curve
@@ -296,9 +303,6 @@ def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) 
     It sizes convergence's flat-curve rule: a two-epoch change of a curve that no longer climbs
     has sd about sqrt(2) x the step sd (steps taken as independent), so `flat_cut_short` is the
     share of truly flat curves the rule would still call cut short (normal approximation)."""
-    from statistics import NormalDist, fmean, stdev
-
-    from .train import FLAT_GAIN
 
     steps, n_runs = [], 0
     for _, r in _distinct(cfgs, att):
@@ -312,8 +316,8 @@ def dev_noise(cfgs: Mapping[str, list], att: Mapping[str, list], last: int = 3) 
     sd = stdev(steps)
     two = sd * 2 ** 0.5
     return {"n_runs": n_runs, "n_steps": len(steps), "last": last, "step_mean": fmean(steps), "step_sd": sd,
-            "two_epoch_sd": two, "flat_gain": FLAT_GAIN,
-            "flat_cut_short": 1 - NormalDist(0, two).cdf(FLAT_GAIN) if two > 0 else 0.0}
+            "two_epoch_sd": two, "flat_gain": RS.FLAT_GAIN,
+            "flat_cut_short": 1 - NormalDist(0, two).cdf(RS.FLAT_GAIN) if two > 0 else 0.0}
 
 
 def longer_table(p: X.Profile, runs: Sequence[RS.Run], longer: Mapping) -> list[dict]:
@@ -321,14 +325,12 @@ def longer_table(p: X.Profile, runs: Sequence[RS.Run], longer: Mapping) -> list[
     experiments.longer_configs): both budgets, the longer run's key (None while still to train)
     and both runs' dev and test F1, the longer one's best epoch and whether its curve converged
     on the claim's dev set."""
-    from .train import curve_end
-
     by_key, out = RS.by_key(runs), []
     for k, c in longer.items():
         short, long = by_key[k], by_key.get(c.key())
         split = X.claim_dev_split(p, c)
         f1s = RS.dev_curve(long, split) if long else []
-        ok, best = curve_end(f1s)
+        ok, best = RS.curve_end(f1s)
         out.append({"run": f"{c.label} ({c.regime}, seed {c.seed})", "short_key": k,
                     "key": c.key() if long else None,
                     "epochs_short": short.config.epochs, "epochs": c.epochs, "min_epochs": c.min_epochs,
@@ -352,7 +354,7 @@ def cost(cfgs: Mapping[str, list], att: Mapping[str, list], replaced: Sequence[R
                 where[r.config.key()].append(n)
     rows = []
     for _, r in [*_distinct(cfgs, att), *(("replaced", r) for r in replaced)]:
-        f = X.flat_scores(r)
+        f = flat_scores(r)
         rows.append({"label": f["label"], "experiments": where[f["key"]], "regime": f["regime"], "seed": f["seed"],
                      "train_layers": f["train_layers"], "seconds": f["seconds"], "peak_rss_mb": f["peak_rss_mb"],
                      "peak_cuda_mb": f.get("peak_cuda_mb"), "device": f["device"], "precision": f["precision"]})
@@ -372,10 +374,10 @@ def cost(cfgs: Mapping[str, list], att: Mapping[str, list], replaced: Sequence[R
 def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict:
     """Every table of a profile from its runs. Configs without a run are listed under "missing"
     and their rows are left out (or have a smaller n than planned)."""
-    runs = as_runs(runs)
-    p = X.get_profile(profile or infer_profile(runs))
+    runs = RS.as_runs(runs)
+    p = X.get_profile(profile or X.infer_profile(runs))
     longer = X.longer_configs(p, runs)  # once: configs, cost and the longer table all read it
-    cfgs, att = attach_all(runs, p, longer=longer)
+    cfgs, att = X.attach_all(runs, p, longer=longer)
     missing = {n: missing_labels(cfgs[n], att[n]) for n in cfgs}
     pending, replaced = longer_runs(runs, longer)  # the tables show a cut-short run until its longer one is in
     if pending:
@@ -385,10 +387,10 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
             "table2": table2(att), "table3": table3(att), "table4": table4(p, cfgs, att),
             "figure2": figure2(cfgs, att), "faithfulness": faithfulness(cfgs, att),
             # how many trained layers keep F1 near full fine-tuning (None: all layers)
-            "layers": X.summarise(att.get("layers", []), by=("label", "train_layers"),
+            "layers": summarise(att.get("layers", []), by=("label", "train_layers"),
                                   metrics=("dev_f1", "test_ign_f1", "test_f1", "dev_tail_f1", "seconds")),
             # the small search on gold dev (one seed)
-            "search": X.summarise(att.get("search", []), metrics=("dev_f1", "dev_tail_f1", "test_ign_f1", "test_f1")),
+            "search": summarise(att.get("search", []), metrics=("dev_f1", "dev_tail_f1", "test_ign_f1", "test_f1")),
             "groups": relation_groups(cfgs, att), "convergence": convergence(cfgs, att),
             "curves": convergence_curves(cfgs, att),
             "dev_noise": dev_noise(cfgs, att), "cost": cost(cfgs, att, replaced, pending=len(pending)),

@@ -23,9 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from .data import load_docs
 
 FAMILIES = ("bert", "roberta", "deberta", "deberta-v2")
 TINY_VERSION = 2  # bump when the folder contents change, so cached folders are rebuilt
@@ -62,8 +65,6 @@ def training_texts(docs: Sequence[dict]) -> list[str]:
 
 def default_docs(n: int = 30) -> list[dict]:
     """The first n documents of Re-DocRED dev (the data folder the rest of the package reads)."""
-    from .data import load_docs
-
     return load_docs("redocred/dev_revised.json")[:n]
 
 
@@ -243,3 +244,53 @@ def make_tiny_encoder(family: str, folder: str | Path, docs: Sequence[dict] | No
     tok.save_pretrained(folder)
     (folder / STAMP).write_text(json.dumps(stamp, indent=1))  # written last: marks the folder complete
     return folder
+
+
+# --------------------------------------------------------------------------- the dry run's switch
+# A pipeline dry run (pemscl.dryrun) is one environment variable naming its folder. It lives here,
+# beside the tiny encoders it switches to, so that the model and the profiles can ask "is one
+# active?" without importing the dry run's runner, which builds on them.
+DRY_RUN_ENV = "PEMSCL_DRY_RUN"
+
+
+def dry_run_folder() -> Path | None:
+    """The dry run's folder when $PEMSCL_DRY_RUN is set, else None."""
+    env = os.environ.get(DRY_RUN_ENV)
+    return Path(env) if env else None
+
+
+def encoder_family(name: str) -> str:
+    """The tiny family standing in for an encoder name: the paper's RoBERTa-large and DeBERTa
+    (v1: microsoft/deberta-large; v2: microsoft/deberta-v2-xlarge, v3 shares the v2 classes);
+    anything else (MiniLM, BERT, a local folder) becomes BERT."""
+    n = str(name).lower()
+    if "deberta-v2" in n or "deberta-v3" in n:
+        return "deberta-v2"
+    if "deberta" in n:
+        return "deberta"
+    if "roberta" in n:
+        return "roberta"
+    return "bert"
+
+
+def encoders_dir(root: str | Path | None = None) -> Path:
+    """The tiny encoders' folder of a dry run (default: the active one)."""
+    base = Path(root) if root is not None else dry_run_folder()
+    if base is None:
+        raise RuntimeError(f"no dry run is active (${DRY_RUN_ENV} is not set)")
+    return base / "encoders"
+
+
+def tiny_encoder(name: str, root: str | Path | None = None, docs: Sequence[dict] | None = None) -> str:
+    """The folder of the tiny encoder standing in for `name`, built when missing.
+
+    A folder that already is a tiny encoder is returned as it is (a resolved name may come back).
+    docs train the tokenizer when the folder has to be built (default: `default_docs`, read from
+    the data folder in use).
+    """
+    if is_complete(name):
+        return str(name)
+    folder = encoders_dir(root) / encoder_family(name)
+    if not is_complete(folder):
+        make_tiny_encoder(encoder_family(name), folder, docs=docs)
+    return str(folder)

@@ -1,7 +1,7 @@
 """Training: the loop, its steps, resumable state, load and predict.
 
-    from pemscl import train
-    cfg = train.preset("cpu", loss=train.loss_spec("atl"), epochs=12)
+    from pemscl import config, losses, train
+    cfg = config.preset("cpu", loss=losses.loss_spec("atl"), epochs=12)
     run = train.train(cfg)            # reused when its folder is complete, resumed when interrupted
     run.scores["test"]["f1"]
 
@@ -43,13 +43,15 @@ import torch
 from . import data as D
 from . import distributed
 from . import evaluate as E
+from . import export
 from . import runs as RS
-from .config import PRESETS, TrainConfig, config_from_dict, override, preset  # noqa: F401 (re-exported)
+from .config import TrainConfig
 from .features import docs_hash, load_features
-from .losses import compute_loss, loss_spec  # noqa: F401 (loss_spec re-exported)
-from .model import (DocREModel, ModelConfig, batch_to, checkpoint_path, decide,
-                    parameter_groups, resolve_encoder, to_official)
-from .runs import Run, is_complete, list_runs, run_dir_for  # noqa: F401 (re-exported)
+from .layout import checkpoint_path
+from .losses import compute_loss
+from .model import (DocREModel, ModelConfig, batch_to, checkpoint_classes, decide, parameter_groups,
+                    resolve_encoder, to_official)
+from .runs import Run, is_complete, run_dir_for
 from .utils import (atomic_path, atomic_torch_save, atomic_write_json, autocast, cache_dir, fsync_file,
                     precision_line, read_json, resolve_device, resolve_precision, stable_hash)
 
@@ -79,7 +81,7 @@ class Splits:
 
     @property
     def id2rel(self) -> dict[int, str]:
-        return {i: r for r, i in self.rel2id.items()}
+        return D.id2rel(self.rel2id)
 
 
 def prepare(cfg: TrainConfig, progress: bool = True) -> Splits:
@@ -479,26 +481,6 @@ def evaluate_epoch(ctx: Context, row: dict, selections: list[Selection]) -> None
     row["eval_seconds"] = time.time() - t0
 
 
-FLAT_GAIN = 0.005  # converged(): at most this much dev F1 gained over the last two epochs counts as flat
-
-
-def converged(f1s: Sequence[float], best_epoch: int) -> bool:
-    """Converged: the best epoch is followed by two epochs that do not beat it, or the last two
-    epochs together gained at most 0.5 F1 (FLAT_GAIN). Otherwise the run was cut short."""
-    if best_epoch and len(f1s) - best_epoch >= 2:
-        return True
-    return len(f1s) >= 3 and f1s[-1] - f1s[-3] <= FLAT_GAIN
-
-
-def curve_end(f1s: Sequence[float]) -> tuple[bool | None, int | None]:
-    """(converged, best epoch) of a dev F1 curve, the first best epoch on ties; (None, None)
-    for an empty curve."""
-    if not f1s:
-        return None, None
-    best = list(f1s).index(max(f1s)) + 1
-    return converged(f1s, best), best
-
-
 def should_stop(cfg: TrainConfig, epoch: int, selections: list[Selection]) -> bool:
     """After `epoch` epochs: every dev set's best is `patience` epochs old, and at least
     `min_epochs` epochs are done."""
@@ -711,7 +693,7 @@ def write_run(out: Path, ctx: Context, history: list, scores: dict, preds: dict,
         return
     f1s = [h.get(f"{ctx.cfg.select[0]}_f1", 0.0) for h in history] if ctx.cfg.select else []
     scores.update({"epochs_run": len(history), "stopped_early": stopped_early,
-                   "converged": converged(f1s, scores["best_epoch"]), "seconds": seconds,
+                   "converged": RS.converged(f1s, scores["best_epoch"]), "seconds": seconds,
                    "peak_rss_mb": _peak_rss_mb(), "device": str(ctx.device), "world_size": ctx.dist.world,
                    "threads": torch.get_num_threads(),
                    "precision": str(ctx.amp).replace("torch.", "") if ctx.amp else "fp32",
@@ -820,7 +802,10 @@ def _train(cfg: TrainConfig, out: Path, *, force: bool, progress: bool, splits: 
 
 # --------------------------------------------------------------------------- load / predict
 def load(run: Run | str | Path, device: str = "auto") -> tuple[DocREModel, TrainConfig]:
-    """The trained model of a run (pretrained encoder + the run's trained parameters)."""
+    """The trained model of a run (pretrained encoder + the run's trained parameters), or of a
+    folder written by `python -m pemscl.export` (safetensors and JSON, no run folder needed)."""
+    if not isinstance(run, Run) and export.is_export(run):
+        return export.load_export(run, device=device)
     run = run if isinstance(run, Run) else Run.load(run)
     cfg = run.config
     path = checkpoint_path(run.dir)
@@ -828,7 +813,7 @@ def load(run: Run | str | Path, device: str = "auto") -> tuple[DocREModel, Train
         raise FileNotFoundError(f"{run.dir} has no {path.name}: trained with save_model=False, or known only "
                                 "from results/runs.jsonl (train it here to get the weights)")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    n_classes = _checkpoint_classes(state)
+    n_classes = checkpoint_classes(state)
     model = DocREModel(ModelConfig(encoder=cfg.encoder, emb_size=cfg.emb_size, block_size=cfg.block_size,
                                    **({"num_classes": n_classes} if n_classes else {})))
     missing = set(state) - set(model.state_dict())
@@ -842,11 +827,6 @@ def load(run: Run | str | Path, device: str = "auto") -> tuple[DocREModel, Train
     return model, cfg
 
 
-def _checkpoint_classes(state: dict) -> int | None:
-    w = state.get("classifier.weight")
-    return int(w.shape[0]) if w is not None else None
-
-
 def predict(model: DocREModel, docs: list[dict], *, top_k: int | None = None, threshold: float | None = None,
             batch_size: int = 4, precision: str = "auto", return_logits: bool = False, progress: bool = False,
             rel2id: dict[str, int] | None = None):
@@ -857,7 +837,7 @@ def predict(model: DocREModel, docs: list[dict], *, top_k: int | None = None, th
         raise ValueError(f"the relation set has {len(rel2id)} classes but the model {model.config.num_classes}: "
                          "pass the run's rel2id (train.load attaches it)")
     D.validate_docs(docs, source="predict", rel2id=rel2id)
-    id2rel = {i: r for r, i in rel2id.items()}
+    id2rel = D.id2rel(rel2id)
     feats = load_features(docs, resolve_encoder(model.config.encoder), rel2id=rel2id, source="predict",
                           progress=progress)
     device = next(model.parameters()).device

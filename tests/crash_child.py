@@ -1,5 +1,5 @@
 """A smoke run trained and recorded in a process of its own, as a train_profile worker does
-(experiments._train_one), and killed with SIGKILL (what the OOM killer or a preempted job
+(runner._train_one), and killed with SIGKILL (what the OOM killer or a preempted job
 sends: no handler, no cleanup) at a chosen point. Used by tests/test_crash.py.
 
     python tests/crash_child.py ROOT [POINT N]
@@ -24,7 +24,9 @@ from pathlib import Path
 
 import torch
 
-from pemscl import experiments as X
+from pemscl import config as CF
+from pemscl import losses as LS
+from pemscl import runner
 from pemscl import runs as RS
 from pemscl import train as T
 from pemscl.utils import atomic_path
@@ -32,11 +34,11 @@ from pemscl.utils import atomic_path
 # 4 training documents in batches of 2: 2 steps an epoch, 3 epochs; fp32 on one CPU thread
 # (_train_one sets it), so runs are equal bit for bit; NS draws from the sampling stream too
 CONFIG = dict(epochs=3, device="cpu", precision="fp32", max_train_docs=4, label="test-crash",
-              loss=T.loss_spec("pemscl-ns"))
+              loss=LS.loss_spec("pemscl-ns"))
 
 
-def config() -> T.TrainConfig:
-    return T.preset("smoke", **CONFIG)
+def config() -> CF.TrainConfig:
+    return CF.preset("smoke", **CONFIG)
 
 
 def die() -> None:
@@ -110,7 +112,7 @@ def main(argv: list[str]) -> None:
         return real_step(ctx, idx)
 
     T.train_step = count
-    print(X._train_one(config(), 1, argv[0]), flush=True)
+    print(runner._train_one(config(), 1, argv[0]), flush=True)
     print(f"steps {steps}", flush=True)
 
 

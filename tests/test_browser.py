@@ -66,9 +66,9 @@ def smoke_env(tmp_path_factory, chromium_available):
     with pytest.MonkeyPatch.context() as mp:
         for k, v in env.items():
             mp.setenv(k, v)
-        from pemscl import experiments
+        from pemscl import experiments, runner
 
-        experiments.run_all([*experiments.headline_configs("smoke"), *experiments.scl_configs("smoke")], progress=False)
+        runner.run_all([*experiments.headline_configs("smoke"), *experiments.scl_configs("smoke")], progress=False)
     return {"root": root, "executed": root / "executed", "env": env}
 
 

@@ -17,6 +17,7 @@ import textwrap
 import pytest
 
 from pemscl import cli
+from pemscl import config as CF
 from pemscl import data as D
 from pemscl import evaluate as E
 from pemscl import predict as P
@@ -70,7 +71,7 @@ def test_print_config_prints_config_and_key(capsys):
     expected = preset("smoke", loss=loss_spec("atl"), epochs=2)
     assert out["key"] == expected.key() and out["folder"] == expected.folder_name()
     assert out["config"]["loss"]["kind"] == "atl" and out["config"]["epochs"] == 2
-    assert T.config_from_dict(out["config"]) == expected  # the printed config round-trips
+    assert CF.config_from_dict(out["config"]) == expected  # the printed config round-trips
 
 
 def test_help_lists_presets_and_losses(capsys):

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import crash_child
+from pemscl import config as CF
 from pemscl import runs as RS
 from pemscl import train as T
 
@@ -127,7 +128,7 @@ def test_killed_while_writing_state_the_rerun_resumes_from_the_last_whole_one(tm
 def test_killed_while_merging_the_record_the_rerun_records_the_run_once(tmp_path, whole):
     results = tmp_path / "results"
     results.mkdir()
-    other = RS.Run(dir=Path("/nonexistent/other"), config=T.TrainConfig(label="other", seed=99, precision="fp32"),
+    other = RS.Run(dir=Path("/nonexistent/other"), config=CF.TrainConfig(label="other", seed=99, precision="fp32"),
                    scores={"test": {"f1": 0.5}}, history=[])
     RS.export_runs([other], results / "runs.jsonl")
     before = (results / "runs.jsonl").read_bytes()
@@ -191,7 +192,7 @@ def test_damaged_state_is_reported_and_the_run_resumes_from_the_epoch_before(tmp
 
 
 def test_planted_pickle_as_the_only_state_is_refused_unread_and_kept(tmp_path):
-    cfg = T.preset("smoke", device="cpu", precision="fp32", label="test-planted")
+    cfg = CF.preset("smoke", device="cpu", precision="fp32", label="test-planted")
     d = T.run_dir_for(cfg, tmp_path)
     d.mkdir(parents=True)
     marker = tmp_path / "marker"
@@ -205,7 +206,7 @@ def test_planted_pickle_as_the_only_state_is_refused_unread_and_kept(tmp_path):
 
 def test_planted_pickle_as_a_layer_cache_is_ignored_and_rebuilt_never_run(tmp_path, monkeypatch):
     monkeypatch.setenv("PEMSCL_CACHE", str(tmp_path / "cache"))  # the fast path's layer caches go here
-    cfg = T.preset("smoke", device="cpu", precision="fp32", save_model=False, label="test-layer-cache")
+    cfg = CF.preset("smoke", device="cpu", precision="fp32", save_model=False, label="test-layer-cache")
     first = T.train(cfg, root=tmp_path / "a", progress=False)
     layers = sorted((tmp_path / "cache" / "layers").iterdir())
     assert len(layers) == 3  # train, dev, test
@@ -228,7 +229,7 @@ def test_a_run_killed_after_the_checkpoint_of_its_early_stop_does_not_train_on(t
         return {**rep, "f1": 0.5}, preds
 
     monkeypatch.setattr(T, "report", report)
-    cfg = T.preset("smoke", epochs=4, patience=1, device="cpu", precision="fp32", save_model=False,
+    cfg = CF.preset("smoke", epochs=4, patience=1, device="cpu", precision="fp32", save_model=False,
                    label="test-stop-resume")
 
     class Killed(Exception):
@@ -270,7 +271,8 @@ def test_random_streams_round_trip_through_a_weights_only_file(tmp_path):
 # --------------------------------------------------------------------------- the record
 def _runs(n: int, tag: str) -> list[RS.Run]:
     return [RS.Run(dir=Path(f"/nonexistent/{tag}-{i}"),
-                   config=T.TrainConfig(label=f"{tag}-{i}", seed=i, precision="fp32"), scores={"test": {"f1": i / 100}}, history=[{"epoch": 1, "dev_f1": i / 100}]) for i in range(n)]
+                   config=CF.TrainConfig(label=f"{tag}-{i}", seed=i, precision="fp32"),
+                   scores={"test": {"f1": i / 100}}, history=[{"epoch": 1, "dev_f1": i / 100}]) for i in range(n)]
 
 
 def test_a_damaged_record_line_is_named_kept_by_merges_and_skipped_unless_strict(tmp_path):
@@ -296,10 +298,10 @@ def test_a_damaged_record_line_is_named_kept_by_merges_and_skipped_unless_strict
 _MERGER = """
 import sys, time
 from pathlib import Path
-from pemscl import runs as RS, train as T
+from pemscl import config as CF, runs as RS
 tag, path, go = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 # seeds of their own: the label is not part of a run's key
-runs = [RS.Run(dir=Path(f"/nonexistent/{tag}-{i}"), config=T.TrainConfig(label=f"{tag}-{i}", seed=10 * tag + i,
+runs = [RS.Run(dir=Path(f"/nonexistent/{tag}-{i}"), config=CF.TrainConfig(label=f"{tag}-{i}", seed=10 * tag + i,
                precision="fp32"), scores={"test": {"f1": i / 100}}, history=[]) for i in range(5)]
 print("ready", flush=True)
 while not go.exists():
@@ -321,7 +323,7 @@ def test_processes_merging_at_the_same_moment_lose_no_record(tmp_path):
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     keys = [json.loads(line)["key"] for line in path.read_text().splitlines()]
-    want = [T.TrainConfig(seed=10 * t + i, precision="fp32").key() for t in tags for i in range(5)]
+    want = [CF.TrainConfig(seed=10 * t + i, precision="fp32").key() for t in tags for i in range(5)]
     assert len(keys) == 20 and sorted(keys) == sorted(want)  # 20 merges: every record once
     assert not list(tmp_path.glob(".runs.jsonl.*.tmp"))
 

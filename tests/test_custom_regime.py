@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from pemscl import config as CF
 from pemscl import data as D
 
 SPLITS = ("train", "dev", "test")
@@ -218,7 +219,7 @@ def _predicted_relations(run):
 def cdr_run(tmp_path_factory):
     from pemscl import train as T
 
-    return T.train(T.preset("smoke", regime="cdr", max_train_docs=4, max_dev_docs=2, max_test_docs=2,
+    return T.train(CF.preset("smoke", regime="cdr", max_train_docs=4, max_dev_docs=2, max_test_docs=2,
                             label="test-cdr"), root=tmp_path_factory.mktemp("runs"), progress=False)
 
 
@@ -257,7 +258,7 @@ def test_predict_on_labelled_cdr_documents(cdr_run, cdr):
 def test_tiny_custom_regime_trains_end_to_end(tiny, tmp_path):
     from pemscl import train as T
 
-    run = T.train(T.preset("smoke", regime="tiny3-test", label="test-tiny3"), root=tmp_path / "runs",
+    run = T.train(CF.preset("smoke", regime="tiny3-test", label="test-tiny3"), root=tmp_path / "runs",
                   progress=False)
     assert "f1" in run.scores["test"] and run.scores["n_docs"] == {"train": 4, "dev": 2, "test": 2}
     model, _ = T.load(run)

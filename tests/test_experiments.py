@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from pemscl import claims as C
+from pemscl import config as CF
 from pemscl import experiments as X
+from pemscl import losses as LS
 from pemscl import report as REP
+from pemscl import runner as R
 from pemscl import runs as RS
 from pemscl import tables as TB
 from pemscl import train as T
@@ -178,16 +181,16 @@ def test_unknown_profile():
 
 # --------------------------------------------------------------------------- summarise
 def _run(label, seed, dev_f1, test_f1, cfg=None, **extra):
-    cfg = cfg or T.TrainConfig(label=label, seed=seed)
+    cfg = cfg or CF.TrainConfig(label=label, seed=seed)
     scores = {"best_epoch": 1, "threshold": None, "dev": {"f1": dev_f1, "ign_f1": dev_f1 - 0.01},
               "test": {"f1": test_f1, "ign_f1": test_f1 - 0.01}, "seconds": 10.0 * seed, "peak_rss_mb": 100.0,
               "device": "cpu", "precision": "fp32", **extra}
-    return T.Run(dir=Path(f"/nonexistent/{label}-{seed}"), config=cfg, scores=scores, history=[])
+    return RS.Run(dir=Path(f"/nonexistent/{label}-{seed}"), config=cfg, scores=scores, history=[])
 
 
 def test_summarise_mean_and_sample_std():
     runs = [_run("A", 1, 0.50, 0.40), _run("A", 2, 0.52, 0.44), _run("A", 3, 0.54, 0.48), _run("B", 1, 0.30, 0.20), None]
-    rows = X.summarise(runs, metrics=("dev_f1", "test_f1", "seconds"))
+    rows = TB.summarise(runs, metrics=("dev_f1", "test_f1", "seconds"))
     assert [r["label"] for r in rows] == ["A", "B"]
     a, b = rows
     assert a["n"] == 3 and b["n"] == 1
@@ -201,14 +204,14 @@ def test_summarise_mean_and_sample_std():
 
 def test_summarise_by_other_fields_and_flat_rows():
     rows = [{"model": "P", "ratio": 0.1, "x": 1.0}, {"model": "P", "ratio": 0.1, "x": 3.0}, {"model": "P", "ratio": 1.0, "x": 5.0}]
-    out = X.summarise(rows, by=("model", "ratio"), metrics=("x",))
+    out = TB.summarise(rows, by=("model", "ratio"), metrics=("x",))
     assert [(r["ratio"], r["n"], r["x"]) for r in out] == [(0.1, 2, 2.0), (1.0, 1, 5.0)]
     assert out[0]["x_std"] == pytest.approx(math.sqrt(2.0))
 
 
 def test_flat_scores_keeps_ogg_view():
     r = _run("A", 1, 0.5, 0.4, by_dev_gold={"epoch": 2, "dev_gold_f1": 0.6, "test_f1": 0.45})
-    row = X.flat_scores(r)
+    row = TB.flat_scores(r)
     assert row["by_dev_gold_test_f1"] == 0.45 and row["by_dev_gold_dev_gold_f1"] == 0.6
     assert row["dev_f1"] == 0.5 and row["label"] == "A" and row["loss"] == "pemscl"
 
@@ -218,7 +221,7 @@ def test_build_tables_matches_runs_by_config_hash():
     # fake runs for the smoke ablation and original-label configs, stored under other labels
     runs = []
     for i, c in enumerate(X.ablation("smoke")):
-        runs.append(_run("whatever", c.seed, 0.5 + 0.01 * i, 0.4, cfg=T.override(c, label="folder-name")))
+        runs.append(_run("whatever", c.seed, 0.5 + 0.01 * i, 0.4, cfg=CF.override(c, label="folder-name")))
     for c in X.original_labels("smoke"):
         runs.append(_run("x", c.seed, 0.3, 0.2, cfg=c, dev_gold={"f1": 0.35},
                          by_dev_gold={"epoch": 1, "dev_gold_f1": 0.36, "test_f1": 0.25, "test_ign_f1": 0.24}))
@@ -253,7 +256,7 @@ def test_build_tables_matches_runs_by_config_hash():
     assert "top-4 cap (#8)" not in fa  # the fake runs carry no test_top4 scores
     assert t["cost"]["total_seconds"] == pytest.approx(sum(r.scores["seconds"] for r in runs))
     assert t["cost"]["wall_seconds_2"] == pytest.approx(X.makespan([r.scores["seconds"] for r in runs], 2))
-    assert TB.infer_profile(runs) == "smoke"
+    assert X.infer_profile(runs) == "smoke"
 
 
 def test_top4_row_is_the_default_runs_test_scored_with_the_cap():
@@ -301,7 +304,7 @@ def test_runs_on_original_labels_are_also_judged_on_gold_dev():
             r = _run("x", c.seed, 0.41, 0.38, cfg=c, best_epoch=4, epochs_run=4, converged=False)
             runs.append(dataclasses.replace(r, history=hist))
     assert [TB.other_dev_convergence(r) for r in runs] == [(True, 2), (False, 4)]
-    gold_only = T.Run(dir=runs[0].dir, config=X.headline("cpu")[0], scores={}, history=runs[0].history)
+    gold_only = RS.Run(dir=runs[0].dir, config=X.headline("cpu")[0], scores={}, history=runs[0].history)
     assert TB.other_dev_convergence(gold_only) == (None, None)  # one selection dev set: nothing beside it
     t = TB.build_tables(runs, "cpu")
     row = next(r for r in t["convergence"] if r["label"] == "PEMSCL+NS")
@@ -506,7 +509,7 @@ def test_ogg_view_survives_the_record(tmp_path):
                  by_dev_gold={"epoch": 1, "dev_gold_f1": 0.36 + 0.01 * i, "test_f1": 0.25, "test_ign_f1": 0.24})
             for i, c in enumerate(cfgs)]
     RS.export_runs(runs, tmp_path / "runs.jsonl")
-    back = TB.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "runs.jsonl")
+    back = RS.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "runs.jsonl")
     assert {r.config.key(): r.scores["by_dev_gold"] for r in back} == {r.config.key(): r.scores["by_dev_gold"] for r in runs}
     assert all(r.scores["doc_counts"] == counts for r in back)
     ogg = [r for r in TB.build_tables(back, "smoke")["table4"] if r["regime"] == "OGG"]
@@ -523,12 +526,12 @@ def test_record_line_names_used_and_old_versions():
 def test_gather_runs_adds_recorded_runs_without_a_folder(tmp_path):
     cfgs = X.ablation("smoke")[:2]
     RS.export_runs([_run("x", c.seed, 0.4, 0.3, cfg=c) for c in cfgs], tmp_path / "runs.jsonl")
-    got = TB.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "runs.jsonl")
+    got = RS.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "runs.jsonl")
     assert sorted(r.config.key() for r in got) == sorted(c.key() for c in cfgs)
-    assert TB.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "absent.jsonl") == []
+    assert RS.gather_runs(root=tmp_path / "no-runs-here", record=tmp_path / "absent.jsonl") == []
 
 
-def _folder(root: Path, run: T.Run) -> T.Run:
+def _folder(root: Path, run: RS.Run) -> RS.Run:
     """run as a complete local run folder under root (what training leaves, without a model)."""
     d = root / run.config.folder_name()
     d.mkdir(parents=True)
@@ -546,7 +549,7 @@ def test_the_record_wins_over_a_local_folder_of_the_same_config(tmp_path):
     root = tmp_path / "runs"
     _folder(root, _run("x", a.seed, 0.41, 0.31, cfg=a))  # the same config trained again, slightly off
     _folder(root, _run("x", b.seed, 0.5, 0.5, cfg=b))  # not recorded: the folder serves
-    got = {r.config.key(): r for r in TB.gather_runs(root=root, record=record)}
+    got = {r.config.key(): r for r in RS.gather_runs(root=root, record=record)}
     assert set(got) == {a.key(), b.key()}
     assert got[a.key()].scores["dev"]["f1"] == 0.4 and got[b.key()].scores["dev"]["f1"] == 0.5
     assert got[b.key()].has_folder
@@ -559,7 +562,7 @@ def test_a_run_trained_again_for_its_weights_leaves_the_record_alone(tmp_path, m
     before = record.read_text()
     monkeypatch.setattr(RS, "record_path", lambda: record)
     monkeypatch.setattr(T, "train", lambda c, root=None, progress=False: _run("x", c.seed, 0.41, 0.29, cfg=c))
-    got = X.run_all([a, b], root=tmp_path / "runs", need_weights=True)
+    got = R.run_all([a, b], root=tmp_path / "runs", need_weights=True)
     assert [r.scores["dev"]["f1"] for r in got] == [0.41, 0.41]  # the new models, for the notebook to load
     out = capsys.readouterr().out
     assert "trained for its weights; recorded run kept: dev F1 41.0 vs 40.0 recorded (+1.00), " \
@@ -583,7 +586,7 @@ def test_pct_and_table_md():
 
 def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path(tmp_path):
     cfgs = X.all_configs("cpu")
-    order = X.schedule("cpu", cfgs[::-1], tmp_path)  # the order given does not matter (nothing interrupted)
+    order = R.schedule("cpu", cfgs[::-1], tmp_path)  # the order given does not matter (nothing interrupted)
     assert sorted(c.key() for c in order) == sorted(c.key() for c in cfgs)
     head = [(c.label, c.seed) for c in order[:6]]
     assert head == [("ATL", 66), ("PEMSCL", 66), ("ATL", 67), ("PEMSCL", 67), ("ATL", 68), ("PEMSCL", 68)]
@@ -613,26 +616,26 @@ def test_more_seeds_while_the_headline_interval_is_wider_than_the_papers_effect(
     assert sorted({c.seed for c in planned}) == [66, 67]
     rng = np.random.default_rng(0)
     noisy = [_counted(c, rng.integers(0, 11, 30).tolist()) for c in planned]  # wide interval
-    assert X.more_seeds(p, noisy[:-1]) == []  # a planned run is missing: nothing is due yet
-    due = X.more_seeds(p, noisy)
+    assert R.more_seeds(p, noisy[:-1]) == []  # a planned run is missing: nothing is due yet
+    due = R.more_seeds(p, noisy)
     assert [(c.label, c.seed) for c in due] == [("ATL", 68), ("PEMSCL", 68)]
     assert [c.key() for c in due] == [c.key() for c in X.extra_seed_configs(p, [68])]
     half = noisy + [_counted(due[0], rng.integers(0, 11, 30).tolist())]
-    assert [(c.label, c.seed) for c in X.more_seeds(p, half)] == [("PEMSCL", 68)]  # finish the seed first
+    assert [(c.label, c.seed) for c in R.more_seeds(p, half)] == [("PEMSCL", 68)]  # finish the seed first
     # the extra seed joins the claim and Table 2 once recorded
     both = half + [_counted(due[1], rng.integers(0, 11, 30).tolist())]
     claim = next(r for r in C.judge(both, p) if r["id"] == "pemscl-vs-atl")
     assert claim["seeds"] == [66, 67, 68] and claim["n_seeds"] == 3
-    assert [(c.label, c.seed) for c in X.more_seeds(p, both)] == [("ATL", 69), ("PEMSCL", 69)]
+    assert [(c.label, c.seed) for c in R.more_seeds(p, both)] == [("ATL", 69), ("PEMSCL", 69)]
     # PEMSCL ahead by the same 1 of 10 on every document: a zero-width interval, no seed due
     exact = [_counted(c, [6 if c.label == "PEMSCL" else 5] * 30) for c in planned]
-    assert X.more_seeds(p, exact) == []
-    assert X.more_seeds(X.get_profile("smoke"), noisy) == []  # the profile offers no more seeds
+    assert R.more_seeds(p, exact) == []
+    assert R.more_seeds(X.get_profile("smoke"), noisy) == []  # the profile offers no more seeds
     # a training budget: the 4 planned runs took 10 * seed seconds each (660 + 670 + 660 + 670 s)
     assert X.trained_hours(p, noisy) == pytest.approx(2660 / 3600)
     over = dataclasses.replace(p, seed_budget_hours=2660 / 3600)  # spent: no new seed
-    assert X.more_seeds(over, noisy) == [] and len(X.more_seeds(dataclasses.replace(over, seed_budget_hours=1), noisy)) == 2
-    assert [(c.label, c.seed) for c in X.more_seeds(over, half)] == [("PEMSCL", 68)]  # a begun seed is finished
+    assert R.more_seeds(over, noisy) == [] and len(R.more_seeds(dataclasses.replace(over, seed_budget_hours=1), noisy)) == 2
+    assert [(c.label, c.seed) for c in R.more_seeds(over, half)] == [("PEMSCL", 68)]  # a begun seed is finished
 
 
 def test_plan_lifts_the_seed_budget_from_the_command_line(monkeypatch, capsys, tmp_path):
@@ -646,14 +649,14 @@ def test_plan_lifts_the_seed_budget_from_the_command_line(monkeypatch, capsys, t
     monkeypatch.setenv("PEMSCL_RUNS", str(tmp_path))  # no local run folders
 
     def due(*extra):
-        assert X.main(["--profile", "smoke", "--plan", *extra]) == 0
+        assert R.main(["--profile", "smoke", "--plan", *extra]) == 0
         return capsys.readouterr().out.splitlines()[-1]
 
     assert due().endswith("is under 0.1 h; due now: none")  # 0.74 h recorded
     assert due("--seed-budget-hours", "0").endswith("wider than the paper's effect; due now: ATL seed 68, PEMSCL seed 68")
     assert due("--seed-budget-hours", "1").endswith("is under 1 h; due now: ATL seed 68, PEMSCL seed 68")
     assert X.get_profile("smoke").seed_budget_hours == 0.1  # the override changed no profile
-    assert [c.key() for c in X.more_seeds(dataclasses.replace(p, seed_budget_hours=None), noisy)] == \
+    assert [c.key() for c in R.more_seeds(dataclasses.replace(p, seed_budget_hours=None), noisy)] == \
         [c.key() for c in X.extra_seed_configs(p, [68])]
 
 
@@ -667,21 +670,21 @@ def test_makespan_packs_longest_first_onto_the_first_free_worker():
 
 def test_expected_minutes_is_the_whole_budget_at_the_slowest_recorded_pace():
     cfg = X.headline("cpu")[0]
-    assert X._expected_minutes(cfg, [], epoch_minutes=4.0) == 4.0 * cfg.epochs
-    same = _run("a", 66, 0.5, 0.5, cfg=T.override(cfg, seed=70), epochs_run=10, seconds=10 * 180.0)
-    slower = _run("b", 66, 0.5, 0.5, cfg=T.override(cfg, seed=71), epochs_run=4, seconds=4 * 240.0)
-    other_kind = _run("c", 66, 0.5, 0.5, cfg=T.override(cfg, train_layers=2), epochs_run=1, seconds=6000.0)
-    assert X._expected_minutes(cfg, [same, other_kind], 4.0) == pytest.approx(3.0 * cfg.epochs)
-    assert X._expected_minutes(cfg, [same, slower, other_kind], 4.0) == pytest.approx(4.0 * cfg.epochs)
+    assert R._expected_minutes(cfg, [], epoch_minutes=4.0) == 4.0 * cfg.epochs
+    same = _run("a", 66, 0.5, 0.5, cfg=CF.override(cfg, seed=70), epochs_run=10, seconds=10 * 180.0)
+    slower = _run("b", 66, 0.5, 0.5, cfg=CF.override(cfg, seed=71), epochs_run=4, seconds=4 * 240.0)
+    other_kind = _run("c", 66, 0.5, 0.5, cfg=CF.override(cfg, train_layers=2), epochs_run=1, seconds=6000.0)
+    assert R._expected_minutes(cfg, [same, other_kind], 4.0) == pytest.approx(3.0 * cfg.epochs)
+    assert R._expected_minutes(cfg, [same, slower, other_kind], 4.0) == pytest.approx(4.0 * cfg.epochs)
     # another regime of the same kind stands in when the run's own regime has nothing recorded
-    oog = T.override(cfg, regime="oog-mini")
-    assert X._expected_minutes(oog, [same], 4.0) == pytest.approx(3.0 * cfg.epochs)
+    oog = CF.override(cfg, regime="oog-mini")
+    assert R._expected_minutes(oog, [same], 4.0) == pytest.approx(3.0 * cfg.epochs)
     # a cap of 400 documents paces like any run that trained on 400, not like one on 200
-    capped = T.override(cfg, regime="oog-mini", max_train_docs=400)
+    capped = CF.override(cfg, regime="oog-mini", max_train_docs=400)
     on_400 = _run("d", 66, 0.5, 0.5, cfg=same.config, epochs_run=10, seconds=10 * 120.0, n_docs={"train": 400})
     on_200 = _run("e", 66, 0.5, 0.5, cfg=slower.config, epochs_run=4, seconds=4 * 600.0, n_docs={"train": 200})
-    assert X._expected_minutes(capped, [on_400, on_200], 4.0) == pytest.approx(2.0 * cfg.epochs)
-    assert X._expected_minutes(capped, [on_200], 4.0) == pytest.approx(4.0 * cfg.epochs)  # nothing on 400
+    assert R._expected_minutes(capped, [on_400, on_200], 4.0) == pytest.approx(2.0 * cfg.epochs)
+    assert R._expected_minutes(capped, [on_200], 4.0) == pytest.approx(4.0 * cfg.epochs)  # nothing on 400
 
 
 def test_train_profile_side_by_side_records_each_run_and_respects_the_budget(tmp_path, monkeypatch):
@@ -690,30 +693,30 @@ def test_train_profile_side_by_side_records_each_run_and_respects_the_budget(tmp
     monkeypatch.setenv("PEMSCL_RESULTS", str(tmp_path / "results"))
     root = tmp_path / "runs"
     # no run fits in a budget of a few seconds (an unrecorded kind is expected to take 4 minutes an epoch)
-    assert X.train_profile("smoke", only=["headline"], workers=2, threads=1, budget_minutes=0.05, root=root) == []
-    assert len(X.missing(X.headline("smoke"), root)) == len(X.headline("smoke"))
-    lines = X.train_profile("smoke", only=["headline"], workers=2, threads=1, root=root)
+    assert R.train_profile("smoke", only=["headline"], workers=2, threads=1, budget_minutes=0.05, root=root) == []
+    assert len(R.missing(X.headline("smoke"), root)) == len(X.headline("smoke"))
+    lines = R.train_profile("smoke", only=["headline"], workers=2, threads=1, root=root)
     cfgs = X.headline("smoke")
-    assert len(lines) == len(cfgs) and X.missing(cfgs, root) == []
+    assert len(lines) == len(cfgs) and R.missing(cfgs, root) == []
     recorded = runs.load_exported()
     assert sorted(r.config.key() for r in recorded) == sorted(c.key() for c in cfgs)
     assert all(r.scores["threads"] == 1 for r in recorded)
     # what is recorded is not trained again, even without the run folders (a fresh clone)
     import shutil
     shutil.rmtree(root)
-    assert X.train_profile("smoke", only=["headline"], workers=2, root=root) == []
+    assert R.train_profile("smoke", only=["headline"], workers=2, root=root) == []
     # but the models notebooks 05/06 load are: trained again side by side, the recorded runs kept as judged
     before = {r.config.key(): r.scores for r in runs.load_exported()}
     want = X.weight_configs("smoke")
     assert {c.key() for c in want} == {c.key() for c in (*X.scl_configs("smoke"), *X.headline_configs("smoke"))}
-    lines = X.train_profile("smoke", workers=2, threads=1, root=root, weights=True)
+    lines = R.train_profile("smoke", workers=2, threads=1, root=root, weights=True)
     assert len(lines) == len(want) and all(runs.find_run(c, root) is not None for c in want)
     again = [c for c in want if c.key() in before]
     assert again and sum("trained for its weights; recorded run kept" in line for line in lines) == len(again)
     after = {r.config.key(): r.scores for r in runs.load_exported()}
     assert all(after[k] == before[k] for k in before)  # nothing judged changed
     assert set(after) == set(before) | {c.key() for c in want}  # a model not recorded yet is recorded
-    assert X.train_profile("smoke", workers=2, threads=1, root=root, weights=True) == []  # all here now
+    assert R.train_profile("smoke", workers=2, threads=1, root=root, weights=True) == []  # all here now
 
 
 def test_plan_from_the_command_line(tmp_path):
@@ -722,7 +725,7 @@ def test_plan_from_the_command_line(tmp_path):
     import sys
 
     env = {**os.environ, "PEMSCL_RESULTS": str(tmp_path), "PEMSCL_RUNS": str(tmp_path / "runs")}  # nothing trained
-    out = subprocess.run([sys.executable, "-m", "pemscl.experiments", "--profile", "cpu", "--plan"], env=env,
+    out = subprocess.run([sys.executable, "-m", "pemscl.runner", "--profile", "cpu", "--plan"], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -735,24 +738,24 @@ def test_plan_from_the_command_line(tmp_path):
 
 
 def test_a_recorded_run_carries_over_to_a_later_min_epochs_only_if_it_never_stopped_before_it(tmp_path):
-    old = T.preset("cpu", loss=T.loss_spec("atl"), seed=66, label="ATL", min_epochs=None)
-    new = T.override(old, min_epochs=15)
+    old = CF.preset("cpu", loss=LS.loss_spec("atl"), seed=66, label="ATL", min_epochs=None)
+    new = CF.override(old, min_epochs=15)
     assert RS.carries_over(old, {"stopped_early": True, "epochs_run": 17}, new)  # stopped at 17: the same run
     assert RS.carries_over(old, {"stopped_early": True, "epochs_run": 15}, new)
     assert RS.carries_over(old, {"stopped_early": False, "epochs_run": 18}, new)  # ran its whole budget
     assert not RS.carries_over(old, {"stopped_early": True, "epochs_run": 10}, new)  # new would go on
     assert not RS.carries_over(new, {"stopped_early": False, "epochs_run": 18}, old)  # old may stop sooner
-    assert not RS.carries_over(old, {"stopped_early": False}, T.override(new, seed=67))  # another run
+    assert not RS.carries_over(old, {"stopped_early": False}, CF.override(new, seed=67))  # another run
     # a folder here is copied under the new key, with its config and the key it came from
     root = tmp_path / "runs"
-    full = T.Run(dir=root / old.folder_name(), config=old, history=[{"epoch": 1}],
+    full = RS.Run(dir=root / old.folder_name(), config=old, history=[{"epoch": 1}],
                  scores={"stopped_early": True, "epochs_run": 16, "dev": {"f1": 0.5}})
     full.dir.mkdir(parents=True)
     for name, obj in (("config.json", old), ("scores.json", full.scores), ("history.json", full.history)):
         atomic_write_json(full.dir / name, obj)
     (full.dir / "DONE").write_text("")
-    cut = _run("ATL", 67, 0.4, 0.4, cfg=T.override(old, seed=67), stopped_early=True, epochs_run=10)
-    planned = [new, T.override(new, seed=67)]
+    cut = _run("ATL", 67, 0.4, 0.4, cfg=CF.override(old, seed=67), stopped_early=True, epochs_run=10)
+    planned = [new, CF.override(new, seed=67)]
     carried = RS.carry_over(planned, [full, cut], root)
     assert [r.config.key() for r in carried] == [new.key()]  # seed 67 stopped at 10: it must be retrained
     run = RS.Run.load(carried[0].dir)
@@ -764,8 +767,8 @@ def test_a_recorded_run_carries_over_to_a_later_min_epochs_only_if_it_never_stop
 
 def test_a_carried_run_is_recorded_as_a_pointer_that_loads_as_the_full_run(tmp_path, monkeypatch):
     monkeypatch.setenv("PEMSCL_RUNS", str(tmp_path / "runs"))
-    old = T.preset("cpu", loss=T.loss_spec("atl"), seed=66, label="ATL", min_epochs=None)
-    new = T.override(old, min_epochs=15)
+    old = CF.preset("cpu", loss=LS.loss_spec("atl"), seed=66, label="ATL", min_epochs=None)
+    new = CF.override(old, min_epochs=15)
     src = _run("ATL", 66, 0.5, 0.45, cfg=old, stopped_early=False, epochs_run=18,
                doc_counts={"test": [[3, 2, 0, 4]] * 500})  # per-document counts: most of a real record
     src.history = [{"epoch": 1, "dev_f1": 0.4}, {"epoch": 2, "dev_f1": 0.5}]
@@ -826,16 +829,16 @@ def test_the_record_leaves_out_count_rows_the_groups_sum_to_and_loads_them_back(
 
 def test_interrupted_runs_are_scheduled_first_and_budgeted_for_their_remaining_epochs(tmp_path):
     cfgs = X.all_configs("cpu")
-    late = next(c for c in X.schedule("cpu", cfgs) if c.train_layers is not None)  # scheduled last otherwise
-    d = T.run_dir_for(late, tmp_path)
+    late = next(c for c in R.schedule("cpu", cfgs) if c.train_layers is not None)  # scheduled last otherwise
+    d = RS.run_dir_for(late, tmp_path)
     d.mkdir(parents=True)
     (d / T.STATE).write_bytes(b"")
     atomic_write_json(d / "history.json", [{"epoch": 1}, {"epoch": 2}, {"epoch": 3}])
-    assert X.epochs_done(late, tmp_path) == 3 and X.epochs_done(cfgs[0], tmp_path) == 0
-    assert X.schedule("cpu", cfgs, tmp_path)[0].key() == late.key()
-    assert X._expected_minutes(late, [], 4.0, tmp_path) == 4.0 * (late.epochs - 3)
+    assert R.epochs_done(late, tmp_path) == 3 and R.epochs_done(cfgs[0], tmp_path) == 0
+    assert R.schedule("cpu", cfgs, tmp_path)[0].key() == late.key()
+    assert R._expected_minutes(late, [], 4.0, tmp_path) == 4.0 * (late.epochs - 3)
     (d / "DONE").write_text("")  # a complete run has nothing left to resume
-    assert X.epochs_done(late, tmp_path) == 0
+    assert R.epochs_done(late, tmp_path) == 0
 
 
 def test_status_lists_interrupted_and_running_runs_with_their_pace(tmp_path):
@@ -848,40 +851,40 @@ def test_status_lists_interrupted_and_running_runs_with_their_pace(tmp_path):
     hist = [{"epoch": i + 1, "dev_f1": f, "train_seconds": 150.0, "eval_seconds": 30.0}
             for i, f in enumerate([0.30, 0.45, 0.42])]
     (d / "history.json").write_text(json.dumps(hist))
-    assert X.in_progress("smoke", tmp_path) == []  # another profile's config: not listed
-    (row,) = X.in_progress("cpu", tmp_path)
+    assert R.in_progress("smoke", tmp_path) == []  # another profile's config: not listed
+    (row,) = R.in_progress("cpu", tmp_path)
     assert (row["label"], row["seed"], row["epochs_done"], row["epochs"]) == ("PEMSCL", 67, 3, c.epochs)
     assert (row["last_f1"], row["best_f1"], row["best_epoch"]) == (0.42, 0.45, 2)
     assert row["minutes_per_epoch"] == pytest.approx(3.0)          # (150 + 30) s
     assert row["minutes_left"] == pytest.approx(3.0 * (c.epochs - 3))
-    assert row["pid"] is None and "interrupted" in X.progress_lines([row])[0]
+    assert row["pid"] is None and "interrupted" in R.progress_lines([row])[0]
     if not Path("/proc/locks").exists():
         pytest.skip("no /proc/locks here: who holds a run is unknown off Linux")
     with RS.training(d):  # what train() holds while it trains: /proc/locks names this process
-        (row,) = X.in_progress("cpu", tmp_path)
+        (row,) = R.in_progress("cpu", tmp_path)
         assert row["pid"] == os.getpid()
-        line = X.progress_lines([row])[0]
+        line = R.progress_lines([row])[0]
         assert f"training (pid {os.getpid()})" in line and "dev F1 42.0 (best 45.0 at 2)" in line
-    assert X.in_progress("cpu", tmp_path)[0]["pid"] is None  # released
+    assert R.in_progress("cpu", tmp_path)[0]["pid"] is None  # released
     # a run in its first epoch has saved nothing, yet is listed while its trainer holds it
     first = next(x for x in X.headline("cpu") if x.label == "ATL" and x.seed == 68)
     f = RS.run_dir_for(first, tmp_path)
     f.mkdir(parents=True)
-    assert [r["seed"] for r in X.in_progress("cpu", tmp_path)] == [67]  # an idle empty folder: not listed
+    assert [r["seed"] for r in R.in_progress("cpu", tmp_path)] == [67]  # an idle empty folder: not listed
     with RS.training(f):
-        rows = {r["seed"]: r for r in X.in_progress("cpu", tmp_path)}
+        rows = {r["seed"]: r for r in R.in_progress("cpu", tmp_path)}
         assert (rows[68]["label"], rows[68]["epochs_done"], rows[68]["pid"]) == ("ATL", 0, os.getpid())
-        assert "in its first epoch" in X.progress_lines([rows[68]])[0]
-    assert [r["seed"] for r in X.in_progress("cpu", tmp_path)] == [67]
+        assert "in its first epoch" in R.progress_lines([rows[68]])[0]
+    assert [r["seed"] for r in R.in_progress("cpu", tmp_path)] == [67]
     (d / "DONE").write_text("")
-    assert X.in_progress("cpu", tmp_path) == [] and "no run" in X.progress_lines([])[0]
+    assert R.in_progress("cpu", tmp_path) == [] and "no run" in R.progress_lines([])[0]
     # an extra seed of the headline (train_profile adds them after the fixed list) is listed too
     extra = X.extra_seed_configs("cpu", [69])[0]
     e = RS.run_dir_for(extra, tmp_path)
     e.mkdir(parents=True)
     (e / "state.pt").write_bytes(b"")
     (e / "history.json").write_text(json.dumps(hist[:1]))
-    assert [(r["label"], r["seed"], r["epochs_done"]) for r in X.in_progress("cpu", tmp_path)] == [(extra.label, 69, 1)]
+    assert [(r["label"], r["seed"], r["epochs_done"]) for r in R.in_progress("cpu", tmp_path)] == [(extra.label, 69, 1)]
 
 
 def test_runs_on_original_labels_get_their_own_epoch_budget():
@@ -934,9 +937,9 @@ def test_a_claim_bearing_run_cut_short_is_trained_again_longer_and_stands_in_for
     assert list(longer) == [atl67.config.key()]
     new = longer[atl67.config.key()]
     assert (new.label, new.seed, new.regime, new.epochs, new.min_epochs) == ("ATL", 67, p.gold_regime, 3, 2)
-    assert new.key() != atl67.config.key() and T.override(new, epochs=1, min_epochs=None).key() == atl67.config.key()
+    assert new.key() != atl67.config.key() and CF.override(new, epochs=1, min_epochs=None).key() == atl67.config.key()
     assert X.longer_configs(dataclasses.replace(p, longer=None), runs) == {}  # without `longer`: kept as they are
-    assert [c.key() for c in X.after_the_list(p, runs, root=tmp_path / "runs")] == [new.key()]
+    assert [c.key() for c in R.after_the_list(p, runs, root=tmp_path / "runs")] == [new.key()]
     assert new.key() in {c.key() for c in X.profile_configs(p, records=runs)}
     # until the longer run is in, the tables read the short one and list the longer one to train
     t = TB.build_tables(runs, p)
@@ -959,7 +962,7 @@ def test_a_claim_bearing_run_cut_short_is_trained_again_longer_and_stands_in_for
     assert claim["seed_diffs"] == pytest.approx([0.0, -0.2])  # seed 67: 5 against 7 correct of 10
     atl = next(r for r in t["table2"] if r["label"] == "ATL")
     assert atl["n"] == 2 and atl["test_f1"] == pytest.approx(0.6)  # (0.5 + 0.7) / 2
-    assert X.after_the_list(p, runs, root=tmp_path / "runs") == []
+    assert R.after_the_list(p, runs, root=tmp_path / "runs") == []
     assert ("- Cut short, so trained again with a longer budget (1 → 3 epochs; the tables and claims read the longer "
             "run, the record keeps both): ATL (redocred-mini, seed 67): dev F1 56.0 → 56.0 (best epoch 2, converged), "
             "test F1 50.0 → 70.0.") in REP.summary_lines(t, C.judge(runs, p))

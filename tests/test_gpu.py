@@ -15,7 +15,10 @@ import pytest
 import torch
 
 from interrupt import train_one_epoch_then_preempt
+from pemscl import config as CF
 from pemscl import data as D
+from pemscl import losses as LS
+from pemscl import runs as RS
 from pemscl import train as T
 from pemscl.features import load_features
 from pemscl.model import DocREModel, ModelConfig
@@ -77,8 +80,8 @@ def test_cuda_logits_and_gradients_match_the_cpu_in_fp32(family, encoders, docs,
         assert rel < 1e-4, (family, what, rel)  # fp32 on both: reduction order alone differs
 
 
-def _run(tmp_path, folder, **over) -> T.Run:
-    cfg = T.preset("cpu", encoder=str(folder), **{**RUN, **over})
+def _run(tmp_path, folder, **over) -> RS.Run:
+    cfg = CF.preset("cpu", encoder=str(folder), **{**RUN, **over})
     return T.train(cfg, root=tmp_path, progress=False)
 
 
@@ -102,10 +105,10 @@ def test_an_interrupted_cuda_run_resumes_where_it_stopped(encoders, tmp_path):
     """The CUDA RNG (dropout) is saved with the checkpoint: the resumed run continues the same
     random stream. Bit equality is not expected on a GPU (atomic adds in the backward sum in a
     varying order), so the resumed curve must agree with the whole one to float noise."""
-    over = dict(precision="fp32", epochs=3, label="gpu-resume", loss=T.loss_spec("pemscl-ns"))
+    over = dict(precision="fp32", epochs=3, label="gpu-resume", loss=LS.loss_spec("pemscl-ns"))
     whole = _run(tmp_path / "a", encoders["bert"], **over)
 
-    cfg = T.preset("cpu", encoder=str(encoders["bert"]), **{**RUN, **over})
+    cfg = CF.preset("cpu", encoder=str(encoders["bert"]), **{**RUN, **over})
     train_one_epoch_then_preempt(cfg, tmp_path / "b")
     resumed = T.train(cfg, root=tmp_path / "b", progress=False)
     a = [r["train_loss"] for r in whole.history]

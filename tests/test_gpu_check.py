@@ -6,8 +6,9 @@ import json
 import pytest
 
 from pemscl import claims as C
+from pemscl import config as CF
 from pemscl import gpu_check as G
-from pemscl import train as T
+from pemscl import losses as LS
 from pemscl.runs import Run
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="1" failures="2"
@@ -37,9 +38,9 @@ def _folder(tmp_path):
 
 def test_report_counts_and_pairs_each_gpu_run_with_its_cpu_record(tmp_path):
     d = _folder(tmp_path)
-    cpu = Run(dir=tmp_path, config=T.preset("cpu", loss=T.loss_spec("atl"), seed=66, device="cpu"),
+    cpu = Run(dir=tmp_path, config=CF.preset("cpu", loss=LS.loss_spec("atl"), seed=66, device="cpu"),
               scores=_scores(0.563, 0.567, 14, 17, 57 * 60.0), history=[])
-    other = Run(dir=tmp_path, config=T.preset("cpu", loss=T.loss_spec("atl"), seed=67, device="cpu"),
+    other = Run(dir=tmp_path, config=CF.preset("cpu", loss=LS.loss_spec("atl"), seed=67, device="cpu"),
                 scores=_scores(0.1, 0.1, 1, 1, 60.0), history=[])
     r = G.report([other, cpu], folder=d)
     assert r["device"] == "Some GPU"
@@ -50,7 +51,7 @@ def test_report_counts_and_pairs_each_gpu_run_with_its_cpu_record(tmp_path):
     assert pemscl["seed"] == 67 and pemscl["cpu_dev_f1"] is None  # no CPU record of that config
     assert (atl["min_epochs"], pemscl["min_epochs"]) == (15, None)
     # a GPU run of the older config (no min_epochs) is shown beside the CPU run of that older config
-    old = Run(dir=tmp_path, config=T.preset("cpu", loss=T.loss_spec("atl"), seed=66, device="cpu", min_epochs=None),
+    old = Run(dir=tmp_path, config=CF.preset("cpu", loss=LS.loss_spec("atl"), seed=66, device="cpu", min_epochs=None),
               scores=_scores(0.1, 0.1, 1, 10, 60.0), history=[])
     assert G.cpu_counterpart("atl", 66, {old.config.key(): old}, None) is not None
     assert G.cpu_counterpart("atl", 66, {old.config.key(): old}, 15) is None

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from pemscl import cli
+from pemscl import config as CF
 from pemscl import losses as L
 from pemscl import train as T
 from pemscl.losses import LossSpec, compute_loss, loss_spec, prepare_loss, sample_negative_mask
@@ -273,8 +274,8 @@ def test_loss_spec_names_and_registry():
     d = L.get_loss("ssr-pu").defaults
     assert (d["margin"], d["prior_scale"], d["prior"], d["nonneg"], d["pos_weight"]) == (0.25, 3.0, None, "max", "none")
     # decision rule: both use the threshold class (the default decide), no tuned threshold
-    assert not T.needs_threshold(T.preset("smoke", loss=loss_spec("ssr-pu")))
-    assert not T.needs_threshold(T.preset("smoke", loss=loss_spec("afl")))
+    assert not T.needs_threshold(CF.preset("smoke", loss=loss_spec("ssr-pu")))
+    assert not T.needs_threshold(CF.preset("smoke", loss=loss_spec("afl")))
     with pytest.raises(ValueError, match=r"unknown loss 'afl-typo'.*'afl'.*'ssr-pu'"):
         loss_spec("afl-typo")
 
@@ -298,7 +299,7 @@ def test_bad_params_fail_when_the_config_is_built(name, params, match):
     with pytest.raises(ValueError, match=match):
         loss_spec(name, params=params)
     with pytest.raises(ValueError, match=match):  # a TrainConfig from JSON (resume, --print-config round trip)
-        T.config_from_dict({"loss": {"kind": name, "params": params}})
+        CF.config_from_dict({"loss": {"kind": name, "params": params}})
     with pytest.raises(ValueError, match=match):  # and a spec changed after it was built is caught at the loss
         spec = loss_spec(name)
         spec.params.update(params)
@@ -331,7 +332,7 @@ def test_cli_builds_and_rejects_the_new_losses(capsys):
 # --------------------------------------------------------------------------- smoke training
 @pytest.mark.parametrize("name", ["afl", "ssr-pu"])
 def test_smoke_training_gives_finite_losses(name, tmp_path):
-    run = T.train(T.preset("smoke", loss=loss_spec(name), label=f"field-{name}"), root=tmp_path, progress=False)
+    run = T.train(CF.preset("smoke", loss=loss_spec(name), label=f"field-{name}"), root=tmp_path, progress=False)
     rows = [h for h in run.history if "train_loss" in h]
     assert rows and all(math.isfinite(h["train_loss"]) and math.isfinite(h["train_l1"]) for h in rows)
     if name == "ssr-pu":
@@ -356,7 +357,7 @@ def test_faithfulness_doc_has_a_section_per_method():
 def test_ssr_pu_prepared_on_the_training_split_trains(tmp_path):
     # what the training loop does once before training (see prepare_loss): pi_labeled from every
     # training pair, then a run with those priors
-    cfg = T.preset("smoke", loss=loss_spec("ssr-pu"), label="field-ssr-pu-prepared")
+    cfg = CF.preset("smoke", loss=loss_spec("ssr-pu"), label="field-ssr-pu-prepared")
     splits = T.prepare(cfg, progress=False)
     train_labels = [f["labels"] for f in splits.features["train"]]
     spec = prepare_loss(cfg.loss, train_labels)
@@ -364,6 +365,6 @@ def test_ssr_pu_prepared_on_the_training_split_trains(tmp_path):
     n_pairs = sum(len(x) for x in train_labels)
     assert len(pl) == len(splits.rel2id) - 1 and all(0 <= p < 1 for p in pl)
     assert sum(pl) * n_pairs == pytest.approx(sum(int(x[:, 1:].sum()) for x in train_labels))
-    run = T.train(T.preset("smoke", loss=spec, label="field-ssr-pu-prepared"), root=tmp_path, progress=False,
+    run = T.train(CF.preset("smoke", loss=spec, label="field-ssr-pu-prepared"), root=tmp_path, progress=False,
                   splits=splits)
     assert all(math.isfinite(h["train_loss"]) for h in run.history)

@@ -71,7 +71,7 @@ def test_edited_py_is_detected_and_sync_repairs_it(pair):
     py.write_text(py.read_text().replace("print(run.dir)", "print(run.dir, run.scores.get('best_epoch'))"))
     problems = N.check_pairs(pair)
     assert problems == [f"02_train.ipynb is out of sync with 02_train.py: cell {i} differs (source); "
-                        "in the .py it starts 'run = experiments.run_all([cfg])[0]'"]
+                        "in the .py it starts 'run = runner.run_all([cfg])[0]'"]
     with pytest.raises(N.NotebooksOutOfSync, match=r"02_train\.ipynb[\s\S]*python -m pemscl\.notebooks sync"):
         N.require_in_sync(pair)
     # the pipeline refuses before starting a kernel: a stale .ipynb must not run
@@ -82,7 +82,7 @@ def test_edited_py_is_detected_and_sync_repairs_it(pair):
     assert N.check_pairs(pair) == [] and N.sync(pair) == []  # a second sync has nothing to do
     after = nbformat.read(ipynb, as_version=4)
     nbformat.validate(after)
-    assert after.cells[i].source == "run = experiments.run_all([cfg])[0]\nprint(run.dir, run.scores.get('best_epoch'))"
+    assert after.cells[i].source == "run = runner.run_all([cfg])[0]\nprint(run.dir, run.scores.get('best_epoch'))"
     assert [c.id for c in after.cells] == [c.id for c in before.cells]  # ids kept: the diff is the edit alone
     assert after.metadata == before.metadata and all(not c.get("outputs") for c in after.cells if c.cell_type == "code")
 

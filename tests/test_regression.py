@@ -8,6 +8,8 @@ pinned values below updated together with PINNED_VERSION.
 import pytest
 
 from pemscl import config as C
+from pemscl import config as CF
+from pemscl import losses as LS
 from pemscl import train as T
 
 PINNED_VERSION = 2
@@ -19,7 +21,7 @@ PINNED = {"pemscl": {"train_loss": 85385.94140625, "dev_n_pred": 14229, "test_n_
 @pytest.mark.parametrize("loss", sorted(PINNED))
 def test_two_step_smoke_run_matches_its_pinned_numbers(loss, tmp_path):
     # the pinned numbers are the CPU's (a GPU's kernels sum in another order; tests/test_gpu.py)
-    cfg = T.preset("smoke", device="cpu", precision="fp32", loss=T.loss_spec(loss), label=f"pinned-{loss}",
+    cfg = CF.preset("smoke", device="cpu", precision="fp32", loss=LS.loss_spec(loss), label=f"pinned-{loss}",
                    save_model=False)
     run = T.train(cfg, root=tmp_path, progress=False)
     got = {"train_loss": run.history[0]["train_loss"], "dev_n_pred": run.scores["dev"]["n_pred"],

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from pemscl import config as CF
 from pemscl import experiments as X
+from pemscl import losses as LS
+from pemscl import runner as R
 from pemscl import train as T
 from pemscl import utils as U
 from test_model import feature, tiny_model  # tests/ is on sys.path (rootdir conftest)
@@ -42,7 +45,7 @@ def test_infer_sorts_by_length_and_returns_rows_in_document_order():
 
 # --------------------------------------------------------------------------- training buckets
 def _cfg(**kw):
-    return T.preset("smoke", batch_size=2, **kw)
+    return CF.preset("smoke", batch_size=2, **kw)
 
 
 def test_epoch_batches_default_is_the_epoch_order():
@@ -67,7 +70,7 @@ def test_length_buckets_keep_every_document_and_the_seed_pairing():
     # the seed and epoch alone decide: another loss, or a stream that drew numbers, changes nothing
     s = T.Streams(66)
     torch.rand(5, generator=s.sampling)
-    other = dataclasses.replace(cfg, loss=T.loss_spec("atl"))
+    other = dataclasses.replace(cfg, loss=LS.loss_spec("atl"))
     assert T.epoch_batches(other, s, 3, feats) == a
     assert T.epoch_batches(cfg, T.Streams(66), 4, feats) != a  # another epoch, other batches
     assert T.epoch_batches(cfg, T.Streams(67), 3, feats) != a
@@ -108,8 +111,8 @@ def test_compiled_encoder_gives_the_uncompiled_loss(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "build", no_dropout_build(T.build))
     base = dict(train_layers=None, max_train_docs=2, max_dev_docs=1, max_test_docs=1, epochs=1, batch_size=2,
                 precision="fp32", save_model=False, eval_test=False)
-    plain = T.train(T.preset("smoke", label="plain", **base), root=tmp_path, progress=False)
-    comp = T.train(T.preset("smoke", label="compiled", compile=True, **base), root=tmp_path / "c", progress=False)
+    plain = T.train(CF.preset("smoke", label="plain", **base), root=tmp_path, progress=False)
+    comp = T.train(CF.preset("smoke", label="compiled", compile=True, **base), root=tmp_path / "c", progress=False)
     assert plain.config.key() == comp.config.key()  # a kernel choice, not another run
     a, b = plain.history[0]["train_loss"], comp.history[0]["train_loss"]
     assert np.isfinite(a) and a == pytest.approx(b, rel=1e-4)
@@ -121,7 +124,7 @@ def test_compiled_encoder_gives_the_uncompiled_loss(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- precision of new training
 def test_new_training_resolves_precision_by_measurement(monkeypatch):
     monkeypatch.delenv("PEMSCL_PRECISION", raising=False)
-    assert T.preset("smoke").precision == "auto"
+    assert CF.preset("smoke").precision == "auto"
     quick = X.make_config(X.get_profile("quick"), "ATL", X.make_loss(X.get_profile("quick"), "atl"),
                           regime="redocred-mini", seed=66)
     assert quick.precision == "auto"
@@ -130,9 +133,9 @@ def test_new_training_resolves_precision_by_measurement(monkeypatch):
     cpu = X.headline("cpu")[0]
     assert cpu.precision == "bf16"
     monkeypatch.setattr(U, "measured_cpu_precision", lambda: "fp32")
-    here, note = X.for_this_machine(dataclasses.replace(cpu, device="cpu"))
+    here, note = R.for_this_machine(dataclasses.replace(cpu, device="cpu"))
     assert here.precision == "auto" and "fp32" in note and here.key() != cpu.key()
     monkeypatch.setattr(U, "measured_cpu_precision", lambda: "bf16")
     same = dataclasses.replace(cpu, device="cpu")
-    assert X.for_this_machine(same) == (same, None)
+    assert R.for_this_machine(same) == (same, None)
     assert same.key() == dataclasses.replace(same, precision="auto").key()  # bf16 pays here: the same run

@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from interrupt import train_one_epoch_then_preempt
+from pemscl import config as CF
 from pemscl import data as D
+from pemscl import losses as LS
+from pemscl import runs as RS
 from pemscl import train as T
 from pemscl.evaluate import score
 
@@ -30,7 +33,7 @@ def runs_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def learned(runs_root):
-    cfg = T.preset("cpu", **LEARN)
+    cfg = CF.preset("cpu", **LEARN)
     return T.train(cfg, root=runs_root, progress=False)
 
 
@@ -38,7 +41,7 @@ def test_training_loss_falls_and_dev_f1_beats_untrained(learned, runs_root):
     losses = [row["train_loss"] for row in learned.history]
     assert len(losses) == LEARN["epochs"]
     assert losses[-1] < 0.5 * losses[0], losses
-    untrained = T.train(T.preset("cpu", **{**LEARN, "epochs": 0, "label": "test-untrained"}),
+    untrained = T.train(CF.preset("cpu", **{**LEARN, "epochs": 0, "label": "test-untrained"}),
                         root=runs_root, progress=False)
     f1_trained = learned.scores["dev"]["f1"]
     f1_untrained = untrained.scores["dev"]["f1"]
@@ -64,14 +67,14 @@ def test_run_folder_is_complete_and_reused(learned, runs_root, monkeypatch):
         raise AssertionError("a complete run must not be retrained")
 
     monkeypatch.setattr(T, "prepare", boom)
-    again = T.train(T.preset("cpu", **LEARN), root=runs_root, progress=False)
+    again = T.train(CF.preset("cpu", **LEARN), root=runs_root, progress=False)
     assert again.dir == d and again.scores == learned.scores
-    assert [r.dir for r in T.list_runs(runs_root)].count(d) == 1
+    assert [r.dir for r in RS.list_runs(runs_root)].count(d) == 1
 
 
 def test_incomplete_folder_is_retrained(runs_root):
-    cfg = T.preset("smoke", label="test-incomplete")
-    d = T.run_dir_for(cfg, runs_root)
+    cfg = CF.preset("smoke", label="test-incomplete")
+    d = RS.run_dir_for(cfg, runs_root)
     d.mkdir(parents=True)
     (d / "scores.json").write_text("{half a file")
     run = T.train(cfg, root=runs_root, progress=False)
@@ -96,16 +99,16 @@ def test_load_and_predict_new_documents(learned):
 
 
 def test_config_overrides_and_hash():
-    a = T.preset("cpu")
-    b = T.preset("cpu", loss_scl_weight=0.0, label="other name")
+    a = CF.preset("cpu")
+    b = CF.preset("cpu", loss_scl_weight=0.0, label="other name")
     assert b.loss.scl_weight == 0.0 and a.loss.scl_weight > 0
     assert a.key() != b.key()
-    assert T.override(a, label="renamed").key() == a.key()  # the label names, it does not define
+    assert CF.override(a, label="renamed").key() == a.key()  # the label names, it does not define
     with pytest.raises(ValueError, match="unknown"):
-        T.preset("cpu", learning_rate=1)
+        CF.preset("cpu", learning_rate=1)
     with pytest.raises(ValueError, match="unknown preset"):
-        T.preset("gpu-please")
-    p = T.preset("paper-redocred")
+        CF.preset("gpu-please")
+    p = CF.preset("paper-redocred")
     assert (p.encoder, p.epochs, p.batch_size, p.warmup_ratio, p.lr_encoder) == ("roberta-large", 8, 4, 0.06, 2e-5)
     assert (p.loss.tau, p.loss.scl_weight, p.loss.gamma) == (0.2, 0.1, "count")
 
@@ -131,7 +134,7 @@ def test_a_step_skipped_by_fp16_loss_scaling_leaves_weights_and_schedule_alone()
 
 
 def test_bf16_smoke_training_is_finite(runs_root):
-    run = T.train(T.preset("smoke", precision="bf16", label="test-bf16"), root=runs_root, progress=False)
+    run = T.train(CF.preset("smoke", precision="bf16", label="test-bf16"), root=runs_root, progress=False)
     assert run.scores["precision"] == "bfloat16"
     assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in run.history)
 
@@ -140,11 +143,11 @@ def test_ogg_view_scores_test_once_with_the_gold_dev_selected_state(runs_root, l
     # original-label training tracked on original dev and gold dev; test is scored at the end for
     # the epoch each dev set picks. It must equal what scoring test every epoch gives at that epoch.
     base = dict(regime="oog-mini", epochs=3, batch_size=2, max_train_docs=6, max_dev_docs=4, max_test_docs=4,
-                train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=T.loss_spec(loss))
+                train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=LS.loss_spec(loss))
     sel = ("dev", "dev_gold")
-    once = T.train(T.preset("smoke", select=sel, label=f"test-ogg-once-{loss}", **base),
+    once = T.train(CF.preset("smoke", select=sel, label=f"test-ogg-once-{loss}", **base),
                    root=runs_root, progress=False)
-    every = T.train(T.preset("smoke", select=sel, track=("test",), label=f"test-ogg-every-{loss}", **base),
+    every = T.train(CF.preset("smoke", select=sel, track=("test",), label=f"test-ogg-every-{loss}", **base),
                     root=runs_root, progress=False)
     g_once, g_every = once.scores["by_dev_gold"], every.scores["by_dev_gold"]
     assert "test_f1" not in once.history[0] and "test_f1" in every.history[0]
@@ -161,11 +164,11 @@ def test_ogg_view_when_the_two_dev_sets_pick_different_epochs(runs_root, monkeyp
     # prefers the first epoch, gold dev the last. BCE, so each dev set tunes its own threshold
     # (issue 9: OGG's threshold on gold dev) and the gold-selected test uses gold dev's.
     base = dict(regime="oog-mini", epochs=3, batch_size=2, max_train_docs=6, max_dev_docs=4, max_test_docs=4,
-                train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=T.loss_spec("bce"))
+                train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=LS.loss_spec("bce"))
     real, real_tune = T.report, T.tune_threshold
 
     def run(track, label):
-        cfg = T.preset("smoke", select=("dev", "dev_gold"), track=track, label=label, **base)
+        cfg = CF.preset("smoke", select=("dev", "dev_gold"), track=track, label=label, **base)
         splits = T.prepare(cfg, progress=False)
         calls = {"dev": 0, "dev_gold": 0}
         tuned = {"dev": [], "dev_gold": []}
@@ -217,12 +220,12 @@ def one_thread():
 def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path, one_thread):
     # an uninterrupted 3-epoch run, and the same config interrupted after epoch 1 then rerun
     # bit equality is a CPU property (a GPU's atomic adds sum in varying order: tests/test_gpu.py)
-    cfg = T.preset("smoke", epochs=3, device="cpu", precision="fp32", max_train_docs=4, label="test-resume",
-                   loss=T.loss_spec("pemscl-ns"))
+    cfg = CF.preset("smoke", epochs=3, device="cpu", precision="fp32", max_train_docs=4, label="test-resume",
+                   loss=LS.loss_spec("pemscl-ns"))
     whole = T.train(cfg, root=tmp_path / "a", progress=False)
 
     train_one_epoch_then_preempt(cfg, tmp_path / "b")
-    d = T.run_dir_for(cfg, tmp_path / "b")
+    d = RS.run_dir_for(cfg, tmp_path / "b")
     assert (d / T.STATE).exists() and not (d / "DONE").exists()
     assert len(json.loads((d / "config.json").read_text())["select"]) == 1
     resumed = T.train(cfg, root=tmp_path / "b", progress=False)
@@ -250,9 +253,9 @@ def test_same_seed_different_losses_see_the_same_documents_in_the_same_order(tmp
     monkeypatch.setattr(T, "train_step", step)
     monkeypatch.setattr(T, "build", build)
     base = dict(epochs=2, max_train_docs=6, seed=5, precision="fp32", save_model=False)
-    T.train(T.preset("smoke", loss=T.loss_spec("pemscl"), label="plain", **base), root=tmp_path, progress=False)
-    T.train(T.preset("smoke", loss=T.loss_spec("pemscl-ns"), label="ns", **base), root=tmp_path, progress=False)
-    T.train(T.preset("smoke", loss=T.loss_spec("atl"), label="atl", **base), root=tmp_path, progress=False)
+    T.train(CF.preset("smoke", loss=LS.loss_spec("pemscl"), label="plain", **base), root=tmp_path, progress=False)
+    T.train(CF.preset("smoke", loss=LS.loss_spec("pemscl-ns"), label="ns", **base), root=tmp_path, progress=False)
+    T.train(CF.preset("smoke", loss=LS.loss_spec("atl"), label="atl", **base), root=tmp_path, progress=False)
     plain, ns, atl = seen["plain"], seen["ns"], seen["atl"]
     assert torch.equal(plain[0][1], ns[0][1]) and torch.equal(plain[0][1], atl[0][1])  # same initial head
     batches = [b for kind, b in plain if kind == "batch"]
@@ -262,11 +265,11 @@ def test_same_seed_different_losses_see_the_same_documents_in_the_same_order(tmp
 
 def test_convergence_rule_and_early_stopping(tmp_path, monkeypatch):
     # converged: best epoch followed by two epochs not beating it, or the last two gained <= 0.5 F1
-    assert T.converged([0.1, 0.3, 0.2, 0.25], best_epoch=2)
-    assert not T.converged([0.1, 0.3, 0.2], best_epoch=2)
-    assert T.converged([0.1, 0.300, 0.302, 0.304], best_epoch=4)
-    assert not T.converged([0.1, 0.2, 0.3, 0.4], best_epoch=4)
-    assert not T.converged([0.5], best_epoch=1)
+    assert RS.converged([0.1, 0.3, 0.2, 0.25], best_epoch=2)
+    assert not RS.converged([0.1, 0.3, 0.2], best_epoch=2)
+    assert RS.converged([0.1, 0.300, 0.302, 0.304], best_epoch=4)
+    assert not RS.converged([0.1, 0.2, 0.3, 0.4], best_epoch=4)
+    assert not RS.converged([0.5], best_epoch=1)
     # a dev curve that peaks at epoch 2 stops after epoch 4 with patience 2
     curve = iter([0.1, 0.5, 0.4, 0.45] + [0.9] * 10)
     real = T.report
@@ -286,52 +289,51 @@ def test_convergence_rule_and_early_stopping(tmp_path, monkeypatch):
 
     monkeypatch.setattr(T, "report", report)
     monkeypatch.setattr(T, "final_scores", final)
-    run = T.train(T.preset("smoke", epochs=8, patience=2, label="test-early"), root=tmp_path, progress=False)
+    run = T.train(CF.preset("smoke", epochs=8, patience=2, label="test-early"), root=tmp_path, progress=False)
     assert [h["dev_f1"] for h in run.history] == [0.1, 0.5, 0.4, 0.45]
     assert run.scores["best_epoch"] == 2 and run.scores["stopped_early"] and run.scores["converged"]
     assert run.scores["epochs_run"] == 4
 
 
 def test_min_epochs_delays_early_stopping():
-    cfg = T.preset("smoke", epochs=18, patience=3, min_epochs=15)
+    cfg = CF.preset("smoke", epochs=18, patience=3, min_epochs=15)
     peaked = [T.Selection("dev", f1=0.5, epoch=7)]  # best at epoch 7: patience is spent by epoch 10
     assert [e for e in range(1, 19) if T.should_stop(cfg, e, peaked)] == list(range(15, 19))
-    assert T.should_stop(T.override(cfg, min_epochs=None), 10, peaked)  # without it, epoch 10 ends the run
+    assert T.should_stop(CF.override(cfg, min_epochs=None), 10, peaked)  # without it, epoch 10 ends the run
     assert not T.should_stop(cfg, 16, [T.Selection("dev", f1=0.5, epoch=14)])  # patience still counts
-    assert not T.should_stop(T.override(cfg, patience=None), 18, peaked)
+    assert not T.should_stop(CF.override(cfg, patience=None), 18, peaked)
 
 
 def test_config_hash_ignores_defaults_resolves_values_and_is_versioned(monkeypatch):
     from pemscl import config as C
 
-    cfg = T.preset("smoke", device="cpu")
+    cfg = CF.preset("smoke", device="cpu")
     h = cfg.hashed()
     assert h["v"] == C.HASH_VERSION and "label" not in h and "encoder" not in h  # default encoder left out
     assert h["device_type"] == "cpu" and h["precision"] in ("fp32", "bfloat16")
     # "auto" hashes as what it resolves to here
     monkeypatch.setenv("PEMSCL_PRECISION", "fp32")
-    assert T.override(cfg, precision="auto").key() == T.override(cfg, precision="fp32").key()
-    assert T.override(cfg, precision="bf16").key() != T.override(cfg, precision="fp32").key()
+    assert CF.override(cfg, precision="auto").key() == CF.override(cfg, precision="fp32").key()
+    assert CF.override(cfg, precision="bf16").key() != CF.override(cfg, precision="fp32").key()
     # a field at its default hashes like an absent field: adding an option orphans nothing
-    assert T.override(cfg, patience=None).key() == cfg.key()
-    assert T.override(cfg, patience=2).key() != cfg.key()
+    assert CF.override(cfg, patience=None).key() == cfg.key()
+    assert CF.override(cfg, patience=2).key() != cfg.key()
     # min_epochs only delays early stopping: without patience it is the same run
-    assert T.override(cfg, min_epochs=5).key() == cfg.key()
-    assert T.override(cfg, patience=2, min_epochs=5).key() != T.override(cfg, patience=2).key()
+    assert CF.override(cfg, min_epochs=5).key() == cfg.key()
+    assert CF.override(cfg, patience=2, min_epochs=5).key() != CF.override(cfg, patience=2).key()
     monkeypatch.setattr(C, "HASH_VERSION", C.HASH_VERSION + 1)
     assert cfg.hashed()["v"] == C.HASH_VERSION
 
 
 def test_a_run_being_trained_by_another_process_is_refused_not_shared(tmp_path):
-    from pemscl import experiments as X
-    from pemscl import runs as RS
+    from pemscl import runner as R
 
-    cfg = T.preset("smoke", device="cpu", label="test-lock")
-    d = T.run_dir_for(cfg, tmp_path)
+    cfg = CF.preset("smoke", device="cpu", label="test-lock")
+    d = RS.run_dir_for(cfg, tmp_path)
     with RS.training(d):  # what another process's train() holds while it trains d
         with pytest.raises(RS.RunInProgress, match="another process"):
             T.train(cfg, root=tmp_path, progress=False)
         assert not d.exists()  # refused before writing anything
-        assert "skipped: trained by another process" in X._train_one(cfg, 1, tmp_path)
+        assert "skipped: trained by another process" in R._train_one(cfg, 1, tmp_path)
     run = T.train(cfg, root=tmp_path, progress=False)  # released: trains as usual
     assert run.dir == d and (d / "DONE").exists()

@@ -25,7 +25,10 @@ import torch
 
 from dist_helpers import run_ranks
 from train_helpers import no_dropout_build
+from pemscl import config as CF
 from pemscl import distributed
+from pemscl import losses as LS
+from pemscl import runs as RS
 from pemscl import train as T
 
 # device pinned: the ranks are CPU processes (dist_helpers), so the one-process reference is too
@@ -36,8 +39,8 @@ LOSSES = ("pemscl", "pemscl-ns", "afl", "ssr-pu")  # the new baselines too (issu
 RUN_CFG = dict(device="cpu", precision="fp32", epochs=1, seed=5, label="dist-run")  # smoke: 4 docs, batch 2, 2 + 2 eval docs
 
 
-def _step_cfg(loss: str) -> T.TrainConfig:
-    return T.preset("smoke", loss=T.loss_spec(loss), **STEP_CFG)
+def _step_cfg(loss: str) -> CF.TrainConfig:
+    return CF.preset("smoke", loss=LS.loss_spec(loss), **STEP_CFG)
 
 
 def _steps(d: distributed.Dist) -> dict[str, list[dict]]:
@@ -94,7 +97,7 @@ def step_results(tmp_path_factory):
 @pytest.mark.parametrize("loss", LOSSES)
 def test_distributed_steps_equal_one_process(step_results, loss):
     ref, ranks = step_results
-    lr_head = T.preset("smoke").lr_head
+    lr_head = CF.preset("smoke").lr_head
     for s, want in enumerate(ref[loss]):
         assert want["loss"] > 0 and any(float(g.abs().max()) > 0 for g in want["grads"].values())
         for rank, res in enumerate(ranks):
@@ -161,7 +164,7 @@ def dist_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("dist-run")
     results = tmp_path_factory.mktemp("dist-results")
     one_root = tmp_path_factory.mktemp("one-run")
-    cfg = T.preset("smoke", **RUN_CFG)
+    cfg = CF.preset("smoke", **RUN_CFG)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(T, "build", no_dropout_build(T.build))
         one = T.train(cfg, root=one_root, progress=False)  # also fills the caches before the ranks start
@@ -187,8 +190,8 @@ def test_distributed_run_writes_one_complete_folder_from_rank_0(dist_run):
     assert "dev F1" in r0["printed"] and r1["printed"] == ""
     lines = (results / "runs.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["folder"] == d.name
-    run = T.Run.load(d)
-    assert run.config == T.preset("smoke", **RUN_CFG)
+    run = RS.Run.load(d)
+    assert run.config == CF.preset("smoke", **RUN_CFG)
     assert run.scores["world_size"] == 2 and "f1" in run.scores["dev"] and "f1" in run.scores["test"]
     assert r1["scores"] == r0["scores"] == json.loads((d / "scores.json").read_text())
 
@@ -208,14 +211,14 @@ def test_distributed_run_equals_the_single_process_run(dist_run):
     assert a.keys() == b.keys()
     # two AdamW steps: parameters agree to a small fraction of one update (see the step test)
     worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-    assert worst < 0.1 * T.preset("smoke").lr_head and math.isfinite(worst)
+    assert worst < 0.1 * CF.preset("smoke").lr_head and math.isfinite(worst)
 
 
 def _rank_refused(d: distributed.Dist, root: str) -> str:
     from pemscl import runs
 
     try:
-        T.train(T.preset("smoke", **RUN_CFG), root=root, progress=False, dist=d)
+        T.train(CF.preset("smoke", **RUN_CFG), root=root, progress=False, dist=d)
     except runs.RunInProgress:
         return "refused"
     return "trained"
@@ -225,5 +228,5 @@ def test_a_held_run_folder_refuses_every_rank(tmp_path):
     from pemscl import runs
 
     # before: rank 0 alone raised and rank 1 went on to train, stuck at its first collective
-    with runs.training(T.run_dir_for(T.preset("smoke", **RUN_CFG), tmp_path)):
+    with runs.training(RS.run_dir_for(CF.preset("smoke", **RUN_CFG), tmp_path)):
         assert run_ranks(_rank_refused, 2, str(tmp_path), timeout_s=60) == ["refused", "refused"]

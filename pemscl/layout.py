@@ -1,0 +1,36 @@
+"""Where things lie on disk: the files of a run folder and of an exported folder.
+
+A run folder (runs/<regime>-<loss>-<key>/, pemscl.runs) is written by pemscl.train and read by
+the tables, the notebooks and pemscl.export; an exported folder (pemscl.export) is what leaves
+the workbench. Both layouts are named here once, so that every module that reads a folder agrees
+with the one that wrote it, and so that the model can recognise an exported encoder without
+importing the exporter (which builds on the model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# --------------------------------------------------------------------------- a run folder
+MODEL_FILE = "model.pt"  # the trainable parameters (torch.save of tensors; loaded weights_only)
+
+
+def checkpoint_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / MODEL_FILE
+
+
+# --------------------------------------------------------------------------- an exported folder
+MARKER = "pemscl_export.json"  # its presence makes a folder an export
+ENCODER_DIR = "encoder"  # Hugging Face save_pretrained of the encoder with the fine-tuned layers
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether `path` is an exported folder (it holds the marker file)."""
+    return (Path(path) / MARKER).is_file()
+
+
+def is_exported_encoder(path: str | Path) -> bool:
+    """Whether `path` is the encoder/ subfolder of an exported folder: model.resolve_encoder takes
+    it as it is, also under a dry run (which maps every other encoder name to a tiny stand-in)."""
+    p = Path(path)
+    return p.name == ENCODER_DIR and is_export(p.parent)
