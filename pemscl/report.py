@@ -474,7 +474,7 @@ def update_readme(md: str, path: str | Path | None = None) -> Path:
     return update_section(md, Path(path) if path is not None else readme_path(), SUMMARY_START, SUMMARY_END)
 
 
-BRIEF_COLS = [c for c in CLAIM_COLS if c[0] in ("claim", "verdict", "ours: A − B [95% CI]", "seeds", "paper")]
+SUMMARY_COLS = [c for c in CLAIM_COLS if c[0] in ("claim", "verdict", "ours: A − B [95% CI]", "seeds", "paper")]
 
 
 def summary_markdown(tables: Mapping, claim_rows: Sequence[Mapping], results_link: str = "docs/results.md") -> str:
@@ -487,7 +487,7 @@ def summary_markdown(tables: Mapping, claim_rows: Sequence[Mapping], results_lin
         f"every table, interval, note and figure is in [{results_link}]({results_link}). A − B in F1 points on "
         "gold test, 95% interval over documents and seeds; *paper*: the paper's effect (RoBERTa-large, full "
         "data), whose direction, not size, should carry over.", "",
-        table_md(claim_rows, BRIEF_COLS), "",
+        table_md(claim_rows, SUMMARY_COLS), "",
         *[line for line in summary_lines(tables, claim_rows) if line.startswith(keep)]])
 
 
