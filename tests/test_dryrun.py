@@ -27,7 +27,7 @@ from pemscl import runs as RS
 from pemscl.model import resolve_encoder
 
 REPO = Path(__file__).resolve().parents[1]
-WATCHED = ("runs", "results", "figures", "README.md", "executed/paper", "data")
+WATCHED = ("runs", "results", "figures", "README.md", "docs", "executed/paper", "data")
 N_TRAIN = 8  # 2 optimiser steps x the paper presets' batch of 4
 EXPECTED_FAMILY = {"roberta-large": "roberta", "microsoft/deberta-large": "deberta",
                    "microsoft/deberta-v2-xlarge": "deberta-v2"}
@@ -236,7 +236,8 @@ def test_pipeline_dry_run_executes_the_notebooks(dry, capsys):
     results = json.loads((dr.results / "results.json").read_text())
     assert results["tables"]["profile"] == "paper" and not any(results["tables"]["missing"].values())
     assert [r["label"] for r in results["tables"]["table3"]] == ["PEMSCL", "no EM", "no SCL", "no EM, no SCL"]
-    assert "Results (profile `paper`)" in dr.readme.read_text()
+    assert "Results (profile `paper`)" in (dr.readme.parent / "docs" / "results.md").read_text()
+    assert "Profile `paper`" in dr.readme.read_text()  # the README copy's summary
     assert (dr.figures / "07_claims_forest.html").is_file()
     assert os.environ.get(DR.ENV) is None
     assert untouched(dry["before"], dry["busy"] or trained_elsewhere())
