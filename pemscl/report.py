@@ -1,8 +1,8 @@
 """Writing the results: Markdown tables, results/results.{json,md}, docs/results.md, the README's summary.
 
-    from pemscl import claims, report, tables
-    runs = tables.gather_runs()
-    t, c = tables.build_tables(runs, "cpu"), claims.judge(runs, "cpu")
+    from pemscl import claims, report, runs, tables
+    all_runs = runs.gather_runs()
+    t, c = tables.build_tables(all_runs, "cpu"), claims.judge(all_runs, "cpu")
     report.write_results(t, c)                      # results/results.json and results/results.md
     report.write_docs(t, c)                         # docs/results.md (the whole section), README.md (its summary)
 
