@@ -328,7 +328,10 @@ def validate_docs(docs: Sequence[Any], source: str = "docs",
 
     `labels` may be absent (an unlabelled test set) and then counts as []. Relation codes are
     checked against `rel2id` (default: meta/rel2id.json). Duplicate titles are allowed (documents
-    are addressed by position) but reported in one warning.
+    are addressed by position) but reported in one warning. Titles, words, mention names and
+    types (optional) are strings that UTF-8 can encode; indices are ints, never bools; `evidence`
+    (optional) lists sentence indices (None entries tolerated, as BC5CDR writes them). Duplicate
+    labels are valid here: load_docs and the regimes remove and count them.
     """
     vocab = load_rel2id() if rel2id is None else rel2id
     if not isinstance(docs, (list, tuple)):
