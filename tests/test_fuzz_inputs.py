@@ -19,8 +19,9 @@ index and the field -- and then the independent checker here must agree that the
 broken at that field. Any other exception, an accepted broken input or a refused valid one
 fails the test.
 
-Document mutation kinds (23): 1 drop a field (any depth), 2 retype a field (any depth: None,
-bool, int, float, NaN, string, list, dict), 3 remove a list element (sentence, word, entity,
+Document mutation kinds (24): 1 drop a field (any depth), 2 retype a field (any depth: None,
+bool, int, float, NaN, string, list, dict), 24 retype an index (sent_id, pos, h, t, evidence)
+as a near-int (true, 1.0, "1", None, [1]), 3 remove a list element (sentence, word, entity,
 mention, label, evidence), 4 index out of range (sent_id, pos start / end, h, t, evidence),
 5 empty span, 6 reversed span, 7 overlapping span (an extra mention), 8 whole-sentence span,
 9 unicode text (combining marks, RTL, emoji, ZWJ, zero-width, BOM, NUL, tabs) in title / words /
@@ -241,6 +242,26 @@ def m_retype_field(draw, doc, ctx):
     return f"retype {path}"
 
 
+def m_retype_index(draw, doc, ctx):
+    # an index as a value that == an int but is not one (JSON true, 1.0, "1"): easy to take for valid
+    where = draw(st.sampled_from(["sent_id", "pos", "h", "t", "evidence"]))
+    value = draw(st.sampled_from([True, False, 0.0, 1.0, "0", "1", None, [1]]))
+    if where in ("sent_id", "pos"):
+        e, m = draw(st.sampled_from(_mentions(doc)))
+        men = doc["vertexSet"][e][m]
+        if where == "sent_id":
+            men["sent_id"] = value
+        else:
+            men["pos"][draw(st.integers(0, 1))] = value
+    elif doc.get("labels"):
+        lab = doc["labels"][draw(st.integers(0, len(doc["labels"]) - 1))]
+        if where == "evidence":
+            lab["evidence"] = [value]
+        else:
+            lab[where] = value
+    return f"retype index {where}"
+
+
 def m_remove_element(draw, doc, ctx):
     what = draw(st.sampled_from(["sentence", "word", "entity", "mention", "label", "evidence"]))
     if what == "sentence":
@@ -416,7 +437,7 @@ def m_extra_field(draw, doc, ctx):
     return f"extra field on {target}"
 
 
-DOC_MUTATIONS = [m_drop_field, m_retype_field, m_remove_element, m_out_of_range, m_span, m_unicode,
+DOC_MUTATIONS = [m_drop_field, m_retype_field, m_retype_index, m_remove_element, m_out_of_range, m_span, m_unicode,
                  m_lone_surrogate, m_huge, m_duplicate_labels, m_duplicate_entity, m_label_content,
                  m_empty_container, m_extra_field]
 
@@ -453,16 +474,27 @@ def expected_clean(doc, no_relation=None):
 
 
 # --------------------------------------------------------------------------- fixtures
+class _Seeds(dict):
+    # a failing example prints its arguments: the seed documents' indices, not their full text
+    def __repr__(self) -> str:
+        return f"<seed documents: Re-DocRED dev {REDOCRED_SEEDS}, BC5CDR train {CDR_SEEDS}>"
+
+
 @pytest.fixture(scope="module")
 def seeds(data_dir):
     red = json.loads((data_dir / "redocred/dev_revised.json").read_text())
     cdr = json.loads((data_dir / "cdr/train.json").read_text())
-    return {"redocred": [red[i] for i in REDOCRED_SEEDS], "cdr": [cdr[i] for i in CDR_SEEDS]}
+    return _Seeds(redocred=[red[i] for i in REDOCRED_SEEDS], cdr=[cdr[i] for i in CDR_SEEDS])
+
+
+class _Vocab(dict):
+    def __repr__(self) -> str:
+        return f"<meta/rel2id.json: {len(self)} classes>"
 
 
 @pytest.fixture(scope="module")
 def rel2id(data_dir):
-    return D.load_rel2id(data_dir)
+    return _Vocab(D.load_rel2id(data_dir))
 
 
 @pytest.fixture(scope="module")
