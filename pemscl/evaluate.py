@@ -499,6 +499,32 @@ def read_predictions(path: str | Path, relations: Iterable[str] | None = None) -
     return rows
 
 
+def read_documents(path: str | Path, relations: Iterable[str] | None = None, labelled: bool = False) -> list[dict]:
+    """Gold or training documents of the CLI, checked as pemscl.data checks any DocRED file
+    (data.DocumentError naming the file, document and field), so that a broken file never
+    surfaces as a KeyError mid-scoring. Relations are checked against `relations` when given,
+    else only for being codes (strings): the scorer needs no vocabulary. `labelled`: every
+    document must have `labels` (gold: an unlabelled one cannot be scored). Duplicate labels
+    stay: the scorer de-duplicates facts itself."""
+    from . import data as D
+
+    try:
+        docs = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise D.DocumentError(f"{path}: not a valid UTF-8 JSON file ({e})") from None
+    if not isinstance(docs, list):
+        raise D.DocumentError(f"{path}: expected a JSON list of documents, got {type(docs).__name__}")
+    if relations is None:  # the documents' own codes; anything else in `r` fails as not a string
+        relations = {lab["r"] for d in docs if isinstance(d, dict) and isinstance(d.get("labels"), list)
+                     for lab in d["labels"] if isinstance(lab, dict) and isinstance(lab.get("r"), str)}
+    D.validate_docs(docs, source=str(path), rel2id=dict.fromkeys(relations, 0))
+    for i, doc in enumerate(docs):
+        if labelled and "labels" not in doc:
+            raise D.DocumentError(f"{path}: document {i} (title {doc['title']!r}): field labels: missing "
+                                  "(an unlabelled gold document cannot be scored)")
+    return docs
+
+
 # --------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> dict:
     """python -m pemscl.evaluate PRED.json GOLD.json [--train TRAIN.json | --facts TRAIN.fact]"""
@@ -511,10 +537,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--relations", help="rel2id.json: refuse predicted relations outside it "
                                         "(without it they count as wrong predictions, as in the official script)")
     args = ap.parse_args(argv)
-    gold = json.loads(Path(args.gold).read_text(encoding="utf-8"))
-    train = json.loads(Path(args.train).read_text(encoding="utf-8")) if args.train else None
-    facts = read_fact_file(args.facts) if args.facts else None
     vocab = json.loads(Path(args.relations).read_text(encoding="utf-8")) if args.relations else None
+    gold = read_documents(args.gold, vocab, labelled=True)
+    train = read_documents(args.train, vocab) if args.train else None
+    facts = read_fact_file(args.facts) if args.facts else None
     preds = read_predictions(args.predictions, relations=vocab)
     resolve_predictions(preds, gold, source=args.predictions)  # so that its errors name the file
     rep = full_report(preds, gold, train, train_facts=facts)
@@ -525,8 +551,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
 if __name__ == "__main__":
     import sys
 
+    from .data import DocumentError
+
     try:
         main()
-    except PredictionError as e:  # a bad prediction file: one line, not a traceback
+    except (PredictionError, DocumentError) as e:  # a bad input file: one line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -9,7 +9,8 @@ the entry points that read outside data:
     features.featurize with the MiniLM tokenizer on whatever loads;
   - data.CustomRegime(... BC5CDR's settings ...).load (validation, entity types, NR removal,
     duplicates, evidence [None]);
-  - evaluate.read_predictions, evaluate.score and the CLI (evaluate.main) on prediction files.
+  - evaluate.read_predictions, evaluate.score and the CLI (evaluate.main) on prediction files,
+    and the CLI on a gold file mutated as the documents above.
 
 The property, everywhere: either the input is accepted and the facts come out exactly as an
 independent count over the mutated input says (labels in the file minus the reported
@@ -38,7 +39,8 @@ disagreeing title, agreeing, null), 11 a row that is not an object; at file leve
 is not a list, 13 invalid JSON / undecodable bytes.
 
 Examples per run (derandomized, the same every run): 500 DocRED-format documents + 300 BC5CDR
-+ 400 prediction files + 50 + 50 whole files = 1,300, about 20 s on one core. About 30% of the
++ 400 prediction files + 200 gold files for the CLI + 50 + 50 whole files = 1,500, about 25 s
+on one core. About 30% of the
 document examples are accepted (and then featurized); the rest must be refused at the right field.
 """
 
@@ -768,6 +770,46 @@ def test_prediction_files_score_or_name_the_broken_entry(data, seeds, rel2id, fo
     assert (s["n_pred"], s["n_correct"], s["n_gold"]) == (len(facts), len(facts & gold_facts), len(gold_facts))
     assert all(rep[key] == s[key] for key in ("n_pred", "n_correct", "n_gold", "f1"))
     assert not math.isnan(s["f1"])
+
+
+@settings(max_examples=200, **FUZZ)
+@given(data=st.data())
+def test_cli_gold_documents_score_or_name_the_broken_field(data, seeds, rel2id, folder):
+    """The scorer's CLI on a mutated gold file: scores, or DocumentError naming the gold file, the
+    document and the field (a broken gold file used to surface as a KeyError while scoring)."""
+    draw = data.draw
+    gold = copy.deepcopy(seeds["redocred"])
+    i = draw(st.integers(0, len(gold) - 1))
+    kinds = mutate(draw, gold[i], {"vocab": rel2id, "types": None})
+    problems = doc_problems(gold[i], rel2id) | ({"labels"} if isinstance(gold[i], dict) and "labels" not in gold[i]
+                                                else set())  # gold must be labelled to be scored
+    # predictions made on the unmutated documents: a valid gold file may still misalign them
+    # (an entity removed), which must then be a PredictionError naming the prediction file
+    rows = E.predictions_from_labels(seeds["redocred"])
+    pred_path, gold_path = folder / "pred_g.json", folder / "gold_g.json"
+    _write(pred_path, rows)
+    _write(gold_path, gold)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # duplicate titles: reported, not fatal
+            rep = E.main([str(pred_path), str(gold_path), "--relations", str(folder / "meta/rel2id.json")])
+    except D.DocumentError as e:
+        event("refused: gold")
+        assert_names_doc_and_field(e, str(gold_path), i, gold[i], problems)
+        return
+    except E.PredictionError as e:
+        event("refused: predictions")
+        assert not problems, f"{kinds}: accepted a gold document broken at {sorted(problems)}"
+        problem = pred_problem(rows[e.index], gold, rel2id)
+        assert e.source == str(pred_path) and problem is not None and problem[0] == e.field, str(e)
+        return
+    event("accepted")
+    assert not problems, f"{kinds}: accepted a gold document broken at {sorted(problems)}"
+    titles = [d["title"] for d in gold]
+    gold_facts = {(k, *_key(lab)) for k, d in enumerate(gold) for lab in d["labels"]}
+    pred_facts = {(titles.index(r["title"]), r["h_idx"], r["t_idx"], r["r"]) for r in rows}
+    assert (rep["n_gold"], rep["n_pred"], rep["n_correct"]) == (len(gold_facts), len(pred_facts),
+                                                                len(gold_facts & pred_facts))
 
 
 @settings(max_examples=50, **FUZZ)
