@@ -327,6 +327,30 @@ def test_prediction_errors_name_file_entry_and_field(tmp_path):
         assert (e.value.source, e.value.index) == (str(path), None) and str(path) in str(e.value)
 
 
+def test_cli_names_a_broken_gold_file_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    from pemscl.data import DocumentError
+
+    gold = json.loads(json.dumps(GOLD))
+    del gold[1]["labels"][0]["h"]  # was a KeyError while scoring
+    for name, obj in (("pred.json", PREDS), ("gold.json", gold)):
+        (tmp_path / name).write_text(json.dumps(obj))
+    with pytest.raises(DocumentError, match=rf"^{tmp_path / 'gold.json'}: document 1 \(title 'Beta'\): field labels\[0\].h: missing"):
+        E.main([str(tmp_path / "pred.json"), str(tmp_path / "gold.json")])
+    (tmp_path / "gold.json").write_text(json.dumps([dict(BETA, labels=[]), {k: v for k, v in ALPHA.items() if k != "labels"}]))
+    with pytest.raises(DocumentError, match="document 1 .*field labels: missing"):
+        E.main([str(tmp_path / "pred.json"), str(tmp_path / "gold.json")])
+    # from the shell: one line on stderr, exit status 2
+    (tmp_path / "pred.json").write_text("[{")
+    (tmp_path / "gold.json").write_text(json.dumps(GOLD))
+    out = subprocess.run([sys.executable, "-m", "pemscl.evaluate", str(tmp_path / "pred.json"),
+                          str(tmp_path / "gold.json")], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith(f"error: {tmp_path / 'pred.json'}: not a valid UTF-8 JSON")
+    assert "Traceback" not in out.stderr
+
+
 def test_cli_scores_files(tmp_path, capsys):
     for name, obj in (("pred.json", PREDS), ("gold.json", GOLD), ("train.json", TRAIN)):
         (tmp_path / name).write_text(json.dumps(obj))
