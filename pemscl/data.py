@@ -264,18 +264,15 @@ def load_docs(rel_path_or_path: str | Path, root: str | Path | None = None,
     return docs
 
 
-def _drop_duplicates(docs: list[dict], source: str, labelled: bool = False) -> list[dict]:
-    """clean_labels without a no-relation label, warned about when it removed anything.
-
-    Documents it does not change are returned as they are (the same objects).
-    """
-    out, counts = clean_labels(docs, no_relation=None, labelled=labelled)
-    if not (counts["duplicates"] or counts["evidence_none"] or counts["missing_labels"]):
+def _drop_duplicates(docs: list[dict], source: str) -> list[dict]:
+    """clean_labels without a no-relation label (documents without labels stay so), warned
+    about when it removed anything. Documents it does not change are returned as they are."""
+    out, counts = clean_labels(docs, no_relation=None, labelled=False)
+    if not (counts["duplicates"] or counts["evidence_none"]):
         return docs
     what = [f"{counts['duplicates']:,} duplicate labels removed (same h, t, r in a document; the first kept)"
             if counts["duplicates"] else "",
-            f"None removed from the evidence of {counts['evidence_none']:,} labels" if counts["evidence_none"] else "",
-            f"{counts['missing_labels']:,} documents without labels (all pairs NA)" if counts["missing_labels"] else ""]
+            f"None removed from the evidence of {counts['evidence_none']:,} labels" if counts["evidence_none"] else ""]
     warnings.warn(DataCleaningWarning(f"{source}: " + "; ".join(w for w in what if w)
                                       + f"; {counts['kept']:,} labels kept", counts, source), stacklevel=3)
     return [new if new != old else old for new, old in zip(out, docs)]
