@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import data as D
 from .utils import atomic_write_json
 
 # (document position in gold_docs, head entity index, tail entity index, relation code)
@@ -506,8 +507,6 @@ def read_documents(path: str | Path, relations: Iterable[str] | None = None, lab
     else only for being codes (strings): the scorer needs no vocabulary. `labelled`: every
     document must have `labels` (gold: an unlabelled one cannot be scored). Duplicate labels
     stay: the scorer de-duplicates facts itself."""
-    from . import data as D
-
     try:
         docs = json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -551,10 +550,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
 if __name__ == "__main__":
     import sys
 
-    from .data import DocumentError
-
     try:
         main()
-    except (PredictionError, DocumentError) as e:  # a bad input file: one line, not a traceback
+    except (PredictionError, D.DocumentError) as e:  # a bad input file: one line, not a traceback
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -24,6 +24,7 @@ from . import gpu_check
 from . import leaderboard as LB
 from . import runs as RS
 from .config import HASH_VERSION
+from .fmt import interval, pct, pts, table_md
 from .published import PUBLISHED
 from .runs import FLAT_GAIN
 from .utils import REPO, atomic_write_text, figures_dir, readme_path, results_dir, to_jsonable
@@ -37,43 +38,6 @@ RESULTS_DOC = Path("docs") / "results.md"
 
 
 # --------------------------------------------------------------------------- cells
-def pct(mean: float | None, std: float | None = None, n: int | None = None) -> str:
-    """'55.3 ± 0.4' in % (std shown when there is one)."""
-    if mean is None:
-        return "–"
-    s = f"{100 * mean:.1f}"
-    if std is not None:
-        s += f" ± {100 * std:.1f}"
-    return s
-
-
-def pts(x: float | None, sign: bool = True) -> str | None:
-    """A difference (fraction) in F1 points: 0.0123 -> '+1.23'."""
-    return None if x is None else (f"{100 * x:+.2f}" if sign else f"{100 * x:.2f}")
-
-
-def interval(diff: float | None, low: float | None, high: float | None) -> str | None:
-    """'+1.23 [-0.40, +2.80]' in points; the bare difference when there is no interval."""
-    if diff is None:
-        return None
-    return pts(diff) + ("" if low is None or high is None else f" [{pts(low)}, {pts(high)}]")
-
-
-def table_md(rows: Sequence[Mapping], columns: Sequence[tuple[str, Any]]) -> str:
-    """A Markdown table; columns are (header, key or function of the row). No rows: a line saying
-    so (a bare header row reads like a rendering fault)."""
-    if not rows:
-        return "_No runs of this table are recorded yet._"
-    head = "| " + " | ".join(h for h, _ in columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = []
-    for r in rows:
-        cells = []
-        for _, get in columns:
-            v = get(r) if callable(get) else r.get(get)
-            cells.append("–" if v is None else str(v))
-        body.append("| " + " | ".join(cells) + " |")
-    return "\n".join([head, sep, *body])
 
 
 def show_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, Any]]):

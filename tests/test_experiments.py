@@ -11,6 +11,7 @@ import pytest
 from pemscl import claims as C
 from pemscl import config as CF
 from pemscl import experiments as X
+from pemscl import fmt as FMT
 from pemscl import losses as LS
 from pemscl import report as REP
 from pemscl import runner as R
@@ -622,11 +623,13 @@ def test_a_run_trained_again_for_its_weights_leaves_the_record_alone(tmp_path, m
 
 
 def test_pct_and_table_md():
-    assert REP.pct(0.5234, 0.0123) == "52.3 ± 1.2" and REP.pct(0.5) == "50.0" and REP.pct(None) == "–"
-    assert REP.interval(0.0123, -0.004, 0.028) == "+1.23 [-0.40, +2.80]" and REP.interval(None, 0, 0) is None
-    md = REP.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
+    assert FMT.pct(0.5234, 0.0123) == "52.3 ± 1.2" and FMT.pct(0.5) == "50.0" and FMT.pct(None) == "–"
+    assert FMT.pct(0.52346, digits=2) == "52.35" and FMT.pct(None, missing=None) is None
+    assert FMT.pts(-0.004) == "-0.40" and FMT.pts(0.0123, digits=1) == "+1.2" and FMT.pts(None) is None
+    assert FMT.interval(0.0123, -0.004, 0.028) == "+1.23 [-0.40, +2.80]" and FMT.interval(None, 0, 0) is None
+    md = FMT.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
     assert md.splitlines() == ["| A | B | C |", "|---|---|---|", "| 1 | – | 2 |"]
-    assert REP.table_md([], [("A", "a")]) == "_No runs of this table are recorded yet._"
+    assert FMT.table_md([], [("A", "a")]) == "_No runs of this table are recorded yet._"
 
 
 def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path(tmp_path):
