@@ -51,9 +51,8 @@ from . import tiny
 from .config import PRESETS, TrainConfig, config_from_dict
 from .features import load_tokenizer, marker_ids
 from .fmt import pct
-from .layout import ENCODER_DIR, MARKER, is_export
+from .layout import ENCODER_DIR, MARKER, checkpoint_path, is_export
 from .losses import LossSpec
-from .layout import checkpoint_path
 from .model import DocREModel, ModelConfig, checkpoint_classes, resolve_encoder
 from .utils import atomic_write_json, atomic_write_text, read_json, resolve_device
 
