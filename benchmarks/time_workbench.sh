@@ -10,8 +10,8 @@
 # cpu and paper use the runs recorded in results/runs.jsonl (RETRAIN=0), as `make workbench
 # PROFILE=cpu` does on a fresh clone, and train only the models notebooks 05/06 load.
 # IN_PLACE=1 times `make workbench` in this checkout instead of a clone (its venv as it is), so
-# that what the notebooks write (results, figures, README section, executed/) stays here: the
-# closing run of a profile, timed once.
+# that what the notebooks write (results, figures, the README summary and docs/results.md,
+# executed/) stays here: the closing run of a profile, timed once.
 #
 #   benchmarks/time_workbench.sh                          # profile quick (make workbench's default)
 #   PROFILE=smoke benchmarks/time_workbench.sh            # minutes: checks the script itself

@@ -7,7 +7,7 @@
 profile = "cpu"  # smoke | cpu | paper (the pipeline sets it)
 
 # %%
-from pemscl import experiments, figures, report, runner
+from pemscl import experiments, figures, fmt, report, runner
 from pemscl.pipeline import write_summary
 from pemscl.utils import resolve_device, resolve_precision
 FIG = figures.figures_dir()
@@ -42,7 +42,7 @@ fig
 
 # %%
 KEYS = ["ign_f1", "f1", "precision", "recall", "head_f1", "mid_f1", "tail_f1", "intra_f1", "inter_f1"]
-score_rows = [{"split": s, **{k: report.pct(run.scores[s].get(k)) for k in KEYS}} for s in ("dev", "test")
+score_rows = [{"split": s, **{k: fmt.pct(run.scores[s].get(k)) for k in KEYS}} for s in ("dev", "test")
               if s in run.scores]
 print(f"best epoch {run.scores['best_epoch']}, {run.scores['seconds']:.0f}s on {run.scores['device']}, "
       f"peak RSS {run.scores['peak_rss_mb']:.0f} MB")

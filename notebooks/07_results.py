@@ -1,7 +1,8 @@
 # %% [markdown]
 # # 07 · Results
 # Every run of this profile's experiments (local run folders and the record `results/runs.jsonl`), gathered
-# into the paper's tables, a verdict per claim, `results/results.{json,md}` and the README's results section.
+# into the paper's tables, a verdict per claim, `results/results.{json,md}`, `docs/results.md` and the README's
+# results in short.
 # Nothing is trained here.
 
 # %% tags=["parameters"]
@@ -13,7 +14,7 @@ from pemscl import claims, faithfulness, figures, leaderboard, published, report
 from pemscl.pipeline import write_summary
 from pemscl.runs import gather_runs
 from pemscl.tables import build_tables
-from pemscl.utils import atomic_write_json, readme_path, results_dir, runs_dir
+from pemscl.utils import atomic_write_json, results_dir, runs_dir
 FIG = figures.figures_dir()
 saved = {}  # figure name -> files written, for the summary at the end
 
@@ -114,21 +115,22 @@ fig
 
 # %% [markdown]
 # ## Written files
-# The README and docs/FAITHFULNESS.md are updated only for the cpu and paper profiles (or when PEMSCL_README points
-# elsewhere: the doc moves with it), so smoke numbers never land in them.
+# The README's summary, docs/results.md and docs/FAITHFULNESS.md are updated only for the cpu and paper profiles
+# (or when PEMSCL_README points elsewhere: the docs move with it), so smoke numbers never land in them.
 
 # %%
 paths = report.write_results(tables, verdicts, runs=runs)  # merges this profile's runs into runs.jsonl
 paths["leaderboard"] = results_dir() / "leaderboard.json"
 atomic_write_json(paths["leaderboard"], board)
-readme = faith_doc = None
+readme = results_doc = faith_doc = None
 if profile in ("cpu", "paper") or os.environ.get("PEMSCL_README"):
-    md = report.markdown(tables, verdicts, level=3, figures_from=readme_path().parent)
-    readme = report.update_readme(md)
+    written = report.write_docs(tables, verdicts)  # docs/results.md (the whole section), the README's summary
+    readme, results_doc = written["readme"], written["results_doc"]
     faith_doc = faithfulness.write_doc(tables)  # docs/FAITHFULNESS.md beside the README, with the measured effects
-print(paths, readme, faith_doc)
+print(paths, readme, results_doc, faith_doc)
 
 # %%
 write_summary("07_results", {"results": {k: str(v) for k, v in paths.items()}, "readme": str(readme),
+                             "results_doc": str(results_doc),
                              "faithfulness_doc": str(faith_doc),
                              "verdicts": {c["id"]: c["verdict"] for c in verdicts}, "figures": saved}, profile)

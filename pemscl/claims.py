@@ -25,7 +25,7 @@ used for the verdict: dev selected the epochs, so it is optimistic.
 
 Each row also names the compared runs that were cut short (`cut_short`): runs whose curve on
 the claim's dev set (gold dev for the original-label claims, whose numbers are gold test) had
-not converged by the rule of train.converged. The verdict does not change; the reader learns
+not converged by the rule of runs.converged. The verdict does not change; the reader learns
 which numbers may not be end points and by how much their curve still rose.
 """
 
@@ -202,7 +202,7 @@ def lend_seed_spread(rows: Sequence[dict]) -> list[dict]:
 
 
 def cut_short(runs: Iterable[RS.Run], dev_split: str) -> list[dict]:
-    """The runs (each once) whose F1 curve on `dev_split` had not converged (train.converged)
+    """The runs (each once) whose F1 curve on `dev_split` had not converged (runs.converged)
     by their last epoch: label, key, the dev set, and the gain of their last two epochs. A run
     without that curve in its history is left out: there is nothing to judge it on."""
     out, seen = [], set()

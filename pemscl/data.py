@@ -113,6 +113,18 @@ class DocumentError(ValueError):
     """A document breaks the DocRED format; the message names source, index, title and field."""
 
 
+class DataCleaningWarning(UserWarning):
+    """Loading removed something from valid documents (duplicate labels, None in evidence).
+
+    `counts` holds what was removed, as clean_labels counts it; `source` names the file or regime.
+    """
+
+    def __init__(self, message: str, counts: Mapping[str, int] | None = None, source: str = ""):
+        super().__init__(message)
+        self.counts = dict(counts or {})
+        self.source = source
+
+
 # --------------------------------------------------------------------------- data directory
 def data_dir() -> Path:
     """$PEMSCL_DATA, else <repo>/data when it holds the files, else <repo>/../shared/data."""
@@ -220,11 +232,15 @@ def data_file(rel_path: str, root: str | Path | None = None, verify: bool = True
 
 # --------------------------------------------------------------------------- loading
 def load_docs(rel_path_or_path: str | Path, root: str | Path | None = None,
-              validate: bool = True) -> list[dict]:
+              validate: bool = True, clean: bool = True) -> list[dict]:
     """Documents from a JSON list.
 
     A `str` that is not an absolute path is taken relative to the data directory (and
-    checksum-verified); a `Path` or absolute string is read as it is.
+    checksum-verified); a `Path` or absolute string is read as it is. With `validate`, every
+    document is checked (DocumentError naming file, document and field), and then, with `clean`,
+    exact duplicate labels (same h, t, r in a document) are removed after the first and None
+    entries of evidence lists dropped, as the BC5CDR regime does: counted, and reported in one
+    DataCleaningWarning. Without `validate` the file's content comes back as it is.
     """
     if isinstance(rel_path_or_path, str) and not os.path.isabs(rel_path_or_path):
         rel = rel_path_or_path[2:] if rel_path_or_path.startswith("./") else rel_path_or_path
@@ -234,13 +250,32 @@ def load_docs(rel_path_or_path: str | Path, root: str | Path | None = None,
         if not path.is_file():
             raise DataNotFoundError(f"data file {path} not found")
         source, vocab = str(path), None
-    with open(path) as f:
-        docs = json.load(f)
+    try:  # UTF-8 whatever the locale; a broken file is an error naming it, not a bare decoder error
+        with open(path, encoding="utf-8") as f:
+            docs = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DocumentError(f"{source}: not a valid UTF-8 JSON file ({e})") from None
     if not isinstance(docs, list):
         raise DocumentError(f"{source}: expected a JSON list of documents, got {type(docs).__name__}")
     if validate:
         validate_docs(docs, source=source, rel2id=vocab if vocab is not None else load_rel2id(root))
+        if clean:
+            docs = _drop_duplicates(docs, source)
     return docs
+
+
+def _drop_duplicates(docs: list[dict], source: str) -> list[dict]:
+    """clean_labels without a no-relation label (documents without labels stay so), warned
+    about when it removed anything. Documents it does not change are returned as they are."""
+    out, counts = clean_labels(docs, no_relation=None, labelled=False)
+    if not (counts["duplicates"] or counts["evidence_none"]):
+        return docs
+    what = [f"{counts['duplicates']:,} duplicate labels removed (same h, t, r in a document; the first kept)"
+            if counts["duplicates"] else "",
+            f"None removed from the evidence of {counts['evidence_none']:,} labels" if counts["evidence_none"] else ""]
+    warnings.warn(DataCleaningWarning(f"{source}: " + "; ".join(w for w in what if w)
+                                      + f"; {counts['kept']:,} labels kept", counts, source), stacklevel=3)
+    return [new if new != old else old for new, old in zip(out, docs)]
 
 
 def load_rel2id(root: str | Path | None = None) -> dict[str, int]:
@@ -271,15 +306,33 @@ def relation_names(root: str | Path | None = None) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- validation
+def _is_index(v: Any) -> bool:
+    # JSON true/false load as bool, a subclass of int: never an index
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_docs(docs: Sequence[Any], source: str = "docs",
                   rel2id: Mapping[str, int] | None = None) -> list[dict]:
     """Check every document; raise DocumentError at the first problem. Returns `docs` unchanged.
 
     `labels` may be absent (an unlabelled test set) and then counts as []. Relation codes are
     checked against `rel2id` (default: meta/rel2id.json). Duplicate titles are allowed (documents
-    are addressed by position) but reported in one warning.
+    are addressed by position) but reported in one warning. Titles, words, mention names and
+    types (optional) are strings that UTF-8 can encode; indices are ints, never bools; `evidence`
+    (optional) lists sentence indices (None entries tolerated, as BC5CDR writes them). Duplicate
+    labels are valid here: load_docs and the regimes remove and count them.
     """
     vocab = load_rel2id() if rel2id is None else rel2id
+    if not isinstance(docs, (list, tuple)):
+        raise DocumentError(f"{source}: expected a list of documents, got {type(docs).__name__}")
 
     for i, doc in enumerate(docs):
         title = doc.get("title") if isinstance(doc, dict) else None
@@ -289,54 +342,84 @@ def validate_docs(docs: Sequence[Any], source: str = "docs",
 
         def require(obj: Any, where: str, what: str, keys: tuple[str, ...]) -> None:
             if not isinstance(obj, dict):
-                fail(where, f"{what} must be a dict")
+                fail(where, f"{what} must be a dict, got {type(obj).__name__}")
             for key in keys:
                 if key not in obj:
                     fail(f"{where}.{key}", "missing")
+
+        def text(value: Any, fld: str) -> None:
+            # a lone surrogate (JSON allows "\ud83d", e.g. half of a cut emoji) is a str that cannot
+            # be written as UTF-8: hashing titles, caching features and tokenising would fail later
+            if not isinstance(value, str):
+                fail(fld, f"must be a string, got {type(value).__name__}")
+            if not _utf8(value):
+                fail(fld, f"{value!r} is not valid Unicode (lone surrogate)")
 
         if not isinstance(doc, dict):
             fail("<document>", f"expected a dict, got {type(doc).__name__}")
         for key in ("title", "sents", "vertexSet"):
             if key not in doc:
                 fail(key, "missing")
-        if not isinstance(title, str):
-            fail("title", f"must be a string, got {type(title).__name__}")
+        text(title, "title")
         sents = doc["sents"]
-        if not isinstance(sents, list) or not all(isinstance(s, list) for s in sents):
-            fail("sents", "must be a list of word lists")
+        if not isinstance(sents, list):
+            fail("sents", f"must be a list of word lists, got {type(sents).__name__}")
+        for s, sent in enumerate(sents):
+            if not isinstance(sent, list):
+                fail(f"sents[{s}]", f"a sentence must be a list of words, got {type(sent).__name__}")
+            if not all(isinstance(w, str) for w in sent) or not _utf8("".join(sent)):
+                for w, word in enumerate(sent):  # the slow path only where a word is broken
+                    text(word, f"sents[{s}][{w}]")
         ents = doc["vertexSet"]
-        if not isinstance(ents, list) or not ents:
+        if not isinstance(ents, list):
+            fail("vertexSet", f"must be a list of entities, got {type(ents).__name__}")
+        if not ents:
             fail("vertexSet", "empty (a document needs at least one entity)")
         for e, ent in enumerate(ents):
             if not isinstance(ent, list) or not ent:
-                fail(f"vertexSet[{e}]", "entity has no mentions")
+                fail(f"vertexSet[{e}]", "entity has no mentions" if isinstance(ent, list) else
+                     f"an entity must be a list of mentions, got {type(ent).__name__}")
             for m, men in enumerate(ent):
                 where = f"vertexSet[{e}][{m}]"
                 require(men, where, "mention", ("pos", "sent_id", "name"))
+                text(men["name"], f"{where}.name")
+                if "type" in men:  # optional (hand-made documents), a string when given
+                    text(men["type"], f"{where}.type")
                 sid, pos = men["sent_id"], men["pos"]
-                if not isinstance(sid, int) or not 0 <= sid < len(sents):
+                if not _is_index(sid) or not 0 <= sid < len(sents):
                     fail(f"{where}.sent_id", f"{sid!r} out of range for {len(sents)} sentences")
                 if (not isinstance(pos, (list, tuple)) or len(pos) != 2
-                        or not all(isinstance(p, int) for p in pos)
+                        or not all(_is_index(p) for p in pos)
                         or not 0 <= pos[0] < pos[1] <= len(sents[sid])):
                     fail(f"{where}.pos", f"{pos!r} is not a span inside sentence {sid} "
                                          f"of {len(sents[sid])} words")
         labels = doc.get("labels", [])
         if not isinstance(labels, list):
-            fail("labels", "must be a list")
+            fail("labels", f"must be a list, got {type(labels).__name__}")
         for k, lab in enumerate(labels):
             where = f"labels[{k}]"
             require(lab, where, "label", ("r", "h", "t"))
             for key in ("h", "t"):
                 v = lab[key]
-                if not isinstance(v, int) or not 0 <= v < len(ents):
+                if not _is_index(v) or not 0 <= v < len(ents):
                     fail(f"{where}.{key}", f"{v!r} out of range for {len(ents)} entities")
             if lab["h"] == lab["t"]:
                 fail(f"{where}.h", f"head equals tail ({lab['h']})")
-            if lab["r"] == NA:
+            r = lab["r"]
+            if not isinstance(r, str):  # also keeps unhashable values away from `in vocab`
+                fail(f"{where}.r", f"must be a relation code string, got {type(r).__name__}")
+            if r == NA:
                 fail(f"{where}.r", f"{NA!r} is not a relation label (leave the pair unlabelled)")
-            if lab["r"] not in vocab:
-                fail(f"{where}.r", f"unknown relation {lab['r']!r}")
+            if r not in vocab:
+                fail(f"{where}.r", f"unknown relation {r!r}")
+            ev = lab.get("evidence")
+            if ev is not None:  # absent or null: no evidence given
+                if not isinstance(ev, list):
+                    fail(f"{where}.evidence", f"must be a list of sentence indices, got {type(ev).__name__}")
+                for j, x in enumerate(ev):
+                    # None entries are tolerated (BC5CDR writes [None]); loading removes them, counted
+                    if x is not None and (not _is_index(x) or not 0 <= x < len(sents)):
+                        fail(f"{where}.evidence[{j}]", f"{x!r} is not a sentence index (0..{len(sents) - 1})")
 
     titles = Counter(d["title"] for d in docs)
     dups = sorted(t for t, c in titles.items() if c > 1)
@@ -474,8 +557,32 @@ def load_regime(name: str, root: str | Path | None = None) -> Regime:
         return _load_registered(name, _root(root))
     if name not in REGIMES:
         raise ValueError(f"unknown regime {name!r}; known: {', '.join(regime_names())}")
-    base = _root(root)
-    load = lambda rel: load_docs(rel, base)  # noqa: E731
+    return _drop_duplicates_per_split(_load_docred_regime(name, _root(root)))
+
+
+def _drop_duplicates_per_split(reg: Regime) -> Regime:
+    """Duplicate labels (and None in evidence) removed from each split, counted in reg.cleaning
+    and reg.notes as the BC5CDR regime counts its own, and warned about once. Nothing is recorded
+    for a split that had none (DocRED's and Re-DocRED's published files have none)."""
+    for s in reg.splits():
+        docs = reg.split(s)
+        out, counts = clean_labels(docs, no_relation=None, labelled=False)
+        if counts["duplicates"] or counts["evidence_none"]:
+            setattr(reg, s, [new if new != old else old for new, old in zip(out, docs)])
+            reg.cleaning[s] = counts
+    if reg.cleaning:
+        notes = _cleaning_notes(reg.cleaning, None)
+        reg.notes.extend(notes)
+        total = Counter()
+        for counts in reg.cleaning.values():
+            total.update(counts)
+        warnings.warn(DataCleaningWarning(f"regime {reg.name!r}: " + " ".join(notes), dict(total), reg.name),
+                      stacklevel=3)
+    return reg
+
+
+def _load_docred_regime(name: str, base: Path) -> Regime:
+    load = lambda rel: load_docs(rel, base, clean=False)  # noqa: E731 (cleaned per split by the caller)
     gold3 = {"train": "gold", "dev": "gold", "test": "gold"}
 
     if name == "redocred-mini":

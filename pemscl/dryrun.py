@@ -120,7 +120,7 @@ class DryRun:
 
     def where(self, executed: str | Path | None = None) -> str:
         rows = [("stand-in data", self.data), ("tiny encoders", self.encoders), ("runs", self.runs),
-                ("results", self.results), ("figures", self.figures), ("README section", self.readme),
+                ("results", self.results), ("figures", self.figures), ("README + docs", self.readme),
                 ("executed notebooks", executed or self.executed), ("caches", self.cache)]
         return "dry run outputs (nothing in the repository was written):\n" + "\n".join(
             f"  {name:<19}{path}" for name, path in rows)

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import data as D
 from .utils import atomic_write_json
 
 # (document position in gold_docs, head entity index, tail entity index, relation code)
@@ -40,6 +41,27 @@ NameFact = tuple[str, str, str]
 
 NA = "Na"  # the no-relation class in rel2id.json; never a fact
 REQUIRED_FIELDS = ("title", "h_idx", "t_idx", "r")
+
+
+class PredictionError(ValueError):
+    """A prediction (file) that cannot be scored. The message names the file (when read from
+    one), the prediction's position and its field; so do the attributes `source` (None for
+    predictions passed in memory), `index` (None for a problem of the whole file) and `field`."""
+
+    def __init__(self, message: str, source: str | None = None, index: int | None = None,
+                 field: str | None = None):
+        super().__init__(message)
+        self.source, self.index, self.field = source, index, field
+
+
+def _bad(source: str | Path | None, k: int | None, field: str | None, problem: str) -> PredictionError:
+    src = None if source is None else str(source)
+    where = f"{src}: " if src is not None else ""
+    if k is not None and problem.startswith(f"prediction {k} "):  # says it itself ("prediction 3 has no 'r'")
+        problem += f" (field {field})"
+    elif k is not None:
+        where += f"prediction {k}: " + (f"field {field}: " if field else "")
+    return PredictionError(where + problem, src, k, field)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -93,46 +115,74 @@ def _title_positions(gold_docs: Sequence[dict]) -> dict[str, list[int]]:
     return pos
 
 
-def resolve_predictions(predictions: Iterable[Mapping], gold_docs: Sequence[dict]) -> set[Fact]:
+def _index(pred: Mapping, key: str, source, k: int) -> int:
+    try:
+        return _as_index(pred[key], key)
+    except ValueError as e:
+        raise _bad(source, k, key, str(e)) from None
+
+
+def _check_relation(r: Any, source, k: int, relations: Iterable[str] | None = None) -> str:
+    # a relation code is a non-empty string; "Na" is the absence of one, never a predicted fact
+    if not isinstance(r, str) or not r:
+        raise _bad(source, k, "r", f"r must be a relation code string, got {r!r}")
+    if r == NA:
+        raise _bad(source, k, "r", f"{NA!r} is not a relation (leave the pair out of the predictions)")
+    if relations is not None and r not in relations:
+        raise _bad(source, k, "r", f"unknown relation {r!r}")
+    return r
+
+
+def resolve_predictions(predictions: Iterable[Mapping], gold_docs: Sequence[dict],
+                        source: str | Path | None = None) -> set[Fact]:
     """Map official-format predictions onto de-duplicated facts keyed by document position.
 
     An optional ``doc_index`` wins over the title (its title, if given, must agree);
     otherwise the title must name exactly one gold document. Unknown titles, duplicate
-    titles without ``doc_index`` and entity indices outside the document raise ValueError:
-    nothing is silently dropped.
+    titles without ``doc_index``, entity indices outside the document, indices that are not
+    integers and a relation that is not a code (not a non-empty string, or "Na") raise
+    PredictionError naming the prediction, its field and ``source`` (the file, if any):
+    nothing is silently dropped. Duplicate predictions count once. A relation code absent from
+    the gold documents' vocabulary is scored as the official script does: predicted, never
+    correct (read_predictions(relations=...) refuses it instead).
     """
     positions = _title_positions(gold_docs)
     facts: set[Fact] = set()
     for k, pred in enumerate(predictions):
+        if not isinstance(pred, Mapping):
+            raise _bad(source, k, "<prediction>", f"not an object: {pred!r}")
         for field in ("h_idx", "t_idx", "r"):
             if field not in pred:
-                raise ValueError(f"prediction {k} has no {field!r}: {dict(pred)!r}")
+                raise _bad(source, k, field, f"prediction {k} has no {field!r}: {dict(pred)!r}")
         title = pred.get("title")
+        if title is not None and not isinstance(title, str):
+            raise _bad(source, k, "title", f"title must be a string, got {title!r}")
         if pred.get("doc_index") is not None:
-            d = _as_index(pred["doc_index"], f"prediction {k}: doc_index")
+            d = _index(pred, "doc_index", source, k)
             if not 0 <= d < len(gold_docs):
-                raise ValueError(f"prediction {k}: doc_index {d} outside the {len(gold_docs)} gold documents")
+                raise _bad(source, k, "doc_index", f"doc_index {d} outside the {len(gold_docs)} gold documents")
             if title is not None and gold_docs[d].get("title") != title:
-                raise ValueError(f"prediction {k}: title {title!r} disagrees with gold document {d} "
-                                 f"({gold_docs[d].get('title')!r})")
+                raise _bad(source, k, "title", f"title {title!r} disagrees with gold document {d} "
+                                               f"({gold_docs[d].get('title')!r})")
         elif title is None:
-            raise ValueError(f"prediction {k} has neither 'title' nor 'doc_index': {dict(pred)!r}")
+            raise _bad(source, k, "title", f"prediction {k} has neither 'title' nor 'doc_index': {dict(pred)!r}")
         else:
             where = positions.get(title)
             if not where:
-                raise ValueError(f"prediction {k}: title {title!r} is not among the gold documents")
+                raise _bad(source, k, "title", f"title {title!r} is not among the gold documents")
             if len(where) > 1:
-                raise ValueError(f"prediction {k}: title {title!r} names {len(where)} gold documents "
-                                 f"(positions {where}); pass 'doc_index' in each prediction")
+                raise _bad(source, k, "title", f"title {title!r} names {len(where)} gold documents "
+                                               f"(positions {where}); pass 'doc_index' in each prediction")
             d = where[0]
-        h = _as_index(pred["h_idx"], f"prediction {k}: h_idx")
-        t = _as_index(pred["t_idx"], f"prediction {k}: t_idx")
+        h = _index(pred, "h_idx", source, k)
+        t = _index(pred, "t_idx", source, k)
         n_ent = len(gold_docs[d]["vertexSet"])
-        if not (0 <= h < n_ent and 0 <= t < n_ent):
-            # an index past the entity list means predictions and documents are misaligned
-            raise ValueError(f"prediction {k}: entity pair ({h}, {t}) outside document {d} "
-                             f"({title!r}) with {n_ent} entities")
-        facts.add((d, h, t, str(pred["r"])))
+        for field, v in (("h_idx", h), ("t_idx", t)):
+            if not 0 <= v < n_ent:
+                # an index past the entity list means predictions and documents are misaligned
+                raise _bad(source, k, field, f"entity pair ({h}, {t}) outside document {d} "
+                                             f"({title!r}) with {n_ent} entities")
+        facts.add((d, h, t, _check_relation(pred["r"], source, k)))
     return facts
 
 
@@ -420,22 +470,58 @@ def write_predictions(predictions: Iterable[Mapping], path: str | Path) -> None:
     atomic_write_json(path, rows, indent=None)
 
 
-def read_predictions(path: str | Path) -> list[dict]:
-    """Read and validate an official-format prediction file (JSON list of {title, h_idx, t_idx, r})."""
-    rows = json.loads(Path(path).read_text(encoding="utf-8"))
+def read_predictions(path: str | Path, relations: Iterable[str] | None = None) -> list[dict]:
+    """Read and validate an official-format prediction file (JSON list of {title, h_idx, t_idx, r}).
+
+    Every problem is a PredictionError naming the file, the prediction and the field: a file
+    that is not UTF-8 JSON or not a list, a row that is not an object, a missing field, a title
+    that is not a string, indices that are not integers, r not a relation code (or "Na"), and,
+    when `relations` (a vocabulary, e.g. rel2id) is given, a relation outside it. Titles and
+    index ranges need the gold documents: resolve_predictions checks those.
+    """
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise _bad(path, None, None, f"not a valid UTF-8 JSON file ({e})") from None
     if not isinstance(rows, list):
-        raise ValueError(f"{path}: predictions must be a JSON list, got {type(rows).__name__}")
+        raise _bad(path, None, None, f"predictions must be a JSON list, got {type(rows).__name__}")
+    vocab = set(relations) if relations is not None else None
     for k, row in enumerate(rows):
         if not isinstance(row, dict):
-            raise ValueError(f"{path}: prediction {k} is not an object: {row!r}")
+            raise _bad(path, k, "<prediction>", f"prediction {k} is not an object: {row!r}")
         for field in REQUIRED_FIELDS:
             if field not in row:
-                raise ValueError(f"{path}: prediction {k} has no {field!r} field: {row!r}")
+                raise _bad(path, k, field, f"prediction {k} has no {field!r} field: {row!r}")
+        if not isinstance(row["title"], str):
+            raise _bad(path, k, "title", f"title must be a string, got {row['title']!r}")
         for field in ("h_idx", "t_idx"):
-            _as_index(row[field], f"{path}: prediction {k}: {field}")
-        if not isinstance(row["r"], str):
-            raise ValueError(f"{path}: prediction {k}: r must be a relation code string, got {row['r']!r}")
+            _index(row, field, path, k)
+        _check_relation(row["r"], path, k, vocab)
     return rows
+
+
+def read_documents(path: str | Path, relations: Iterable[str] | None = None, labelled: bool = False) -> list[dict]:
+    """Gold or training documents of the CLI, checked as pemscl.data checks any DocRED file
+    (data.DocumentError naming the file, document and field), so that a broken file never
+    surfaces as a KeyError mid-scoring. Relations are checked against `relations` when given,
+    else only for being codes (strings): the scorer needs no vocabulary. `labelled`: every
+    document must have `labels` (gold: an unlabelled one cannot be scored). Duplicate labels
+    stay: the scorer de-duplicates facts itself."""
+    try:
+        docs = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise D.DocumentError(f"{path}: not a valid UTF-8 JSON file ({e})") from None
+    if not isinstance(docs, list):
+        raise D.DocumentError(f"{path}: expected a JSON list of documents, got {type(docs).__name__}")
+    if relations is None:  # the documents' own codes; anything else in `r` fails as not a string
+        relations = {lab["r"] for d in docs if isinstance(d, dict) and isinstance(d.get("labels"), list)
+                     for lab in d["labels"] if isinstance(lab, dict) and isinstance(lab.get("r"), str)}
+    D.validate_docs(docs, source=str(path), rel2id=dict.fromkeys(relations, 0))
+    for i, doc in enumerate(docs):
+        if labelled and "labels" not in doc:
+            raise D.DocumentError(f"{path}: document {i} (title {doc['title']!r}): field labels: missing "
+                                  "(an unlabelled gold document cannot be scored)")
+    return docs
 
 
 # --------------------------------------------------------------------------- CLI
@@ -447,14 +533,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
     src = ap.add_mutually_exclusive_group()
     src.add_argument("--train", help="training documents (JSON) for Ign F1 and head/mid/tail")
     src.add_argument("--facts", help="a precomputed .fact file for Ign F1")
+    ap.add_argument("--relations", help="rel2id.json: refuse predicted relations outside it "
+                                        "(without it they count as wrong predictions, as in the official script)")
     args = ap.parse_args(argv)
-    gold = json.loads(Path(args.gold).read_text(encoding="utf-8"))
-    train = json.loads(Path(args.train).read_text(encoding="utf-8")) if args.train else None
+    vocab = json.loads(Path(args.relations).read_text(encoding="utf-8")) if args.relations else None
+    gold = read_documents(args.gold, vocab, labelled=True)
+    train = read_documents(args.train, vocab) if args.train else None
     facts = read_fact_file(args.facts) if args.facts else None
-    rep = full_report(read_predictions(args.predictions), gold, train, train_facts=facts)
+    preds = read_predictions(args.predictions, relations=vocab)
+    resolve_predictions(preds, gold, source=args.predictions)  # so that its errors name the file
+    rep = full_report(preds, gold, train, train_facts=facts)
     print(json.dumps(rep, indent=1))
     return rep
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    try:
+        main()
+    except (PredictionError, D.DocumentError) as e:  # a bad input file: one line, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

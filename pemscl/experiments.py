@@ -89,7 +89,7 @@ class Profile:
     # this budget (None: no limit). A seed with one of its two runs recorded is finished anyway.
     seed_budget_hours: float | None = None
     # (epochs, min_epochs) of a second run of a claim-bearing config whose curve on its claim's dev
-    # set was cut short (train.converged): that config trained again with the longer budget, and
+    # set was cut short (runs.converged): that config trained again with the longer budget, and
     # the tables and claims read the longer run in its place (longer_configs). None: a run cut
     # short stays as it is, marked so.
     longer: tuple[int, int] | None = None

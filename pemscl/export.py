@@ -50,9 +50,9 @@ from . import stats
 from . import tiny
 from .config import PRESETS, TrainConfig, config_from_dict
 from .features import load_tokenizer, marker_ids
-from .layout import ENCODER_DIR, MARKER, is_export
+from .fmt import pct
+from .layout import ENCODER_DIR, MARKER, checkpoint_path, is_export
 from .losses import LossSpec
-from .layout import checkpoint_path
 from .model import DocREModel, ModelConfig, checkpoint_classes, resolve_encoder
 from .utils import atomic_write_json, atomic_write_text, read_json, resolve_device
 
@@ -381,7 +381,7 @@ def score_intervals(scores: dict, split: str, metrics: Sequence[str] = ("f1", "i
 
 
 def _pct(x: Any) -> str:
-    return "–" if not isinstance(x, (int, float)) else f"{100 * x:.2f}"
+    return pct(x if isinstance(x, (int, float)) else None, digits=2)  # a score the run may not have
 
 
 def _scores_table(scores: dict) -> list[str]:

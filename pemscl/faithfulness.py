@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .fmt import pts
 from .utils import atomic_write_text, readme_path
 
 
@@ -158,10 +159,6 @@ METHODS: tuple[Method, ...] = (
 )
 
 
-def _pts(x) -> str:
-    return "–" if x is None else f"{100 * x:+.1f}"
-
-
 def measured(tables: Mapping | None) -> dict[str, dict]:
     """Faithfulness rows by label: test F1 change against the paper default in the same setting."""
     rows = (tables or {}).get("faithfulness") or []
@@ -173,7 +170,7 @@ def effect(d: Difference, measured_rows: Mapping[str, Mapping]) -> str:
     several options; "not run" for a row without a measurement, "no option" without a row."""
     def one(label: str) -> str:
         x = (measured_rows.get(label) or {}).get("delta_test_f1")
-        return "not run" if x is None else f"{_pts(x)} F1"
+        return "not run" if x is None else f"{pts(x, digits=1)} F1"
 
     if not d.rows:
         return "no option"

@@ -25,6 +25,7 @@ from . import experiments as X
 from . import losses as LS
 from . import runs as RS
 from . import stats as S
+from .fmt import pct, pts, table_md
 from .utils import read_json, results_dir
 
 FOLDER = "gpu_check"
@@ -235,10 +236,6 @@ def report(records: Sequence, folder: str | Path | None = None) -> dict | None:
     return s
 
 
-def _f1(x: float | None) -> str | None:
-    return None if x is None else f"{100 * x:.1f}"
-
-
 def _epochs(best, run) -> str | None:
     return f"{best}/{run}" if run else None
 
@@ -248,9 +245,9 @@ def _gpu(r) -> str | None:
     return name and (f"{name} x{r['side_by_side']}" if r.get("side_by_side") else name)
 
 
-RUN_COLS = [("loss", "loss"), ("seed", "seed"), ("GPU dev F1", lambda r: _f1(r["dev_f1"])),
-            ("CPU dev F1", lambda r: _f1(r.get("cpu_dev_f1"))), ("GPU test F1", lambda r: _f1(r["test_f1"])),
-            ("CPU test F1", lambda r: _f1(r.get("cpu_test_f1"))),
+RUN_COLS = [("loss", "loss"), ("seed", "seed"), ("GPU dev F1", lambda r: pct(r["dev_f1"])),
+            ("CPU dev F1", lambda r: pct(r.get("cpu_dev_f1"))), ("GPU test F1", lambda r: pct(r["test_f1"])),
+            ("CPU test F1", lambda r: pct(r.get("cpu_test_f1"))),
             ("GPU best/run epochs", lambda r: _epochs(r["best_epoch"], r["epochs_run"])),
             ("CPU best/run epochs", lambda r: _epochs(r.get("cpu_best_epoch"), r.get("cpu_epochs_run"))),
             ("GPU min", lambda r: f"{r['minutes']:.1f}"), ("GPU (runs sharing it)", _gpu),
@@ -270,22 +267,15 @@ def _min_epochs_note(runs: Sequence[Mapping]) -> list[str]:
             "the same runs under it."]
 
 
-def _pct(mean, sd) -> str:
-    from . import report  # report imports this module
-
-    return report.pct(mean, sd)
-
-
 MEAN_COLS = [("loss", "loss"), ("seeds", lambda r: f"{r['n_seeds']} ({r['seeds'][0]}-{r['seeds'][-1]})"),
-             ("dev F1", lambda r: _pct(r["dev_f1"], r["dev_f1_sd"])),
-             ("test F1", lambda r: _pct(r["test_f1"], r["test_f1_sd"])),
+             ("dev F1", lambda r: pct(r["dev_f1"], r["dev_f1_sd"])),
+             ("test F1", lambda r: pct(r["test_f1"], r["test_f1_sd"])),
              ("epochs run", lambda r: f"{r['epochs_run']:.1f}" + (f" ± {r['epochs_run_sd']:.1f}"
                                                                    if r["epochs_run_sd"] is not None else ""))]
 
 
 def replicate_line(rep: Mapping) -> str:
     """One replicate() result as a sentence."""
-    pts = lambda x: f"{100 * x:+.2f}"  # noqa: E731 -- F1 points with a sign
     group = "" if rep.get("group", "all") == "all" else f" {rep['group']}"
     ctx = "".join(f"; {g} beside: {pts(c['diff'])} [{pts(c['ci_low'])}, {pts(c['ci_high'])}]"
                   for g, c in (rep.get("context") or {}).items())
@@ -335,8 +325,6 @@ def _comparison_lines(c: Mapping) -> list[str]:
 
 def markdown(s: Mapping | None, level: int = 2) -> str:
     """report() as Markdown, '' when there is none."""
-    from . import report  # report shows this section: imported here, not at the top
-
     if not s:
         return ""
     h = "#" * level
@@ -368,13 +356,13 @@ def markdown(s: Mapping | None, level: int = 2) -> str:
                   "GPU beside the recorded CPU run of the same config and seed (F1 in %; minutes of the whole "
                   "run, the GPU's with as many runs sharing the GPU as its column says, the CPU's with one "
                   "thread and a second run beside it):", "",
-                  report.table_md(s["runs"], RUN_COLS)]
+                  table_md(s["runs"], RUN_COLS)]
         lines += _min_epochs_note(s["runs"])
         lines += ["", "GPU and CPU kernels sum in different orders, so a GPU run and the CPU run of its seed "
                   "drift apart like two seeds would; agreement within the seed spread is what to expect."]
     if s.get("means"):
         lines += ["", "Per loss over its GPU seeds (mean ± sd across seeds, F1 in %):", "",
-                  report.table_md(s["means"], MEAN_COLS)]
+                  table_md(s["means"], MEAN_COLS)]
     reps = s.get("replicates") or []
     if reps:
         lines += ["", "Claims judged on the GPU runs alone, seed-paired, with the claims' bootstrap and verdict "

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import experiments as X
 from . import runs as RS
 from . import stats as S
+from .fmt import pct
 from .claims import BOOT_SEED, N_BOOT, counts
 
 # The smallest difference worth knowing between two losses: one F1 point. A comparison whose MDE
@@ -137,9 +138,6 @@ def _vs(row: dict, runs: list[RS.Run], best: dict | None, best_runs: list[RS.Run
 
 def markdown(board: Mapping) -> str:
     """The two tables (one per label regime) as markdown: F1 in %, mean ± sd over seeds."""
-    def pct(x):
-        return "–" if x is None else f"{100 * x:.2f}"
-
     lines = []
     for labels in X.LEADERBOARD:
         rows = [r for r in board["rows"] if r["labels"] == labels]
@@ -155,13 +153,13 @@ def markdown(board: Mapping) -> str:
         for r in sorted(rows, key=lambda r: -(r["test_f1"] or -1)):
             v = r["vs_best"]
             sd = f" ± {100 * r['test_f1_sd']:.2f}" if r.get("test_f1_sd") is not None else ""
-            ci = f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]" if r["ci_low"] is not None else "–"
+            ci = f"[{pct(r['ci_low'], digits=2)}, {pct(r['ci_high'], digits=2)}]" if r["ci_low"] is not None else "–"
             vs = ("–" if v["diff"] is None else f"{100 * v['diff']:+.2f}" +
                   (f" [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if v.get("ci_low") is not None else ""))
-            cells = [r["loss"], str(r["n_seeds"]), pct(r["test_f1"]) + sd, ci, pct(r["test_ign_f1"]), pct(r["dev_f1"]),
-                     " / ".join(pct(r[f"test_{g}_f1"]) for g in GROUPS), vs, v["verdict"], f"{r['training_hours']:.1f}"]
+            cells = [r["loss"], str(r["n_seeds"]), pct(r["test_f1"], digits=2) + sd, ci, pct(r["test_ign_f1"], digits=2), pct(r["dev_f1"], digits=2),
+                     " / ".join(pct(r[f"test_{g}_f1"], digits=2) for g in GROUPS), vs, v["verdict"], f"{r['training_hours']:.1f}"]
             if labels == "incomplete":
-                cells.append(pct(r.get("test_f1_gold_dev")))
+                cells.append(pct(r.get("test_f1_gold_dev"), digits=2))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

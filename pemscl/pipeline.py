@@ -176,7 +176,7 @@ def run_pipeline(profile: str = "cpu", only: Sequence[str] | None = None, out: s
     print(f"\n{len(timings)} notebooks in {total / 60:.1f} min (timings: {tfile})")
     with_env = lambda k, f: Path(env[k]) if k in env else f()  # noqa: E731 (the run's own redirects)
     print(f"executed notebooks: {out}\nfigures: {with_env('PEMSCL_FIGURES', figures_dir)}\n"
-          f"results: {with_env('PEMSCL_RESULTS', results_dir)}\nREADME section: {with_env('PEMSCL_README', readme_path)}")
+          f"results: {with_env('PEMSCL_RESULTS', results_dir)}\nREADME (summary; docs/results.md beside it): {with_env('PEMSCL_README', readme_path)}")
     return {"timings": timings, "total": total, "out": out}
 
 

@@ -1,10 +1,10 @@
-"""Writing the results: Markdown tables, results/results.{json,md}, the README section.
+"""Writing the results: Markdown tables, results/results.{json,md}, docs/results.md, the README's summary.
 
-    from pemscl import claims, report, tables
-    runs = tables.gather_runs()
-    t, c = tables.build_tables(runs, "cpu"), claims.judge(runs, "cpu")
+    from pemscl import claims, report, runs, tables
+    all_runs = runs.gather_runs()
+    t, c = tables.build_tables(all_runs, "cpu"), claims.judge(all_runs, "cpu")
     report.write_results(t, c)                      # results/results.json and results/results.md
-    report.update_readme(report.markdown(t, c, level=3))
+    report.write_docs(t, c)                         # docs/results.md (the whole section), README.md (its summary)
 
 The claims table comes first (verdict, our difference with its 95% interval, the minimum
 detectable effect, the paper's effect, dev beside), then the tables. Nothing here computes a
@@ -24,51 +24,20 @@ from . import gpu_check
 from . import leaderboard as LB
 from . import runs as RS
 from .config import HASH_VERSION
+from .fmt import interval, pct, pts, table_md
 from .published import PUBLISHED
 from .runs import FLAT_GAIN
-from .utils import atomic_write_text, figures_dir, readme_path, results_dir, to_jsonable
+from .utils import REPO, atomic_write_text, figures_dir, readme_path, results_dir, to_jsonable
 
-README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+# the whole results section lives between these markers in docs/results.md (README_* kept as the older names)
+RESULTS_START, RESULTS_END = "<!-- results:start -->", "<!-- results:end -->"
+README_START, README_END = RESULTS_START, RESULTS_END
+# the README's short results (the claims in one table, the headline rows, the cost) between these
+SUMMARY_START, SUMMARY_END = "<!-- summary:start -->", "<!-- summary:end -->"
+RESULTS_DOC = Path("docs") / "results.md"
 
 
 # --------------------------------------------------------------------------- cells
-def pct(mean: float | None, std: float | None = None, n: int | None = None) -> str:
-    """'55.3 ± 0.4' in % (std shown when there is one)."""
-    if mean is None:
-        return "–"
-    s = f"{100 * mean:.1f}"
-    if std is not None:
-        s += f" ± {100 * std:.1f}"
-    return s
-
-
-def pts(x: float | None, sign: bool = True) -> str | None:
-    """A difference (fraction) in F1 points: 0.0123 -> '+1.23'."""
-    return None if x is None else (f"{100 * x:+.2f}" if sign else f"{100 * x:.2f}")
-
-
-def interval(diff: float | None, low: float | None, high: float | None) -> str | None:
-    """'+1.23 [-0.40, +2.80]' in points; the bare difference when there is no interval."""
-    if diff is None:
-        return None
-    return pts(diff) + ("" if low is None or high is None else f" [{pts(low)}, {pts(high)}]")
-
-
-def table_md(rows: Sequence[Mapping], columns: Sequence[tuple[str, Any]]) -> str:
-    """A Markdown table; columns are (header, key or function of the row). No rows: a line saying
-    so (a bare header row reads like a rendering fault)."""
-    if not rows:
-        return "_No runs of this table are recorded yet._"
-    head = "| " + " | ".join(h for h, _ in columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    body = []
-    for r in rows:
-        cells = []
-        for _, get in columns:
-            v = get(r) if callable(get) else r.get(get)
-            cells.append("–" if v is None else str(v))
-        body.append("| " + " | ".join(cells) + " |")
-    return "\n".join([head, sep, *body])
 
 
 def show_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, Any]]):
@@ -437,12 +406,59 @@ def write_results(tables: Mapping, claim_rows: Sequence[Mapping], folder: str | 
     return {"json": js, "md": md, **out}
 
 
-def update_readme(md: str, path: str | Path | None = None) -> Path:
-    """Replace what lies between the README's results markers with `md`; nothing else changes."""
-    path = Path(path) if path is not None else readme_path()
+def results_doc_path() -> Path:
+    """docs/results.md beside the README (both move with $PEMSCL_README, like docs/FAITHFULNESS.md)."""
+    return readme_path().parent / RESULTS_DOC
+
+
+def update_section(md: str, path: str | Path, start: str = RESULTS_START, end: str = RESULTS_END) -> Path:
+    """Replace what lies between the markers `start` and `end` in `path` with `md`; nothing else changes."""
+    path = Path(path)
     text = path.read_text()
-    pat = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
+    pat = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     if not pat.search(text):
-        raise ValueError(f"{path} has no {README_START} ... {README_END} section")
-    path.write_text(pat.sub(lambda _: f"{README_START}\n{md.strip()}\n{README_END}", text, count=1))
+        raise ValueError(f"{path} has no {start} ... {end} section")
+    path.write_text(pat.sub(lambda _: f"{start}\n{md.strip()}\n{end}", text, count=1))
     return path
+
+
+def update_results_doc(md: str, path: str | Path | None = None) -> Path:
+    """The whole results section (`markdown(..., level=3)`) into docs/results.md, between the results
+    markers. A README copy elsewhere ($PEMSCL_README: the smoke pipeline, the dry run, the tests) gets
+    the repository's docs/results.md beside it first, so its hand-written text is the repository's."""
+    path = Path(path) if path is not None else results_doc_path()
+    if not path.exists() and path.resolve() != (REPO / RESULTS_DOC).resolve():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text((REPO / RESULTS_DOC).read_text())
+    return update_section(md, path, RESULTS_START, RESULTS_END)
+
+
+def update_readme(md: str, path: str | Path | None = None) -> Path:
+    """The README's short results (`summary_markdown`) between its summary markers."""
+    return update_section(md, Path(path) if path is not None else readme_path(), SUMMARY_START, SUMMARY_END)
+
+
+SUMMARY_COLS = [c for c in CLAIM_COLS if c[0] in ("claim", "verdict", "ours: A − B [95% CI]", "seeds", "paper")]
+
+
+def summary_markdown(tables: Mapping, claim_rows: Sequence[Mapping], results_link: str = "docs/results.md") -> str:
+    """The README's results in short: each claim's verdict with its interval beside the paper's effect,
+    the headline rows and the cost (the lines of *In short*), and a link to the whole section. No
+    timestamp, so the README changes only when a number does."""
+    keep = ("- Headline rows", "- Cost")
+    return "\n".join([
+        f"Profile `{tables['profile']}`, written by `07_results.ipynb` from the run record (do not edit by hand); "
+        f"every table, interval, note and figure is in [{results_link}]({results_link}). A − B in F1 points on "
+        "gold test, 95% interval over documents and seeds; *paper*: the paper's effect (RoBERTa-large, full "
+        "data), whose direction, not size, should carry over.", "",
+        table_md(claim_rows, SUMMARY_COLS), "",
+        *[line for line in summary_lines(tables, claim_rows) if line.startswith(keep)]])
+
+
+def write_docs(tables: Mapping, claim_rows: Sequence[Mapping]) -> dict[str, Path]:
+    """docs/results.md (the whole section, figures linked from docs/) and the README's summary, both
+    beside $PEMSCL_README or the repository's README. Returns {"results_doc", "readme"}."""
+    doc = results_doc_path()
+    link = Path(os.path.relpath(doc, readme_path().parent)).as_posix()
+    return {"results_doc": update_results_doc(markdown(tables, claim_rows, level=3, figures_from=doc.parent), doc),
+            "readme": update_readme(summary_markdown(tables, claim_rows, results_link=link))}

@@ -31,6 +31,7 @@ from . import runs as RS
 from . import train as T
 from . import utils as U
 from .config import TrainConfig
+from .fmt import pct
 from .experiments import (CLAIM_ROWS, EXPERIMENTS, PROFILES, TAIL_ROW, Profile, ablation, all_configs,
                           extra_seed_configs, get_profile, longer_configs, makespan, profile_configs, ratio_sweep,
                           sweep_point, trained_hours, weight_configs)
@@ -62,17 +63,13 @@ def more_seeds(profile: str | Profile, records: Sequence[Run]) -> list[TrainConf
     return []
 
 
-def _fmt(x) -> str:
-    return "  -  " if x is None else f"{100 * x:5.1f}"
-
-
 def run_line(run: Run, source: str = "trained") -> str:
     s = run.scores
     dev, test = (s.get("dev") or {}).get("f1"), (s.get("test") or {}).get("f1")
     conv = "" if s.get("converged") is None else ("  converged" if s["converged"] else "  CUT SHORT")
     return (f"{run.config.label or run.dir.name:<28} {run.config.regime:<14} seed {run.config.seed:<3} "
             f"{s.get('seconds', 0):7.1f}s  ep {s.get('best_epoch', '-')}/{s.get('epochs_run', '-')}  "
-            f"dev F1 {_fmt(dev)}  test F1 {_fmt(test)}{conv}" + ("" if source == "trained" else f"  ({source})"))
+            f"dev F1 {pct(dev)}  test F1 {pct(test)}{conv}" + ("" if source == "trained" else f"  ({source})"))
 
 
 def reproduction(run: Run, recorded: Run) -> str:
@@ -231,7 +228,6 @@ def _progress(r: Mapping) -> str:
     """The part of a --status line after the run's name and epoch."""
     if not r["epochs_done"]:
         return f"training (pid {r['pid']}), in its first epoch (none saved yet)"
-    pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
     return (f"dev F1 {pct(r['last_f1'])} (best {pct(r['best_f1'])} at {r['best_epoch']})  "
             f"{r['minutes_per_epoch']:.1f} min/epoch  "
             + (f"training (pid {r['pid']}), saved {r['minutes_since_save']:.0f} min ago, "

@@ -1,11 +1,11 @@
 """The paper's tables from runs: Tables 2-4, Figure 2, faithfulness, layers, search, relation
 groups, convergence and cost.
 
-    from pemscl import tables
-    t = tables.build_tables(tables.gather_runs(), profile="cpu")
+    from pemscl import runs, tables
+    t = tables.build_tables(runs.gather_runs(), profile="cpu")
     t["table3"]          # one row per ablation label: n, <metric>, <metric>_std, paper
 
-Runs are matched to a profile's experiment configs by config hash (`attach`), so a
+Runs are matched to a profile's experiment configs by config hash (experiments.attach), so a
 run counts wherever its config appears, under that experiment's row label. Means and sample
 stds over seeds (`summarise`); published numbers (pemscl.published) sit beside ours
 for orientation only. Whether a difference is real is claims.py's job, not this module's.

@@ -174,6 +174,19 @@ BROKEN = {
     "label without r": (_break(lambda d: d["labels"][0].pop("r")), "labels[0].r", True),
     "label without h": (_break(lambda d: d["labels"][0].pop("h")), "labels[0].h", True),
     "label without t": (_break(lambda d: d["labels"][0].pop("t")), "labels[0].t", True),
+    # found by tests/test_fuzz_inputs.py: each was accepted, or raised TypeError, before
+    "word not a string": (_break(lambda d: d["sents"][1].__setitem__(2, 7)), "sents[1][2]", True),
+    "sentence not a list": (_break(lambda d: d["sents"].__setitem__(1, "a b")), "sents[1]", True),
+    "name not a string": (_break(lambda d: d["vertexSet"][1][0].update(name=["x"])), "vertexSet[1][0].name", True),
+    "type not a string": (_break(lambda d: d["vertexSet"][1][0].update(type=None)), "vertexSet[1][0].type", True),
+    "sent_id a bool": (_break(lambda d: d["vertexSet"][1][0].update(sent_id=True)), "vertexSet[1][0].sent_id", True),
+    "head a bool": (_break(lambda d: d["labels"][0].update(h=False)), "labels[0].h", True),
+    "relation a list": (_break(lambda d: d["labels"][0].update(r=["P17"])), "labels[0].r", True),
+    "evidence not a list": (_break(lambda d: d["labels"][0].update(evidence="0")), "labels[0].evidence", True),
+    "evidence past the sentences": (_break(lambda d: d["labels"][0].update(evidence=[len(d["sents"])])),
+                                    "labels[0].evidence[0]", True),
+    "lone surrogate in a word": (_break(lambda d: d["sents"][0].__setitem__(0, "\ud83d")), "sents[0][0]", True),
+    "lone surrogate in the title": (_break(lambda d: d.update(title="x\udc80")), "title", False),
 }
 
 
@@ -205,7 +218,8 @@ def test_validate_uses_the_given_vocabulary(redocred_dev, data_dir):
         D.validate_docs([doc], rel2id={"Na": 0, "P999": 1})
     doc["labels"] = [{"h": 0, "t": 1, "r": "CID"}]
     D.validate_docs([doc], rel2id=D.CDR_REL2ID)
-    assert len(D.load_docs("cdr/dev.json", root=data_dir)) == 500  # CDR's own vocabulary is applied by load_docs
+    with pytest.warns(D.DataCleaningWarning, match="cdr/dev.json: 91 duplicate labels removed"):  # NR ones too
+        assert len(D.load_docs("cdr/dev.json", root=data_dir)) == 500  # CDR's own vocabulary is applied by load_docs
 
 
 def test_duplicate_titles_warn_once_and_stay_apart(redocred_dev):
@@ -214,6 +228,49 @@ def test_duplicate_titles_warn_once_and_stay_apart(redocred_dev):
         out = D.validate_docs(docs, source="dups")
     assert len(rec) == 1 and redocred_dev[0]["title"] in str(rec[0].message)
     assert len(out) == 3
+
+
+def test_duplicate_labels_are_dropped_counted_and_reported(redocred_dev, data_dir, tmp_path, capsys):
+    # DocRED-format files as BC5CDR's: the first of each (h, t, r) kept, the rest counted and reported
+    docs = copy.deepcopy(redocred_dev[:3])
+    docs[0]["labels"] += [copy.deepcopy(docs[0]["labels"][1]), copy.deepcopy(docs[0]["labels"][1])]
+    docs[2]["labels"].insert(0, copy.deepcopy(docs[2]["labels"][-1]))
+    docs[1]["labels"][0]["evidence"] = [None, 0]
+    n_file = sum(len(d["labels"]) for d in docs)
+    path = tmp_path / "dups.json"
+    path.write_text(json.dumps(docs))
+    with pytest.warns(D.DataCleaningWarning) as rec:
+        out = D.load_docs(path, root=data_dir)
+    assert len(rec) == 1 and rec[0].message.counts["duplicates"] == 3 and rec[0].message.counts["evidence_none"] == 1
+    assert str(path) in str(rec[0].message) and "3 duplicate labels removed" in str(rec[0].message)
+    assert sum(len(d["labels"]) for d in out) == n_file - 3
+    assert out[0]["labels"] == docs[0]["labels"][:-2] and out[2]["labels"] == docs[2]["labels"][:-1]
+    assert out[1]["labels"][0]["evidence"] == [0]
+    assert D.load_docs(path, root=data_dir, clean=False) == docs  # as in the file when asked
+    assert docs[0]["labels"][-1] == docs[0]["labels"][1]  # the input is not modified
+
+    # the regimes count them per split, in cleaning and notes, as the cdr regime does
+    _link_tree(data_dir, tmp_path / "root", ["meta/rel2id.json", "redocred/test_revised.json"])
+    (tmp_path / "root/redocred/dev_revised.json").write_text(json.dumps(docs))
+    with pytest.warns(D.DataCleaningWarning, match="3 duplicate labels removed"):
+        reg = D.load_regime("redocred-mini", root=tmp_path / "root")
+    assert reg.cleaning == {"train": {"docs": 3, "labels_in_file": n_file, "no_relation": 0,
+                                      "no_relation_on_positive_pair": 0, "duplicates": 3, "kept": n_file - 3,
+                                      "evidence_none": 1, "missing_labels": 0}}
+    assert reg.notes == [f"train: 3 duplicate labels removed; None removed from the evidence of 1 labels; "
+                         f"{n_file - 3} labels kept."]
+    assert [d["labels"] for d in reg.train] == [d["labels"] for d in out]
+    with pytest.warns(D.DataCleaningWarning):
+        assert D.main(["--data", str(tmp_path / "root"), "stats", "redocred-mini"]) == 0
+    assert "3 duplicate labels removed" in capsys.readouterr().out
+
+
+def test_document_file_that_is_not_json_names_it(tmp_path, data_dir):
+    path = tmp_path / "broken.json"
+    for content in (b'[{"title": "a",', b"\xff\xfe[]", "\ufeff[]".encode()):
+        path.write_bytes(content)
+        with pytest.raises(D.DocumentError, match=f"^{path}: not a valid UTF-8 JSON file"):
+            D.load_docs(path, root=data_dir)
 
 
 # --------------------------------------------------------------------------- regimes

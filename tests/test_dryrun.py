@@ -24,10 +24,11 @@ from pemscl import dryrun as DR
 from pemscl import experiments as X
 from pemscl import pipeline as P
 from pemscl import runs as RS
+from pemscl import tiny as TINY
 from pemscl.model import resolve_encoder
 
 REPO = Path(__file__).resolve().parents[1]
-WATCHED = ("runs", "results", "figures", "README.md", "executed/paper", "data")
+WATCHED = ("runs", "results", "figures", "README.md", "docs", "executed/paper", "data")
 N_TRAIN = 8  # 2 optimiser steps x the paper presets' batch of 4
 EXPECTED_FAMILY = {"roberta-large": "roberta", "microsoft/deberta-large": "deberta",
                    "microsoft/deberta-v2-xlarge": "deberta-v2"}
@@ -67,12 +68,12 @@ def untouched(before: dict, skip_runs: bool) -> bool:
     ("microsoft/deberta-v2-xlarge", "deberta-v2"), ("microsoft/deberta-v3-large", "deberta-v2"),
     ("minilm", "bert"), ("bert-base-cased", "bert"), ("/some/folder/all-MiniLM-L6-v2", "bert")])
 def test_encoder_family(name, family):
-    assert DR.encoder_family(name) == family
+    assert TINY.encoder_family(name) == family
 
 
 def test_shrink_of_the_paper_profile():
     p = X.PROFILES["paper"]
-    s = DR.shrink(p)
+    s = X.shrink(p)
     assert (s.epochs, s.max_train_docs, s.original_max_train_docs, s.max_dev_docs, s.max_test_docs) == (1, N_TRAIN, N_TRAIN, 3, 3)
     assert s.seeds == (66, 67) and (s.claim_seeds, s.other_seeds) == (2, 1)
     assert s.table_seeds == {"headline": 2, "ablation": 2}
@@ -81,7 +82,7 @@ def test_shrink_of_the_paper_profile():
     assert (s.preset, s.gold_regime, s.oog_regime, s.ogg_regime, s.docred_regime, s.docred_preset) == \
         ("paper-redocred", "redocred", "oog", "ogg", "docred", "paper-docred")
     assert s.ratios == p.ratios and s.faithfulness_rows == p.faithfulness_rows and not s.ogg_from_oog
-    assert DR.shrink(s) == s  # idempotent: get_profile may see an already shrunk Profile
+    assert X.shrink(s) == s  # idempotent: get_profile may see an already shrunk Profile
     assert X.PROFILES["paper"].epochs is None  # the registered profile itself is unchanged
 
 
@@ -210,7 +211,7 @@ def test_resolve_encoder_maps_names_only_under_a_dry_run(dry):
         assert resolve_encoder("microsoft/deberta-v2-xlarge") == str(dr.encoders / "deberta-v2")
         assert resolve_encoder("minilm") == str(dr.encoders / "bert")
         assert resolve_encoder(str(dr.encoders / "deberta")) == str(dr.encoders / "deberta")  # already tiny
-        assert X.get_profile("paper") == DR.shrink(X.PROFILES["paper"])
+        assert X.get_profile("paper") == X.shrink(X.PROFILES["paper"])
     assert X.get_profile("paper") is X.PROFILES["paper"]
 
 
@@ -236,7 +237,8 @@ def test_pipeline_dry_run_executes_the_notebooks(dry, capsys):
     results = json.loads((dr.results / "results.json").read_text())
     assert results["tables"]["profile"] == "paper" and not any(results["tables"]["missing"].values())
     assert [r["label"] for r in results["tables"]["table3"]] == ["PEMSCL", "no EM", "no SCL", "no EM, no SCL"]
-    assert "Results (profile `paper`)" in dr.readme.read_text()
+    assert "Results (profile `paper`)" in (dr.readme.parent / "docs" / "results.md").read_text()
+    assert "Profile `paper`" in dr.readme.read_text()  # the README copy's summary
     assert (dr.figures / "07_claims_forest.html").is_file()
     assert os.environ.get(DR.ENV) is None
     assert untouched(dry["before"], dry["busy"] or trained_elsewhere())

@@ -286,6 +286,71 @@ def test_predictions_round_trip_and_validation(tmp_path):
         E.read_predictions(bad)
 
 
+def test_prediction_errors_name_file_entry_and_field(tmp_path):
+    path = tmp_path / "pred.json"
+    gold = tmp_path / "gold.json"
+    gold.write_text(json.dumps(GOLD))
+    cases = [  # (row 1 of the file, field named) -- each raised TypeError or was accepted before
+        (pred(["Alpha"], 0, 1, "P17"), "title"),         # TypeError: unhashable type: 'list'
+        (pred(3, 0, 1, "P17"), "title"),
+        (pred("Alpha", 0, 1, ""), "r"),                  # accepted as a (wrong) fact
+        (pred("Alpha", 0, 1, "Na"), "r"),                # accepted as a (wrong) fact
+        (pred("Alpha", 0, True, "P17"), "t_idx"),
+        (pred("Alpha", 0, 3, "P17"), "t_idx"),           # out of range: named the pair, not the file
+        (pred("Gamma", 0, 1, "P17"), "title"),           # unknown title
+        (pred("Alpha", 0, 1, "P17", doc_index=2), "doc_index"),
+        (pred("Beta", 0, 1, "P17", doc_index=0), "title"),
+        ("Alpha", "<prediction>"),
+    ]
+    for row, field in cases:
+        path.write_text(json.dumps([pred("Alpha", 0, 1, "P17"), row]))
+        with pytest.raises(E.PredictionError) as e:
+            E.main([str(path), str(gold)])
+        assert (e.value.source, e.value.index, e.value.field) == (str(path), 1, field), (row, str(e.value))
+        assert str(e.value).startswith(f"{path}: prediction 1") and field in str(e.value)
+        assert isinstance(e.value, ValueError)
+    # in memory: the same errors, without a file
+    with pytest.raises(E.PredictionError, match=r"^prediction 0: field h_idx: entity pair \(5, 0\) outside"):
+        E.score([pred("Beta", 5, 0, "P17")], GOLD)
+    # an unknown relation is a wrong prediction, as in the official script -- or an error, given a vocabulary
+    path.write_text(json.dumps([pred("Alpha", 0, 1, "P999")]))
+    assert E.score(E.read_predictions(path), GOLD)["n_pred"] == 1
+    rel2id = tmp_path / "rel2id.json"
+    rel2id.write_text(json.dumps({"Na": 0, "P17": 1, "P131": 2}))
+    with pytest.raises(E.PredictionError, match="field r: unknown relation 'P999'"):
+        E.main([str(path), str(gold), "--relations", str(rel2id)])
+    # the whole file: not JSON, not UTF-8
+    for content in (b"[{", b"\xff[]"):
+        path.write_bytes(content)
+        with pytest.raises(E.PredictionError, match="not a valid UTF-8 JSON file") as e:
+            E.read_predictions(path)
+        assert (e.value.source, e.value.index) == (str(path), None) and str(path) in str(e.value)
+
+
+def test_cli_names_a_broken_gold_file_and_exits_2(tmp_path):
+    import subprocess
+    import sys
+
+    from pemscl.data import DocumentError
+
+    gold = json.loads(json.dumps(GOLD))
+    del gold[1]["labels"][0]["h"]  # was a KeyError while scoring
+    for name, obj in (("pred.json", PREDS), ("gold.json", gold)):
+        (tmp_path / name).write_text(json.dumps(obj))
+    with pytest.raises(DocumentError, match=rf"^{tmp_path / 'gold.json'}: document 1 \(title 'Beta'\): field labels\[0\].h: missing"):
+        E.main([str(tmp_path / "pred.json"), str(tmp_path / "gold.json")])
+    (tmp_path / "gold.json").write_text(json.dumps([dict(BETA, labels=[]), {k: v for k, v in ALPHA.items() if k != "labels"}]))
+    with pytest.raises(DocumentError, match="document 1 .*field labels: missing"):
+        E.main([str(tmp_path / "pred.json"), str(tmp_path / "gold.json")])
+    # from the shell: one line on stderr, exit status 2
+    (tmp_path / "pred.json").write_text("[{")
+    (tmp_path / "gold.json").write_text(json.dumps(GOLD))
+    out = subprocess.run([sys.executable, "-m", "pemscl.evaluate", str(tmp_path / "pred.json"),
+                          str(tmp_path / "gold.json")], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith(f"error: {tmp_path / 'pred.json'}: not a valid UTF-8 JSON")
+    assert "Traceback" not in out.stderr
+
+
 def test_cli_scores_files(tmp_path, capsys):
     for name, obj in (("pred.json", PREDS), ("gold.json", GOLD), ("train.json", TRAIN)):
         (tmp_path / name).write_text(json.dumps(obj))

@@ -11,6 +11,7 @@ import pytest
 from pemscl import claims as C
 from pemscl import config as CF
 from pemscl import experiments as X
+from pemscl import fmt as FMT
 from pemscl import losses as LS
 from pemscl import report as REP
 from pemscl import runner as R
@@ -400,37 +401,82 @@ def test_relation_groups_show_gold_facts_beside_f1():
 README = """# project
 
 intro text
-<!-- results:start -->
-old results
-<!-- results:end -->
+<!-- summary:start -->
+old summary
+<!-- summary:end -->
 
 ## After
 tail text
 """
+RESULTS_DOC = README.replace("summary", "results")
 
 
-def test_update_readme_replaces_only_the_marked_section(tmp_path, monkeypatch):
+def test_update_section_replaces_only_the_marked_section(tmp_path, monkeypatch):
     path = tmp_path / "README.md"
     path.write_text(README)
     REP.update_readme("## New\n| a |\n|---|\n| 1 |\n", path)
     text = path.read_text()
-    before, rest = text.split("<!-- results:start -->")
-    inside, after = rest.split("<!-- results:end -->")
+    before, rest = text.split(REP.SUMMARY_START)
+    inside, after = rest.split(REP.SUMMARY_END)
     assert before == "# project\n\nintro text\n"
     assert inside == "\n## New\n| a |\n|---|\n| 1 |\n"
     assert after == "\n\n## After\ntail text\n"
     monkeypatch.setenv("PEMSCL_README", str(path))
     REP.update_readme("again")  # idempotent and follows the env var
     assert "again" in path.read_text() and "## New" not in path.read_text() and path.read_text().endswith("tail text\n")
+    # the whole section goes to docs/results.md beside that README, between the results markers
+    doc = tmp_path / "docs" / "results.md"
+    doc.parent.mkdir()
+    doc.write_text(RESULTS_DOC)
+    assert REP.results_doc_path() == doc and REP.update_results_doc("## Whole") == doc
+    assert doc.read_text() == RESULTS_DOC.replace("old results", "## Whole")
     path.write_text("# no markers\n")
-    with pytest.raises(ValueError, match="results:start"):
+    with pytest.raises(ValueError, match="summary:start"):
         REP.update_readme("x", path)
+    with pytest.raises(ValueError, match="results:start"):
+        REP.update_results_doc("x", path)
 
 
-def test_repository_readme_has_the_results_markers():
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert text.count(REP.README_START) == 1 and text.count(REP.README_END) == 1
-    assert text.index(REP.README_START) < text.index(REP.README_END)
+def test_results_doc_beside_a_readme_copy_starts_from_the_repository_one(tmp_path, monkeypatch):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    monkeypatch.setenv("PEMSCL_README", str(readme))
+    t, c = TB.build_tables([], "smoke"), C.judge([], "smoke")
+    out = REP.write_docs(t, c)
+    assert out == {"results_doc": tmp_path / "docs" / "results.md", "readme": readme}
+    repo = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    doc = out["results_doc"].read_text()
+    assert doc.split(REP.RESULTS_START)[0] == repo.split(REP.RESULTS_START)[0]  # the hand-written text
+    assert doc.split(REP.RESULTS_END)[1] == repo.split(REP.RESULTS_END)[1]
+    assert "Results (profile `smoke`)" in doc
+    summary = readme.read_text().split(REP.SUMMARY_START)[1].split(REP.SUMMARY_END)[0]
+    assert "Profile `smoke`" in summary and "[docs/results.md](docs/results.md)" in summary
+    assert summary.count("| missing runs |") == 0 and summary.count("**missing runs**") == 6
+
+
+def test_repository_docs_have_their_markers():
+    root = Path(__file__).resolve().parents[1]
+    for name, start, end in (("README.md", REP.SUMMARY_START, REP.SUMMARY_END),
+                             ("docs/results.md", REP.RESULTS_START, REP.RESULTS_END)):
+        text = (root / name).read_text()
+        assert text.count(start) == 1 and text.count(end) == 1, name
+        assert text.index(start) < text.index(end), name
+    assert REP.RESULTS_START not in (root / "README.md").read_text()  # the whole section moved to docs/
+
+
+def test_repository_docs_are_what_the_recorded_results_regenerate(monkeypatch):
+    """docs/results.md's marked section and the README's summary are exactly what report writes for
+    the tables and claims 07 recorded beside them in results/results.json (written in the same cell)."""
+    monkeypatch.delenv("PEMSCL_FIGURES", raising=False)  # the committed PNGs the section shows
+    root = Path(__file__).resolve().parents[1]
+    d = json.loads((root / "results" / "results.json").read_text())
+    doc = (root / "docs" / "results.md").read_text()
+    inside = doc.split(REP.RESULTS_START + "\n")[1].split("\n" + REP.RESULTS_END)[0]
+    assert inside == REP.markdown(d["tables"], d["claims"], level=3, records=d["records"],
+                                  figures_from=root / "docs").strip()
+    readme = (root / "README.md").read_text()
+    summary = readme.split(REP.SUMMARY_START + "\n")[1].split("\n" + REP.SUMMARY_END)[0]
+    assert summary == REP.summary_markdown(d["tables"], d["claims"]).strip()
 
 
 def test_write_results_json_and_markdown(tmp_path):
@@ -577,11 +623,13 @@ def test_a_run_trained_again_for_its_weights_leaves_the_record_alone(tmp_path, m
 
 
 def test_pct_and_table_md():
-    assert REP.pct(0.5234, 0.0123) == "52.3 ± 1.2" and REP.pct(0.5) == "50.0" and REP.pct(None) == "–"
-    assert REP.interval(0.0123, -0.004, 0.028) == "+1.23 [-0.40, +2.80]" and REP.interval(None, 0, 0) is None
-    md = REP.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
+    assert FMT.pct(0.5234, 0.0123) == "52.3 ± 1.2" and FMT.pct(0.5) == "50.0" and FMT.pct(None) == "–"
+    assert FMT.pct(0.52346, digits=2) == "52.35" and FMT.pct(None, missing=None) is None
+    assert FMT.pts(-0.004) == "-0.40" and FMT.pts(0.0123, digits=1) == "+1.2" and FMT.pts(None) is None
+    assert FMT.interval(0.0123, -0.004, 0.028) == "+1.23 [-0.40, +2.80]" and FMT.interval(None, 0, 0) is None
+    md = FMT.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
     assert md.splitlines() == ["| A | B | C |", "|---|---|---|", "| 1 | – | 2 |"]
-    assert REP.table_md([], [("A", "a")]) == "_No runs of this table are recorded yet._"
+    assert FMT.table_md([], [("A", "a")]) == "_No runs of this table are recorded yet._"
 
 
 def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path(tmp_path):

@@ -222,17 +222,17 @@ def test_force_replaces_an_earlier_export(exported, tmp_path):
 
 
 def test_a_dry_runs_tiny_encoder_is_exported_and_loads_under_the_dry_run_too(tmp_path, monkeypatch, new_docs):
-    from pemscl import dryrun, tiny
+    from pemscl import tiny
 
     root = tmp_path / "dry"
     tiny.make_tiny_encoder("roberta", root / "encoders" / "roberta")  # what the dry run builds for roberta-large
-    monkeypatch.setenv(dryrun.ENV, str(root))
+    monkeypatch.setenv(tiny.DRY_RUN_ENV, str(root))
     cfg = CF.preset("smoke", encoder="roberta-large", dry_run=True, precision="fp32", device="cpu",
                    label="test-dry-export")
     run = T.train(cfg, root=root / "runs", progress=False)
     model, _ = T.load(run.dir, device="cpu")
     _, want, _ = T.predict(model, new_docs, return_logits=True, precision="fp32")
-    monkeypatch.delenv(dryrun.ENV)
+    monkeypatch.delenv(tiny.DRY_RUN_ENV)
     # outside the dry run the config's "roberta-large" is not what trained: the tiny folder is found
     # beside the run's runs/ folder
     out = X.export_run(run.dir, tmp_path / "dry-export")
@@ -240,14 +240,14 @@ def test_a_dry_runs_tiny_encoder_is_exported_and_loads_under_the_dry_run_too(tmp
     assert "**Dry run**" in card and "tiny random-init stand-in for roberta-large" in card
     manifest = json.loads((out / X.MARKER).read_text())
     assert manifest["dry_run"] and manifest["encoder"]["model_type"] == "roberta"
-    monkeypatch.setenv(dryrun.ENV, str(root))  # the export's encoder is not swapped for a stand-in
+    monkeypatch.setenv(tiny.DRY_RUN_ENV, str(root))  # the export's encoder is not swapped for a stand-in
     loaded, _ = T.load(out, device="cpu")
     assert loaded.sep_repeat == 2  # RoBERTa's window convention survives the export
     _, got, _ = T.predict(loaded, new_docs, return_logits=True, precision="fp32")
     np.testing.assert_allclose(got["logits"].numpy(), want["logits"].numpy(), rtol=0, atol=1e-5)
     # without the dry run's encoders, the export says why it cannot go on
     shutil.rmtree(root / "encoders")
-    monkeypatch.delenv(dryrun.ENV)
+    monkeypatch.delenv(tiny.DRY_RUN_ENV)
     with pytest.raises(X.ExportError, match="is a dry run: it trained a tiny random-init stand-in"):
         X.export_run(run.dir, tmp_path / "dry-export-2")
     assert not (tmp_path / "dry-export-2").exists()

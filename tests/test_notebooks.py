@@ -239,13 +239,15 @@ def test_results_notebook(smoke):
     assert len(exported) == t["cost"]["n_runs"]
     rebuilt = tables.build_tables(exported, "smoke")
     assert [r["dev_f1"] for r in rebuilt["table3"]] == pytest.approx([r["dev_f1"] for r in t["table3"]])
-    readme = smoke["PEMSCL_README"].read_text()
-    inside = readme.split(report.README_START)[1].split(report.README_END)[0]
-    assert "Results (profile `smoke`)" in inside
-    # outside the marked section the README copy is the repository's
-    repo = (REPO / "README.md").read_text()
-    assert readme.split(report.README_START)[0] == repo.split(report.README_START)[0]
-    assert readme.split(report.README_END)[1] == repo.split(report.README_END)[1]
+    # the README copy's summary and docs/results.md beside it hold the smoke profile's results; outside
+    # their marked sections they are the repository's
+    for name, start, end, title in (("README.md", report.SUMMARY_START, report.SUMMARY_END, "Profile `smoke`"),
+                                    ("docs/results.md", report.RESULTS_START, report.RESULTS_END,
+                                     "Results (profile `smoke`)")):
+        text = (smoke["PEMSCL_README"].parent / name).read_text()
+        assert title in text.split(start)[1].split(end)[0], name
+        repo = (REPO / name).read_text()
+        assert text.split(start)[0] == repo.split(start)[0] and text.split(end)[1] == repo.split(end)[1], name
     # docs/FAITHFULNESS.md is regenerated beside that README, with the smoke profile's measured effects
     faith = (smoke["PEMSCL_README"].parent / "docs" / "FAITHFULNESS.md").read_text()
     assert "(profile `smoke`" in faith and "| 12 |" in faith
