@@ -46,6 +46,7 @@ from transformers.utils import logging as hf_logging
 
 from . import __version__
 from . import data as D
+from . import layout as L
 from . import stats
 from . import tiny
 from .config import PRESETS, TrainConfig, config_from_dict
@@ -62,16 +63,16 @@ HEAD_FILE = "head.safetensors"
 MODEL_CONFIG = "model_config.json"
 REL2ID = "rel2id.json"
 CARD = "README.md"
-COPIED = ("config.json", "scores.json", "history.json")  # from the run folder, unchanged
+COPIED = (L.CONFIG, L.SCORES, L.HISTORY)  # from the run folder, unchanged
 EXPORT_FILES = (ENCODER_DIR, HEAD_FILE, MODEL_CONFIG, REL2ID, *COPIED)
 
 # what a run folder must hold to be exported, and what it means when one is missing
 RUN_FILES = {
-    "DONE": "the run did not finish: train it to the end first",
-    "config.json": "the folder is not a run folder",
-    "scores.json": "the run did not finish",
-    "history.json": "the run did not finish",
-    "model.pt": "it was trained with save_model=False, or copied without its weights: retrain it with "
+    L.DONE: "the run did not finish: train it to the end first",
+    L.CONFIG: "the folder is not a run folder",
+    L.SCORES: "the run did not finish",
+    L.HISTORY: "the run did not finish",
+    L.MODEL_FILE: "it was trained with save_model=False, or copied without its weights: retrain it with "
                 "save_model=True",
 }
 

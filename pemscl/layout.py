@@ -12,7 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 
 # --------------------------------------------------------------------------- a run folder
+CONFIG = "config.json"  # the TrainConfig (its key names the folder)
+HISTORY = "history.json"  # one row per epoch, rewritten after each (readable while the run trains)
+SCORES = "scores.json"  # dev / test scores, per-document counts, the decision threshold
+REL2ID = "rel2id.json"  # the relation set of a run on a data set of one's own
+DONE = "DONE"  # written last: a folder without it is a run still training or interrupted
 MODEL_FILE = "model.pt"  # the trainable parameters (torch.save of tensors; loaded weights_only)
+STATE = "state.pt"  # everything to continue after the last finished epoch (deleted when DONE)
+PREV_STATE = "state.prev.pt"  # the state an epoch before STATE: what a damaged STATE falls back to
+
+
+def predictions_file(split: str) -> str:
+    """The official-format predictions of a split ("dev", "dev_gold", "test", ...)."""
+    return f"predictions_{split}.json"
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:

@@ -23,6 +23,7 @@ from typing import Sequence
 from . import data as D
 from . import evaluate as E
 from . import export as X
+from . import layout as L
 from . import train
 
 MODEL_FILE = "model.pt"
@@ -63,7 +64,7 @@ def check_run(run_dir: str | Path) -> Path:
         except X.ExportError as e:
             raise PredictError(str(e)) from None
         return run_dir
-    if not (run_dir / "DONE").exists():
+    if not (run_dir / L.DONE).exists():
         raise PredictError(f"{run_dir} is not a complete run (no DONE marker): train it to the end first")
     if not (run_dir / MODEL_FILE).exists():
         raise PredictError(f"{run_dir} has no {MODEL_FILE}: it was trained with save_model=False, or copied "

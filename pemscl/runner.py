@@ -27,14 +27,15 @@ from typing import Iterable, Mapping, Sequence
 import torch
 
 from . import claims as C
+from . import layout as L
 from . import runs as RS
 from . import train as T
 from . import utils as U
 from .config import TrainConfig
-from .fmt import pct
 from .experiments import (CLAIM_ROWS, EXPERIMENTS, PROFILES, TAIL_ROW, Profile, ablation, all_configs,
                           extra_seed_configs, get_profile, longer_configs, makespan, profile_configs, ratio_sweep,
                           sweep_point, trained_hours, weight_configs)
+from .fmt import pct
 from .runs import Run
 from .utils import read_json
 
@@ -171,9 +172,9 @@ def _same_size(r: Run, cfg: TrainConfig) -> bool:
 def epochs_done(cfg: TrainConfig, root: str | Path | None = None) -> int:
     """Epochs an interrupted run of cfg has saved here (its state resumes them); 0 if none."""
     d = RS.run_dir_for(cfg, root)
-    if RS.is_complete(d) or not (d / T.STATE).exists() or not (d / "history.json").exists():
+    if RS.is_complete(d) or not (d / L.STATE).exists() or not (d / L.HISTORY).exists():
         return 0
-    return len(read_json(d / "history.json"))
+    return len(read_json(d / L.HISTORY))
 
 
 def after_the_list(profile: str | Profile, records: Sequence[Run], only: Iterable[str] | None = None,
@@ -204,14 +205,14 @@ def in_progress(profile: str | Profile = "cpu", root: str | Path | None = None,
                 out.append(row | {"last_f1": None, "best_f1": None, "best_epoch": None, "minutes_per_epoch": None,
                                   "pid": pid, "minutes_since_save": None, "minutes_left": None})
             continue
-        hist = read_json(d / "history.json")
+        hist = read_json(d / L.HISTORY)
         key = f"{c.select[0]}_f1" if c.select else "dev_f1"
         f1s = [h.get(key) for h in hist]
         best = max(range(len(f1s)), key=lambda i: f1s[i] if f1s[i] is not None else -1.0)
         per_epoch = sum(h.get("train_seconds", 0.0) + h.get("eval_seconds", 0.0) for h in hist) / 60 / len(hist)
         out.append(row | {"last_f1": f1s[-1], "best_f1": f1s[best], "best_epoch": best + 1,
                           "minutes_per_epoch": per_epoch, "pid": RS.holder(d),
-                          "minutes_since_save": (time.time() - (d / "history.json").stat().st_mtime) / 60,
+                          "minutes_since_save": (time.time() - (d / L.HISTORY).stat().st_mtime) / 60,
                           "minutes_left": per_epoch * (c.epochs - done)})
     return out
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from . import evaluate as E
+from . import layout as L
 from .config import HASH_VERSION, TrainConfig, config_from_dict
 from .utils import atomic_write_json, atomic_write_text, read_json, results_dir, runs_dir, to_jsonable
 
@@ -47,8 +48,8 @@ class Run:
         run_dir = Path(run_dir)
         if not is_complete(run_dir):
             raise FileNotFoundError(f"{run_dir} is not a complete run (no DONE marker)")
-        return cls(dir=run_dir, config=config_from_dict(read_json(run_dir / "config.json")),
-                   scores=read_json(run_dir / "scores.json"), history=read_json(run_dir / "history.json"))
+        return cls(dir=run_dir, config=config_from_dict(read_json(run_dir / L.CONFIG)),
+                   scores=read_json(run_dir / L.SCORES), history=read_json(run_dir / L.HISTORY))
 
     def labelled(self, label: str) -> "Run":
         """The same run under another row name (one run can be "PEMSCL" in one table and
@@ -61,7 +62,7 @@ class Run:
         return is_complete(self.dir)
 
     def predictions(self, split: str = "test") -> list[dict]:
-        return E.read_predictions(self.dir / f"predictions_{split}.json")
+        return E.read_predictions(self.dir / L.predictions_file(split))
 
 
 def dev_curve(run: Run, split: str) -> list[float]:
@@ -91,7 +92,7 @@ def curve_end(f1s: Sequence[float]) -> tuple[bool | None, int | None]:
 
 
 def is_complete(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / "DONE").exists()
+    return (Path(run_dir) / L.DONE).exists()
 
 
 def run_dir_for(cfg: TrainConfig, root: str | Path | None = None) -> Path:
@@ -152,8 +153,8 @@ def carry_over(configs: Iterable[TrainConfig], records: Iterable[Run], root: str
         new_dir = run_dir_for(cfg, root)
         if copy and old.has_folder and not new_dir.exists():
             shutil.copytree(old.dir, new_dir)
-            atomic_write_json(new_dir / "config.json", cfg)
-            atomic_write_json(new_dir / "scores.json", scores)
+            atomic_write_json(new_dir / L.CONFIG, cfg)
+            atomic_write_json(new_dir / L.SCORES, scores)
         out.append(Run(dir=new_dir, config=cfg, scores=scores, history=old.history))
     return out
 

@@ -47,7 +47,8 @@ from . import export
 from . import runs as RS
 from .config import TrainConfig
 from .features import docs_hash, load_features
-from .layout import checkpoint_path
+from . import layout as L
+from .layout import PREV_STATE, STATE, checkpoint_path
 from .losses import compute_loss
 from .model import (DocREModel, ModelConfig, batch_to, checkpoint_classes, decide, parameter_groups,
                     resolve_encoder, to_official)
@@ -62,8 +63,6 @@ except ImportError:  # pragma: no cover
         return x
 
 BCE_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
-STATE = "state.pt"
-PREV_STATE = "state.prev.pt"  # the state saved an epoch before STATE: what a damaged STATE falls back to
 # 2: plain tensors, numbers and strings with a checksum, read by torch.load(weights_only=True);
 # 1 (pickled numpy and python random states) is refused: only unpickling could read it
 STATE_FORMAT = 2
@@ -543,7 +542,7 @@ def save_state(out: Path, ctx: Context, epoch: int, history: list, selections: l
     missing), so a STATE damaged later still leaves the epoch before it to resume from."""
     if not ctx.dist.is_main:
         return
-    atomic_write_json(out / "history.json", history)  # readable while the run trains (curves, progress)
+    atomic_write_json(out / L.HISTORY, history)  # readable while the run trains (curves, progress)
     state = {"format": STATE_FORMAT, "key": ctx.cfg.key(), "epoch": epoch, "history": _plain(history),
              "model": _trainable_state(ctx.model), "optimizer": ctx.opt.state_dict(),
              "scheduler": ctx.sched.state_dict(),
@@ -701,15 +700,15 @@ def write_run(out: Path, ctx: Context, history: list, scores: dict, preds: dict,
     if ctx.device.type == "cuda":
         scores["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     for split, p in preds.items():
-        E.write_predictions(p, out / f"predictions_{split}.json")
-    atomic_write_json(out / "history.json", history)
-    atomic_write_json(out / "scores.json", scores)
+        E.write_predictions(p, out / L.predictions_file(split))
+    atomic_write_json(out / L.HISTORY, history)
+    atomic_write_json(out / L.SCORES, scores)
     if ctx.cfg.save_model:
         atomic_torch_save(_trainable_state(ctx.model), checkpoint_path(out))
     # the relation set the model's output columns stand for (a custom data set may be known
     # only to the script that registered it; predict must not need to find it again)
-    atomic_write_json(out / "rel2id.json", ctx.splits.rel2id)
-    (out / "DONE").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    atomic_write_json(out / L.REL2ID, ctx.splits.rel2id)
+    (out / L.DONE).write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
     for name in (STATE, PREV_STATE, STATE + ".unusable", PREV_STATE + ".unusable"):
         (out / name).unlink(missing_ok=True)
 
@@ -771,7 +770,7 @@ def _train(cfg: TrainConfig, out: Path, *, force: bool, progress: bool, splits: 
         if out.exists():
             shutil.rmtree(out)  # a finished run being forced, or a folder without usable state
         out.mkdir(parents=True)
-        atomic_write_json(out / "config.json", cfg)
+        atomic_write_json(out / L.CONFIG, cfg)
     dist.barrier()
     history = resumed["history"] if resumed else []
     if resumed:
@@ -822,7 +821,7 @@ def load(run: Run | str | Path, device: str = "auto") -> tuple[DocREModel, Train
     model.load_state_dict(state, strict=False)
     model.to(resolve_device(device)).eval()
     model.threshold = run.scores.get("threshold")
-    rel_path = run.dir / "rel2id.json"
+    rel_path = run.dir / L.REL2ID
     model.rel2id = read_json(rel_path) if rel_path.exists() else D.regime_rel2id(cfg.regime)
     return model, cfg
 
