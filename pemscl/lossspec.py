@@ -8,8 +8,9 @@ ncrl, afl, ssr-pu) is declared here with its params, their check and its presets
 caller that computes a loss does (``compute_loss`` lives there). Until then :func:`get_loss` and
 :func:`prepare_loss` of a built-in kind raise, naming that import; everything else here (building
 and checking specs, presets, ``registered_losses``, user losses registered with their own
-function) works without it. This module imports no package module, so it is never part of an
-import circle.
+function) works without it. This module imports no package module, not even lazily: importing
+pemscl.losses from here would close the circle losses -> lossspec -> losses, which
+tests/test_imports.py forbids for function-level imports too.
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ class LossSpec:
 # --------------------------------------------------------------------------- registry
 # A loss function maps (logits, labels) to the reduced L1 term and named parts for logging:
 #   fn(logits, labels, *, spec, features, neg_mask, reduction) -> (l1, parts)
-# logits / labels (N, 1+R) with column 0 = NA (see the module docstring); spec: the LossSpec, its
+# logits / labels (N, 1+R) with column 0 = NA (see pemscl.losses' docstring); spec: the LossSpec, its
 # params completed with the registered defaults; features: the pair features or group factors
 # (zh, zt), or None; neg_mask: bool (N, 1+R) of the negatives that enter (Eq. 12), or None when
 # not sampling; reduction: "sum" or "mean" over pairs. l1 is a 0-dim tensor, parts a dict of
@@ -152,7 +153,6 @@ class RegisteredLoss:
 _LOSSES: dict[str, RegisteredLoss] = {}
 LOSS_PRESETS: dict[str, LossSpec] = {}
 _DEFAULT_PRESET = object()  # sentinel: "register the plain preset LossSpec(kind=name, no EM, no SCL)"
-
 
 
 def register_loss(name: str, fn: LossFn | None = None, *, defaults: Mapping[str, Any] | None = None,
