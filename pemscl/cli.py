@@ -27,9 +27,9 @@ import typing
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import distributed, losses, runs, train
+from . import distributed, lossspec, runs, train
 from .config import PRESETS, TrainConfig, preset
-from .losses import LossSpec
+from .lossspec import LossSpec
 
 NONE_WORDS = ("none", "null")  # what the user types for a None-able field's None
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -114,8 +114,8 @@ def _epilog() -> str:
         c = PRESETS[name]()
         lines.append(f"  {name:24s} {c.encoder} on {c.regime}, {c.epochs} epochs, batch {c.batch_size}, "
                      f"loss {c.loss.kind}")
-    lines.append("losses (--loss): " + ", ".join(sorted(losses.LOSS_PRESETS)))
-    lines.append("registered loss kinds (--loss-kind): " + ", ".join(losses.registered_losses()))
+    lines.append("losses (--loss): " + ", ".join(sorted(lossspec.LOSS_PRESETS)))
+    lines.append("registered loss kinds (--loss-kind): " + ", ".join(lossspec.registered_losses()))
     lines.append("A user loss: --import MODULE (a module or .py file calling pemscl.losses.register_loss) "
                  "before --loss NAME.")
     lines.append("Several GPUs: torchrun --standalone --nproc_per_node=N -m pemscl.train ...")
@@ -162,7 +162,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     # where bf16 pays, "auto" is bf16 and the key is the same)
     overrides.setdefault("precision", "auto")
     if args.loss is not None:
-        overrides["loss"] = losses.loss_spec(args.loss)
+        overrides["loss"] = lossspec.loss_spec(args.loss)
     return preset(args.preset, **overrides)
 
 

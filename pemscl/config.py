@@ -20,7 +20,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .losses import LossSpec, loss_spec
+from .lossspec import LossSpec, loss_spec
 from .utils import resolve_device, resolve_precision, stable_hash
 
 # v1: the unversioned hash of sessions 1-2. v2: separate random streams (init, order, dropout,

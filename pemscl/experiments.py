@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import config as CF
 from . import runs as RS
 from .config import TrainConfig, override
-from .losses import LossSpec, loss_spec
+from .lossspec import LossSpec, loss_spec
 from .tiny import dry_run_folder
 
 # Layers trained on the fast path (MiniLM has 6): the quick profile and the exploratory

@@ -53,7 +53,7 @@ from .config import PRESETS, TrainConfig, config_from_dict
 from .features import load_tokenizer, marker_ids
 from .fmt import pct
 from .layout import ENCODER_DIR, MARKER, checkpoint_path, is_export
-from .losses import LossSpec
+from .lossspec import LossSpec
 from .model import DocREModel, ModelConfig, checkpoint_classes, resolve_encoder
 from .utils import atomic_write_json, atomic_write_text, read_json, resolve_device
 

@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 from . import claims as C
 from . import config as CF
 from . import experiments as X
-from . import losses as LS
+from . import lossspec as LS
 from . import runs as RS
 from . import stats as S
 from .fmt import pct, pts, table_md

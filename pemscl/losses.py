@@ -20,7 +20,9 @@ parts every kind shares: negative label sampling (Eq. 12-13, a ``neg_mask`` hand
 ``scl_weight`` x SCL (Eq. 8-11). The built-in kinds pemscl / atl / bce / ncrl are registered through
 the same :func:`register_loss` as user losses; a loss's own hyper-parameters live in
 ``LossSpec.params`` (declared with defaults at registration). Presets (``loss_spec(name)``) come from
-:func:`register_loss` / :func:`register_preset`.
+:func:`register_loss` / :func:`register_preset`. The spec, the registry and the built-in presets
+live in :mod:`pemscl.lossspec` (no torch: configs and reports are built without it) and are
+imported here; this module adds the torch code and attaches the built-in kinds' functions.
 AFL (Tan et al., Findings of ACL 2022) and SSR-PU (Wang et al., EMNLP 2022) keep their released
 code's departures from their papers as params (FAITHFULNESS.md, one section each); SSR-PU's class
 priors come from the training labels through :func:`prepare_loss`.
@@ -37,11 +39,17 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence, Union
+from dataclasses import replace
+from typing import Any, Iterator, Mapping, Sequence, Union
 
 import torch
 import torch.nn.functional as F
+
+# the registry and the option values are part of this module's API (the torch-free half lives in pemscl.lossspec)
+from .lossspec import (AFL_DEFAULTS, AFL_POS_WEIGHTS, LONGTAIL_SCALES, LOSS_PRESETS, NEG_COUNTS, RESERVED_PARTS,
+                       SSR_NONNEG, SSR_POS_WEIGHTS, SSR_PU_DEFAULTS, LossFn, LossSpec, RegisteredLoss, _attach,
+                       _check_afl_params, _LOSSES, get_loss, loss_spec, prepare_loss, register_loss, register_preset,
+                       registered_losses, unregister_loss)
 
 Features = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -98,9 +106,6 @@ def _check_reduction(reduction: str, allowed: Sequence[str] = REDUCTIONS) -> Non
 
 
 # --------------------------------------------------------------------------- PMT + EM (Eq. 3-7, 12)
-NEG_COUNTS = ("all", "sampled")
-
-
 def pmt_em_terms(logits: torch.Tensor, labels: torch.Tensor, *, gamma: str = "count",
                  neg_mask: torch.Tensor | None = None, em_batch_average: bool = False,
                  neg_count: str = "all") -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,9 +259,6 @@ def pair_gram(features: Features, rows: torch.Tensor | None = None) -> torch.Ten
 
 
 # --------------------------------------------------------------------------- SCL (Eq. 8-10)
-LONGTAIL_SCALES = ("paper", "anchor-share")
-
-
 def scl_loss(features: Features, labels: torch.Tensor, *, tau: float, variant: str = "paper",
              na_anchors: bool = False, longtail_scale: str = "paper", reduction: str = "mean") -> torch.Tensor:
     """Supervised contrastive loss for multi-label, long-tailed pairs (Eq. 8-10).
@@ -416,9 +418,6 @@ def ncrl_loss(logits: torch.Tensor, labels: torch.Tensor, *, shift: float = 0.0,
 
 
 # --------------------------------------------------------------------------- AFL (Tan et al., 2022)
-AFL_POS_WEIGHTS = ("focal", "one-plus-focal")
-
-
 def afl_loss(logits: torch.Tensor, labels: torch.Tensor, *, gamma: float = 1.0, pos_weight: str = "focal",
              neg_mask: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
     """Adaptive focal loss (Tan, He, Bing, Ng, Findings of ACL 2022, Section 3.3, "Adaptive Focal
@@ -449,19 +448,7 @@ def afl_loss(logits: torch.Tensor, labels: torch.Tensor, *, gamma: float = 1.0, 
     return _reduce(l1 + l2, reduction)
 
 
-def _check_afl_params(p: Mapping[str, Any]) -> None:
-    g = p.get("gamma", 1.0)
-    if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
-        raise ValueError(f"afl: the focal gamma must be a finite number >= 0, got {g!r}")
-    if p.get("pos_weight", "focal") not in AFL_POS_WEIGHTS:
-        raise ValueError(f"afl: pos_weight must be one of {AFL_POS_WEIGHTS}, got {p.get('pos_weight')!r}")
-
-
 # --------------------------------------------------------------------------- SSR-PU (Wang et al., 2022)
-SSR_NONNEG = ("max", "defit")
-SSR_POS_WEIGHTS = ("none", "sqrt-odds")
-
-
 def labeled_priors(labels: torch.Tensor | Sequence[Any]) -> list[float]:
     """pi_labeled per relation 1..R: the share of entity pairs labelled with r in ``labels``
     ((N, 1+R), or a list of per-document (n_pairs, 1+R) arrays, e.g. the training features'
@@ -525,35 +512,6 @@ def ssr_pu_risks(logits: torch.Tensor, labels: torch.Tensor, *, prior: torch.Ten
     return risk, r_pos, r_neg
 
 
-def _check_prior_value(name: str, v: Any, lo_open: bool = True) -> None:
-    vals = v if isinstance(v, (list, tuple)) else [v]
-    for x in vals:
-        ok = isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-        if not ok or not ((0 < x < 1) if lo_open else (0 <= x < 1)):
-            raise ValueError(f"ssr-pu: {name} must be {'in (0, 1)' if lo_open else 'in [0, 1)'} "
-                             f"(a number or a list of one per relation), got {v!r}")
-
-
-def _check_ssr_params(p: Mapping[str, Any]) -> None:
-    if p.get("prior") is not None:
-        _check_prior_value("prior", p["prior"])
-    if p.get("labeled_prior") is not None:
-        _check_prior_value("labeled_prior", p["labeled_prior"], lo_open=False)
-    s = p.get("prior_scale", 3.0)
-    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
-        raise ValueError(f"ssr-pu: prior_scale must be a finite number > 0, got {s!r}")
-    m = p.get("margin", 0.25)
-    if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m < 0:
-        raise ValueError(f"ssr-pu: margin must be a finite number >= 0, got {m!r}")
-    if p.get("nonneg", "max") not in SSR_NONNEG:
-        raise ValueError(f"ssr-pu: nonneg must be one of {SSR_NONNEG}, got {p.get('nonneg')!r}")
-    if p.get("pos_weight", "none") not in SSR_POS_WEIGHTS:
-        raise ValueError(f"ssr-pu: pos_weight must be one of {SSR_POS_WEIGHTS}, got {p.get('pos_weight')!r}")
-    g = p.get("defit_gamma", 1.0)
-    if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
-        raise ValueError(f"ssr-pu: defit_gamma must be a finite number >= 0, got {g!r}")
-
-
 def _per_relation(name: str, v: Any, r: int) -> torch.Tensor:
     t = torch.as_tensor(v, dtype=torch.float32).reshape(-1)
     if t.numel() == 1:
@@ -563,187 +521,9 @@ def _per_relation(name: str, v: Any, r: int) -> torch.Tensor:
     return t
 
 
-# --------------------------------------------------------------------------- loss specification
-@dataclass
-class LossSpec:
-    """A loss as configuration, so ablations and released-code behaviours are configs, not edits.
-
-    ``kind`` names a loss of the registry (:func:`register_loss`); the SCL term (scl_weight, tau,
-    ...) and negative label sampling are generic and apply to every kind. Every default is the
-    paper's behaviour; the released code's behaviours are the named alternatives."""
-
-    kind: str = "pemscl"          # a registered loss: "pemscl" | "atl" | "bce" | "ncrl" | "afl" | "ssr-pu" | ...
-    entropy: bool = True          # EM term, Eq. 6 (pemscl)
-    gamma: str = "count"          # EM weights: "count" (1/|P|, 1/|N|) or "one"
-    scl_weight: float = 0.1       # lambda of Eq. 11 (0 disables SCL); FAITHFULNESS #3 folds tau/tau_base in here
-    tau: float = 0.2              # SCL temperature
-    scl_variant: str = "paper"    # "paper" (Eq. 8) | "supcon" (FAITHFULNESS #1)
-    na_anchors: bool = False      # FAITHFULNESS #2
-    neg_sample_ratio: float | None = None   # Eq. 12-13 when set (< 1); applied to any kind
-    neg_sample_per: str = "pair"  # "pair" (paper) | "batch" (FAITHFULNESS #6)
-    em_batch_average: bool = False  # FAITHFULNESS #5
-    ncrl_shift: float = 0.0       # NCRL margin shift
-    # Batch reduction. "sum" follows the paper (Eq. 7 and 10 sum over the batch); "mean" is the
-    # released code (FAITHFULNESS #4): L1 means over pairs and SCL over all pairs with non-anchors
-    # as zeros ("mean_all"), so both terms are divided by the same N and the L1 : lambda L2 balance
-    # is identical under either choice - only the overall scale differs (~N = 1,000-1,600 pairs for
-    # 4 Re-DocRED documents). AdamW is invariant to a constant loss scale (up to eps), but grad-norm
-    # clipping at 1.0 is not: with "sum" the clip fires on nearly every step, so each step's update
-    # direction is normalised before Adam and batches with more pairs no longer weigh more; with
-    # "mean" the clip rarely fires. Nothing here makes the sum unstable at lr 2e-5 (Adam absorbs the
-    # scale), so the paper's sum is the default; "mean" reproduces the released code.
-    reduction: str = "sum"
-    # gamma2 of the EM term under negative sampling (FAITHFULNESS #5, Eq. 12): "all" = |N_{h,t}|,
-    # every negative of the pair (Eq. 12 reuses Eq. 6's gamma2; the released NS code divides by
-    # it too) | "sampled" = |N'_{h,t}|, only the negatives that enter the sum
-    neg_count: str = "all"
-    # SCL long-tail term, Eq. 9 (FAITHFULNESS #12): "paper" as written | "anchor-share" each
-    # anchor's term times A / N, the batch's share of anchors (released code under mixed precision)
-    longtail_scale: str = "paper"
-    # hyper-parameters of the kind's own loss (names and defaults declared by register_loss);
-    # string keys and JSON values, so the spec hashes and round-trips through JSON
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.params, Mapping):
-            raise TypeError(f"LossSpec.params must be a dict, got {type(self.params).__name__}")
-        self.params = dict(self.params)  # a copy: presets never share a mutable dict with their users
-        bad = [k for k in self.params if not isinstance(k, str)]
-        if bad:
-            raise TypeError(f"LossSpec.params keys must be strings (JSON), got {bad}")
-        # a registered loss's own check of its params (e.g. an SSR-PU prior outside (0, 1), a
-        # negative focal gamma) runs here, so a bad value fails where the config is built - in
-        # loss_spec(), TrainConfig.from_dict / the CLI - before any training starts
-        entry = _LOSSES.get(self.kind)
-        if entry is not None and entry.check is not None:
-            entry.check({**entry.defaults, **self.params})
-
-
-# --------------------------------------------------------------------------- registry
-# A loss function maps (logits, labels) to the reduced L1 term and named parts for logging:
-#   fn(logits, labels, *, spec, features, neg_mask, reduction) -> (l1, parts)
-# logits / labels (N, 1+R) with column 0 = NA (see the module docstring); spec: the LossSpec, its
-# params completed with the registered defaults; features: the pair features or group factors
-# (zh, zt), or None; neg_mask: bool (N, 1+R) of the negatives that enter (Eq. 12), or None when
-# not sampling; reduction: "sum" or "mean" over pairs. l1 is a 0-dim tensor, parts a dict of
-# 0-dim tensors (not "l1" / "scl", which compute_loss fills in).
-LossFn = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
-RESERVED_PARTS = ("l1", "scl")
-
-
-@dataclass(frozen=True)
-class RegisteredLoss:
-    name: str
-    fn: LossFn
-    defaults: Mapping[str, Any]  # the params this loss accepts, with their default values
-    # check(params) raises ValueError for bad values of the (default-completed) params; run when a
-    # LossSpec of this kind is built and again in compute_loss
-    check: Callable[[Mapping[str, Any]], None] | None = None
-    # prepare(spec, train_labels) -> spec: fills params estimated from the training labels (see
-    # prepare_loss); None for losses that need nothing from the training set
-    prepare: Callable[..., "LossSpec"] | None = None
-
-
-_LOSSES: dict[str, RegisteredLoss] = {}
-LOSS_PRESETS: dict[str, LossSpec] = {}
-_DEFAULT_PRESET = object()  # sentinel: "register the plain preset LossSpec(kind=name, no EM, no SCL)"
-
-
-def register_loss(name: str, fn: LossFn | None = None, *, defaults: Mapping[str, Any] | None = None,
-                  preset: LossSpec | None = _DEFAULT_PRESET, replace: bool = False,  # type: ignore[assignment]
-                  check: Callable[[Mapping[str, Any]], None] | None = None,
-                  prepare: Callable[..., LossSpec] | None = None):
-    """Register ``fn`` as the loss of kind ``name``; usable directly or as a decorator::
-
-        @register_loss("softmax-ce", defaults={"temperature": 1.0})
-        def softmax_ce(logits, labels, *, spec, features, neg_mask, reduction):
-            ...
-            return l1, {}
-
-    ``defaults``: the hyper-parameters the loss reads from ``spec.params`` and their defaults;
-    any other key in spec.params is an error. ``preset``: also registered as loss_spec(name);
-    left out, ``LossSpec(kind=name, entropy=False, scl_weight=0.0)`` (like the baselines: no
-    SCL), None for no preset. ``replace``: overwrite an existing loss (and preset) of that name.
-    ``check``: validates the params (raise ValueError), when a LossSpec of this kind is built.
-    ``prepare``: ``prepare(spec, train_labels) -> spec``, see :func:`prepare_loss`.
-    Returns ``fn`` (so the decorator leaves the function usable on its own)."""
-    if fn is None:
-        return lambda f: register_loss(name, f, defaults=defaults, preset=preset, replace=replace,
-                                       check=check, prepare=prepare)
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"a loss name must be a non-empty string, got {name!r}")
-    if not callable(fn):
-        raise TypeError(f"loss {name!r}: fn must be callable, got {type(fn).__name__}")
-    if name in _LOSSES and not replace:
-        raise ValueError(f"loss {name!r} is already registered; pass replace=True to overwrite it")
-    if preset is _DEFAULT_PRESET:
-        preset = LossSpec(kind=name, entropy=False, scl_weight=0.0)
-    if preset is not None:
-        if preset.kind != name:
-            raise ValueError(f"the preset of loss {name!r} has kind {preset.kind!r}")
-        if name in LOSS_PRESETS and not replace:
-            raise ValueError(f"loss preset {name!r} already exists; pass replace=True to overwrite it")
-    if check is not None:
-        check(dict(defaults or {}))  # the declared defaults must pass their own check
-        if preset is not None:
-            check({**(defaults or {}), **preset.params})
-    _LOSSES[name] = RegisteredLoss(name, fn, dict(defaults or {}), check, prepare)
-    if preset is not None:
-        LOSS_PRESETS[name] = preset
-    return fn
-
-
-def register_preset(name: str, spec: LossSpec, *, replace: bool = False) -> LossSpec:
-    """Make ``loss_spec(name)`` return ``spec`` (a variant of a registered loss)."""
-    if spec.kind not in _LOSSES:
-        raise ValueError(f"preset {name!r}: unknown loss kind {spec.kind!r}; registered: {registered_losses()}")
-    if name in LOSS_PRESETS and not replace:
-        raise ValueError(f"loss preset {name!r} already exists; pass replace=True to overwrite it")
-    LOSS_PRESETS[name] = spec
-    return spec
-
-
-def unregister_loss(name: str) -> None:
-    """Remove loss ``name`` and every preset of that kind (for notebooks and tests)."""
-    if name not in _LOSSES:
-        raise ValueError(f"unknown loss kind {name!r}; registered: {registered_losses()}")
-    del _LOSSES[name]
-    for preset_name in [k for k, v in LOSS_PRESETS.items() if v.kind == name]:
-        del LOSS_PRESETS[preset_name]
-
-
-def registered_losses() -> tuple[str, ...]:
-    """The registered loss kinds, sorted."""
-    return tuple(sorted(_LOSSES))
-
-
-def get_loss(kind: str) -> RegisteredLoss:
-    if kind not in _LOSSES:
-        raise ValueError(f"unknown loss kind {kind!r}; registered: {registered_losses()}")
-    return _LOSSES[kind]
-
-
-def prepare_loss(spec: LossSpec, train_labels) -> LossSpec:
-    """``spec`` with the params its loss estimates from the training set filled in (the same spec
-    for losses without a ``prepare`` hook). ``train_labels``: the (N, 1+R) labels of all training
-    pairs, or the training features' per-document "labels" arrays. SSR-PU fills ``labeled_prior``
-    (pi_labeled per relation) unless it is set. Deterministic in the labels, so every rank of a
-    distributed run and a resumed run get the same spec. Called once before training (by the
-    training loop, on the full training split); a spec that was not prepared falls back to the
-    loss's own default (SSR-PU: the labelled shares of each batch)."""
-    entry = get_loss(spec.kind)
-    return entry.prepare(spec, train_labels) if entry.prepare is not None else spec
-
-
-def loss_spec(name: str = "pemscl", **overrides) -> LossSpec:
-    """A preset from LOSS_PRESETS with fields overridden, e.g. loss_spec("pemscl", tau=2.0)."""
-    if name not in LOSS_PRESETS:
-        raise ValueError(f"unknown loss {name!r}; known: {sorted(LOSS_PRESETS)}")
-    return replace(LOSS_PRESETS[name], **overrides)
-
-
 # --------------------------------------------------------------------------- built-in losses
-@register_loss("pemscl", preset=LossSpec())
+# their params, checks and presets are declared in pemscl.lossspec; here each gets its function
+@_attach("pemscl")
 def _pemscl_l1(logits, labels, *, spec, features, neg_mask, reduction):
     """Eq. 7 (or L_NA1 of Eq. 13 under sampling): PMT + EM, parts "pmt" and "em"."""
     pmt, em = pmt_em_terms(logits, labels, gamma=spec.gamma, neg_mask=neg_mask,
@@ -756,53 +536,26 @@ def _pemscl_l1(logits, labels, *, spec, features, neg_mask, reduction):
     return l1, parts
 
 
-register_preset("pemscl-no-em", LossSpec(entropy=False))
-register_preset("pemscl-no-scl", LossSpec(scl_weight=0.0))
-register_preset("pemscl-no-em-no-scl", LossSpec(entropy=False, scl_weight=0.0))
-register_preset("pemscl-ns", LossSpec(neg_sample_ratio=0.1))  # the paper's OOG / OGG ratio (Table 4)
-
-
-@register_loss("atl")
+@_attach("atl")
 def _atl_l1(logits, labels, *, spec, features, neg_mask, reduction):
     return atl_loss(logits, labels, neg_mask=neg_mask, reduction=reduction), {}
 
 
-@register_loss("bce")
+@_attach("bce")
 def _bce_l1(logits, labels, *, spec, features, neg_mask, reduction):
     return bce_loss(logits, labels, neg_mask=neg_mask, reduction=reduction), {}
 
 
-@register_loss("ncrl")
+@_attach("ncrl")
 def _ncrl_l1(logits, labels, *, spec, features, neg_mask, reduction):
     return ncrl_loss(logits, labels, shift=spec.ncrl_shift, neg_mask=neg_mask, reduction=reduction), {}
 
 
-# AFL: the threshold-class adaptive focal loss; decision f_r > f_TH (the default decide, no tuned threshold)
-AFL_DEFAULTS = {"gamma": 1.0,           # the focusing parameter (released default --gamma_pos 1.0)
-                "pos_weight": "focal"}  # "focal" (paper, Eq. 9) | "one-plus-focal" (released code)
-
-
-@register_loss("afl", defaults=AFL_DEFAULTS, check=_check_afl_params)
+@_attach("afl")
 def _afl_l1(logits, labels, *, spec, features, neg_mask, reduction):
     p = spec.params
     return afl_loss(logits, labels, gamma=p["gamma"], pos_weight=p["pos_weight"], neg_mask=neg_mask,
                     reduction=reduction), {}
-
-
-# SSR-PU. Decision rule: the released evaluate() (isrank=1) predicts r when f_r > f_NA - the
-# none-class score is the adaptive threshold the squared ranking loss is trained against - so SSR-PU
-# uses the default decide() and, unlike BCE, needs no global threshold tuned on dev
-# (train.needs_threshold stays BCE-only).
-SSR_PU_DEFAULTS = {
-    "prior": None,          # true prior pi: None -> prior_scale x pi_labeled; or a float / R floats in (0, 1)
-    "prior_scale": 3.0,     # pi = prior_scale x pi_labeled (released --e: 3.0 incomplete labels, 1.0 fully supervised)
-    "labeled_prior": None,  # pi_labeled per relation: None -> the training labels (prepare_loss), else each batch's
-    "margin": 0.25,         # m of the squared ranking loss (released scripts --m 0.25)
-    "nonneg": "max",        # "max" (nnPU risk, max(0, R-)) | "defit" (released: -gamma R- where R- < beta)
-    "beta": 0.0,            # "defit" only: released --beta
-    "defit_gamma": 1.0,     # "defit" only: released --gamma
-    "pos_weight": "none",   # "none" | "sqrt-odds" (released: R+ x sqrt((1 - pi) / pi))
-}
 
 
 def _prepare_ssr(spec: LossSpec, train_labels) -> LossSpec:
@@ -811,9 +564,7 @@ def _prepare_ssr(spec: LossSpec, train_labels) -> LossSpec:
     return replace(spec, params={**spec.params, "labeled_prior": labeled_priors(train_labels)})
 
 
-@register_loss("ssr-pu", defaults=SSR_PU_DEFAULTS, check=_check_ssr_params, prepare=_prepare_ssr,
-               # "mean": the SSR-PU objective is a risk (expectations over pairs); "sum" scales it by N
-               preset=LossSpec(kind="ssr-pu", entropy=False, scl_weight=0.0, reduction="mean"))
+@_attach("ssr-pu", prepare=_prepare_ssr)
 def _ssr_pu_l1(logits, labels, *, spec, features, neg_mask, reduction):
     """Sum over relations of the SSR-PU risk (:func:`ssr_pu_risks`); parts "pu_pos" (sum of R+)
     and "pu_neg" (sum of R-, before the non-negative correction)."""

@@ -11,6 +11,7 @@ pemscl.train: another module object, no circle at run time).
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -146,3 +147,64 @@ def test_the_scorer_runs_from_the_command_line_without_torch(tmp_path, data_dir)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "F1" in out.stdout
+
+
+BUILTIN_PRESETS = ["afl", "atl", "bce", "ncrl", "pemscl", "pemscl-no-em", "pemscl-no-em-no-scl", "pemscl-no-scl",
+                   "pemscl-ns", "ssr-pu"]
+# every built-in preset as JSON, with what the spec's check does to a bad value
+PRESETS_AS_JSON = """
+import dataclasses, json
+from pemscl import lossspec as S
+out = {n: dataclasses.asdict(S.loss_spec(n)) for n in sorted(S.LOSS_PRESETS)}
+for bad in ({"prior": 1.5}, {"prior": 0.0}, {"margin": -1.0}):
+    try:
+        S.loss_spec("ssr-pu", params=bad)
+    except ValueError:
+        continue
+    raise AssertionError(f"ssr-pu params {bad} were accepted")
+try:
+    S.LossSpec(kind="afl", params={"gamma": -1.0})
+    raise AssertionError("a negative focal gamma was accepted")
+except ValueError:
+    pass
+"""
+
+
+def test_loss_specs_and_presets_without_torch():
+    """pemscl.lossspec, torch blocked: every built-in preset, the built-in params' checks, a user
+    loss registered with its own function; a built-in's function needs pemscl.losses and says so."""
+    code = BLOCK_TORCH + PRESETS_AS_JSON + """
+assert S.registered_losses() == ("afl", "atl", "bce", "ncrl", "pemscl", "ssr-pu")
+try:
+    S.get_loss("atl")
+    raise AssertionError("get_loss of a built-in without its function")
+except RuntimeError as e:
+    assert "pemscl.losses" in str(e)
+S.register_loss("toy", lambda logits, labels, **kw: (0.0, {}), defaults={"t": 1.0})
+assert S.get_loss("toy").defaults == {"t": 1.0} and S.loss_spec("toy").kind == "toy"
+assert 'torch' not in sys.modules
+print(json.dumps(out))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    without = json.loads(out.stdout)
+    assert sorted(without) == BUILTIN_PRESETS
+    # the same presets as with the torch code loaded, whose functions are then attached - except a
+    # built-in the user replaced before pemscl.losses was imported, which stays theirs
+    code = PRESETS_AS_JSON + """
+mine = lambda logits, labels, **kw: (0.0, {})
+S.register_loss("bce", mine, preset=S.LOSS_PRESETS["bce"], replace=True)
+from pemscl import losses as L
+assert S.get_loss("bce").fn is mine and L.get_loss("atl").fn is L._atl_l1
+assert L.get_loss("ssr-pu").prepare is L._prepare_ssr and L.LossSpec is S.LossSpec
+print(json.dumps({n: dataclasses.asdict(S.loss_spec(n)) for n in sorted(S.LOSS_PRESETS)}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == without
+
+
+def test_the_loss_spec_module_imports_no_package_module():
+    edges, _ = graph()
+    assert edges["lossspec"] == set()
+    assert "losses" not in edges["config"] and "losses" not in edges["experiments"]

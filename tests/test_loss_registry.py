@@ -178,3 +178,29 @@ def test_error_messages(toy):
     with pytest.raises(ValueError, match=r"parts \['rows'\] are not scalars"):
         compute_loss(loss_spec(toy), LOGITS, LABELS)
     assert L._LOSSES[toy].defaults == {}  # replace=True replaced the declared params too
+
+
+# Keys computed before LossSpec and the registry moved to pemscl.lossspec (fp32 on cpu, so that no
+# machine's precision measurement enters): moving the spec must not orphan a recorded run. A change
+# of HASH_VERSION changes them all on purpose (tests/test_regression.py pins that side).
+PRESET_KEYS = {"paper-redocred": "685180c7af21", "paper-docred": "3bf1e701137c",
+               "paper-docred-released": "f6fe5d7faeda", "cpu": "50774357c4d9", "smoke": "58cf6038fbab"}
+LOSS_KEYS = {"afl": "c65cfcd3f19b", "atl": "bb0094e033f8", "bce": "afa4413d349d", "ncrl": "5807d67a1ef8",
+             "pemscl": "50774357c4d9", "pemscl-no-em": "1c3792c8ec32", "pemscl-no-em-no-scl": "0f7448cd8299",
+             "pemscl-no-scl": "ce3dbb506204", "pemscl-ns": "c28a29046d77", "ssr-pu": "be331d3c445a"}
+
+
+def test_config_keys_did_not_change_with_the_spec_module():
+    from pathlib import Path
+
+    from pemscl import config, experiments, runs
+
+    assert {n: config.preset(n, precision="fp32", device="cpu").key() for n in PRESET_KEYS} == PRESET_KEYS
+    assert {n: config.preset("cpu", loss=loss_spec(n), precision="fp32", device="cpu").key()
+            for n in LOSS_KEYS} == LOSS_KEYS
+    # the committed record: strict, so a record whose config no longer hashes to its key raises
+    record = Path(__file__).resolve().parents[1] / "results" / "runs.jsonl"
+    recs = runs.load_exported(record, strict=True)
+    assert len(recs) >= 58
+    _, attached = experiments.attach_all(recs, "cpu")
+    assert sum(r is not None for rows in attached.values() for r in rows) >= 56
