@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .lossspec import LossSpec, loss_spec
-from .utils import resolve_device, resolve_precision, stable_hash
+from .utils import device_type, precision_name, stable_hash
 
 # v1: the unversioned hash of sessions 1-2. v2: separate random streams (init, order, dropout,
 # sampling), gamma2 over all negatives under NS (Eq. 12), early stopping, hash of resolved
@@ -85,10 +85,8 @@ class TrainConfig:
             d.pop(k, None)
         if self.patience is None:
             d.pop("min_epochs", None)  # it only delays early stopping: without it, the same run
-        device = resolve_device(self.device)
-        d["device_type"] = device.type
-        amp = resolve_precision(self.precision, device)
-        d["precision"] = str(amp).replace("torch.", "") if amp is not None else "fp32"
+        d["device_type"] = device_type(self.device)
+        d["precision"] = precision_name(self.precision, self.device)
         d["v"] = HASH_VERSION
         return d
 

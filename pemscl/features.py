@@ -29,6 +29,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .data import load_rel2id
+from .model import default_encoder_path
 from .utils import atomic_path
 from .utils import cache_dir as _default_cache_dir
 
@@ -40,8 +42,6 @@ MARKER = "*"
 # --------------------------------------------------------------------------- tokenizer helpers
 def default_encoder() -> str:
     """Folder of the default encoder (MiniLM-L6, WordPiece, uncased): model.default_encoder_path."""
-    from .model import default_encoder_path
-
     return default_encoder_path()
 
 
@@ -275,8 +275,6 @@ def load_features(docs: Sequence[dict], tokenizer_name_or_path, rel2id: Mapping[
     A cache file that cannot be read as this format is reported and rebuilt, never executed.
     """
     if rel2id is None:
-        from .data import load_rel2id
-
         rel2id = load_rel2id()
     tok = (load_tokenizer(tokenizer_name_or_path) if isinstance(tokenizer_name_or_path, (str, os.PathLike))
            else tokenizer_name_or_path)

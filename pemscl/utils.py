@@ -1,4 +1,9 @@
-"""Small shared helpers: devices and precision, seeding, hashing, atomic files."""
+"""Small shared helpers: paths, hashing, atomic files; devices, precision and seeding.
+
+torch is optional here: the scorer, the statistics, the tables and the report (and so
+`python -m pemscl.evaluate`) run where only numpy is installed, and read configs, whose keys
+name the device kind and precision they resolve to (`device_type`, `precision_name`). What
+trains needs torch and says so (`require_torch`)."""
 
 from __future__ import annotations
 
@@ -14,7 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError:  # optional: see the module docstring
+    torch = None
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,8 +71,35 @@ def environment(values: dict[str, str]):
 
 
 # --------------------------------------------------------------------------- device / precision
+def require_torch(what: str) -> None:
+    if torch is None:
+        raise ImportError(f"{what} needs torch (pip install torch); the scorer, statistics and report do not")
+
+
+def device_type(device: str = "auto") -> str:
+    """The kind of device ("cpu", "cuda", "mps") a device setting resolves to here; without
+    torch nothing but the CPU could run, so "auto" is the CPU."""
+    if torch is None:
+        return "cpu" if device == "auto" else str(device).split(":")[0]
+    return resolve_device(device).type
+
+
+def precision_name(precision: str, device: str = "auto") -> str:
+    """What a run of this precision setting computes in here: "fp32", "bfloat16" or "float16".
+    "auto" asks the machine (CUDA's bf16 support, a CPU's measured speed), which needs torch."""
+    named = {"fp32": "fp32", "bf16": "bfloat16", "fp16": "float16"}
+    if precision in named:
+        return named[precision]
+    if precision != "auto":
+        raise ValueError(f"precision must be auto|bf16|fp16|fp32, got {precision!r}")
+    require_torch('resolving precision="auto" (it measures this machine)')
+    amp = resolve_precision(precision, resolve_device(device))
+    return str(amp).replace("torch.", "") if amp is not None else "fp32"
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """"auto" picks CUDA when present, else Apple MPS, else CPU."""
+    require_torch("choosing a device")
     if device != "auto":
         return torch.device(device)
     if torch.cuda.is_available():

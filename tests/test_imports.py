@@ -126,7 +126,8 @@ sys.meta_path.insert(0, NoTorch())
 """
 
 
-@pytest.mark.parametrize("module", ["pemscl.evaluate", "pemscl.stats", "pemscl.published"])
+@pytest.mark.parametrize("module", ["pemscl.evaluate", "pemscl.stats", "pemscl.published", "pemscl.fmt",
+                                    "pemscl.report", "pemscl.tables", "pemscl.claims", "pemscl.leaderboard"])
 def test_scorer_and_statistics_import_without_torch(module):
     code = BLOCK_TORCH + f"import {module}\nassert 'torch' not in sys.modules\nprint('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -142,11 +143,14 @@ def test_the_scorer_runs_from_the_command_line_without_torch(tmp_path, data_dir)
              for d in gold for lab in d["labels"][:2]]
     (tmp_path / "gold.json").write_text(json.dumps(gold))
     (tmp_path / "preds.json").write_text(json.dumps(preds))
-    code = BLOCK_TORCH + ("import runpy; sys.argv = ['pemscl.evaluate', 'gold.json', 'preds.json'];"
+    code = BLOCK_TORCH + ("import runpy; sys.argv = ['pemscl.evaluate', 'preds.json', 'gold.json'];"
                           " runpy.run_module('pemscl.evaluate', run_name='__main__')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "F1" in out.stdout
+    scores = json.loads(out.stdout)
+    # every prediction is a gold fact (precision 1) and the gold file holds n_gold facts
+    n_gold = len({(d["title"], lab["h"], lab["t"], lab["r"]) for d in gold for lab in d["labels"]})
+    assert scores["precision"] == 1.0 and scores["n_pred"] == len(preds) and scores["n_gold"] == n_gold
 
 
 BUILTIN_PRESETS = ["afl", "atl", "bce", "ncrl", "pemscl", "pemscl-no-em", "pemscl-no-em-no-scl", "pemscl-no-scl",
@@ -208,3 +212,25 @@ def test_the_loss_spec_module_imports_no_package_module():
     edges, _ = graph()
     assert edges["lossspec"] == set()
     assert "losses" not in edges["config"] and "losses" not in edges["experiments"]
+
+
+def test_the_report_of_the_committed_record_needs_no_torch():
+    """The cpu profile's tables and claims from results/runs.jsonl, torch blocked, are the ones
+    computed with torch (the configs' keys name their device kind and precision without it)."""
+    import json
+
+    record = Path(__file__).resolve().parents[1] / "results" / "runs.jsonl"  # the committed one
+
+    from pemscl import claims, runs
+
+    code = BLOCK_TORCH + (
+        "import json\nfrom pemscl import claims, report, runs, tables\n"
+        "rs = runs.gather_runs(root='no-runs-here', record='results/runs.jsonl')\n"
+        "c = claims.judge(rs, 'cpu')\nmd = report.markdown(tables.build_tables(rs, 'cpu'), c)\n"
+        "assert 'torch' not in sys.modules and '`ns-rescues` +5.95' in md\n"
+        "print(json.dumps([[r['id'], r['verdict'], r['diff']] for r in c]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    with_torch = [[r["id"], r["verdict"], r["diff"]] for r in claims.judge(runs.gather_runs(root="no-runs-here", record=record), "cpu")]
+    assert json.loads(out.stdout) == json.loads(json.dumps(with_torch)) and len(with_torch) >= 6
