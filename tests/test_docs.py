@@ -154,6 +154,8 @@ def program(argv: list[str]) -> tuple[str, list[str]]:
     """('module' | 'script', its name) and the arguments after it, for a python argv[1:]."""
     if argv[:1] == ["-m"]:
         return "module", argv[1:]
+    if argv[:1] == ["-c"]:
+        return "code", argv[1:]
     return "script", argv
 
 
@@ -245,6 +247,15 @@ def parse_check(argv: list[str], scratch: dict, env: dict[str, str] | None = Non
     """Parse a python argv with the program's own parser and stop (see the module docstring)."""
     argv = python_argv(argv)
     kind, rest = program(argv[1:])
+    if kind == "code":  # python -c CODE: the code must compile and its pemscl imports exist
+        check = ("import ast, importlib, sys\ntree = ast.parse(sys.argv[1])\n"
+                 "for n in ast.walk(tree):\n"
+                 "    if isinstance(n, ast.ImportFrom) and (n.module or '').startswith('pemscl'):\n"
+                 "        m = importlib.import_module(n.module)\n"
+                 "        [importlib.import_module(n.module + '.' + a.name) if not hasattr(m, a.name) else None "
+                 "for a in n.names]\n"
+                 "print('ARGPARSE-OK')")
+        return run([sys.executable, "-c", check, rest[0]], scratch, env)
     if kind == "module" and rest and rest[0] in PARSE_FLAG:
         return run(argv + [PARSE_FLAG[rest[0]]], scratch, env)
     if kind == "module":
