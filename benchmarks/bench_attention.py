@@ -2,6 +2,7 @@
 
     python benchmarks/bench_attention.py            # every case (~10 minutes on 2 cores)
     python benchmarks/bench_attention.py --quick    # fewer repeats, a shallow paper shape (< 2 minutes)
+    python benchmarks/bench_attention.py --profile  # where a MiniLM training step's time goes, per path
 
 "eager" is the path before issue 25: every encoder layer with eager attention (the attention maps
 of all layers kept for the backward), AdamW's per-tensor loop, evaluation batches in document
@@ -44,8 +45,8 @@ from pemscl import train as T  # noqa: E402
 from pemscl.features import load_features  # noqa: E402
 from pemscl.losses import compute_loss, loss_spec  # noqa: E402
 from pemscl.model import DocREModel, ModelConfig, batch_to, parameter_groups, resolve_encoder  # noqa: E402
-from pemscl.utils import (_cpu_name, atomic_write_json, autocast, cpu_capability, precision_line,  # noqa: E402
-                          resolve_precision, results_dir)
+from pemscl.utils import (_cpu_name, atomic_write_json, atomic_write_text, autocast, cpu_capability,  # noqa: E402
+                          precision_line, resolve_precision, results_dir)
 
 CPU = torch.device("cpu")
 
@@ -205,6 +206,26 @@ def case_compiled(feats, n_classes, reps, warmup, batch=2) -> dict:
     return res
 
 
+# --------------------------------------------------------------------------- where the time goes
+def profile_steps(feats, n_classes, amp, rows: int = 14) -> dict[str, str]:
+    """torch.profiler's operator table (self CPU time, top `rows`) of three MiniLM training steps
+    of each path after a warm-up step: what the attention kernels can and cannot change."""
+    from torch.profiler import ProfilerActivity, profile
+
+    models = minilm_pair(n_classes)
+    spec = loss_spec("pemscl")
+    tables = {}
+    for name, model in models.items():
+        model.train()
+        opt = optimiser(model, name)
+        train_step(model, opt, feats[:2], amp, spec)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for i in range(3):
+                train_step(model, opt, feats[2 * i: 2 * i + 2], amp, spec)
+        tables[name] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=40)
+    return tables
+
+
 # --------------------------------------------------------------------------- main
 def machine() -> dict:
     return {"cpu": _cpu_name(), "capability": cpu_capability(), "threads": torch.get_num_threads(),
@@ -218,6 +239,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--reps", type=int, default=None, help="timed repeats per path (default 8; --quick 3)")
     ap.add_argument("--cases", default=None, help="comma-separated subset of the case names")
     ap.add_argument("--out", type=Path, default=None, help="default: results/bench_attention.json")
+    ap.add_argument("--profile", action="store_true",
+                    help="print and save (results/bench_attention_profile.txt) the operator table of MiniLM "
+                         "training steps of each path, in the precision this machine measures fastest, and stop")
     a = ap.parse_args(argv)
     reps = a.reps or (3 if a.quick else 8)
     warmup = 1
@@ -228,6 +252,14 @@ def main(argv=None) -> dict:
     train_feats = load_features(regime.train[:2 * reps], enc, rel2id=rel2id, progress=False)
     dev_feats = load_features(regime.dev[: 20 if a.quick else 50], enc, rel2id=rel2id, progress=False)
     auto = resolve_precision("auto", CPU)
+    if a.profile:
+        tables = profile_steps(train_feats if len(train_feats) >= 8 else
+                               load_features(regime.train[:8], enc, rel2id=rel2id, progress=False), len(rel2id), auto)
+        text = precision_line("auto", CPU) + "\n" + "".join(
+            f"\n== {name}: 3 MiniLM training steps, batch 2, self CPU time ==\n{t}" for name, t in tables.items())
+        print(text)
+        atomic_write_text((a.out.parent if a.out else results_dir()) / "bench_attention_profile.txt", text)
+        return {"profile": tables}
     res = {"machine": machine(), "quick": a.quick, "cases": {}}
     print(res["machine"]["precision_auto"])
     cases = {

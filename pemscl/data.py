@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .registry import claim, lookup
 from .utils import REPO
 
 log = logging.getLogger(__name__)
@@ -556,7 +557,7 @@ def load_regime(name: str, root: str | Path | None = None) -> Regime:
     if name in _REGISTRY:
         return _load_registered(name, _root(root))
     if name not in REGIMES:
-        raise ValueError(f"unknown regime {name!r}; known: {', '.join(regime_names())}")
+        lookup(_REGISTRY, name, what="regime", known=regime_names())  # neither built in nor registered: says so
     return _drop_duplicates_per_split(_load_docred_regime(name, _root(root)))
 
 
@@ -840,9 +841,7 @@ def register_regime(spec_or_name: CustomRegime | str, loader: Callable[[Path], R
         raise ValueError(f"a regime needs a non-empty name, got {name!r}")
     if name in REGIMES or (name in _REGISTRY and _REGISTRY[name].builtin and not overwrite):
         raise ValueError(f"regime {name!r} is built in; choose another name")
-    if name in _REGISTRY and not overwrite:
-        raise ValueError(f"regime {name!r} is already registered (overwrite=True replaces it)")
-    _REGISTRY[name] = entry
+    _REGISTRY[claim(_REGISTRY, name, what="regime", replace=overwrite, flag="overwrite")] = entry
     return name
 
 

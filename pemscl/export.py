@@ -6,7 +6,7 @@
     from pemscl import train
     model, cfg = train.load("exported/pemscl-minilm")     # a run folder works the same way
 
-A run folder holds only the trained parameters (model.pt, a pickle) and names its encoder
+A run folder holds only the trained parameters (model.pt, torch tensors) and names its encoder
 ("minilm", "roberta-large", a local folder), so it needs this project's data, runs and
 encoders to be used. The exported folder needs none of them and no pickle: safetensors and JSON.
 

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from .registry import claim, lookup
+
 if TYPE_CHECKING:
     import torch
 
@@ -176,8 +178,6 @@ def register_loss(name: str, fn: LossFn | None = None, *, defaults: Mapping[str,
     if fn is None:
         return lambda f: register_loss(name, f, defaults=defaults, preset=preset, replace=replace,
                                        check=check, prepare=prepare)
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"a loss name must be a non-empty string, got {name!r}")
     if not callable(fn):
         raise TypeError(f"loss {name!r}: fn must be callable, got {type(fn).__name__}")
     _add(name, fn, defaults=defaults, preset=preset, replace=replace, check=check, prepare=prepare)
@@ -189,15 +189,13 @@ def _add(name: str, fn: LossFn | None, *, defaults: Mapping[str, Any] | None, pr
          prepare: Callable[..., LossSpec] | None) -> None:
     """register_loss after its checks of the name and the function (fn None: a built-in kind
     whose function pemscl.losses attaches, see _builtin)."""
-    if name in _LOSSES and not replace:
-        raise ValueError(f"loss {name!r} is already registered; pass replace=True to overwrite it")
+    claim(_LOSSES, name, what="loss", replace=replace)
     if preset is _DEFAULT_PRESET:
         preset = LossSpec(kind=name, entropy=False, scl_weight=0.0)
     if preset is not None:
         if preset.kind != name:
             raise ValueError(f"the preset of loss {name!r} has kind {preset.kind!r}")
-        if name in LOSS_PRESETS and not replace:
-            raise ValueError(f"loss preset {name!r} already exists; pass replace=True to overwrite it")
+        claim(LOSS_PRESETS, name, what="loss preset", replace=replace)
     if check is not None:
         check(dict(defaults or {}))  # the declared defaults must pass their own check
         if preset is not None:
@@ -209,18 +207,14 @@ def _add(name: str, fn: LossFn | None, *, defaults: Mapping[str, Any] | None, pr
 
 def register_preset(name: str, spec: LossSpec, *, replace: bool = False) -> LossSpec:
     """Make ``loss_spec(name)`` return ``spec`` (a variant of a registered loss)."""
-    if spec.kind not in _LOSSES:
-        raise ValueError(f"preset {name!r}: unknown loss kind {spec.kind!r}; registered: {registered_losses()}")
-    if name in LOSS_PRESETS and not replace:
-        raise ValueError(f"loss preset {name!r} already exists; pass replace=True to overwrite it")
-    LOSS_PRESETS[name] = spec
+    lookup(_LOSSES, spec.kind, what="loss kind")  # a preset is a variant of a registered loss
+    LOSS_PRESETS[claim(LOSS_PRESETS, name, what="loss preset", replace=replace)] = spec
     return spec
 
 
 def unregister_loss(name: str) -> None:
     """Remove loss ``name`` and every preset of that kind (for notebooks and tests)."""
-    if name not in _LOSSES:
-        raise ValueError(f"unknown loss kind {name!r}; registered: {registered_losses()}")
+    lookup(_LOSSES, name, what="loss kind")
     del _LOSSES[name]
     for preset_name in [k for k, v in LOSS_PRESETS.items() if v.kind == name]:
         del LOSS_PRESETS[preset_name]
@@ -232,9 +226,7 @@ def registered_losses() -> tuple[str, ...]:
 
 
 def get_loss(kind: str) -> RegisteredLoss:
-    if kind not in _LOSSES:
-        raise ValueError(f"unknown loss kind {kind!r}; registered: {registered_losses()}")
-    if _LOSSES[kind].fn is None:
+    if lookup(_LOSSES, kind, what="loss kind").fn is None:
         raise RuntimeError(f"loss {kind!r} is built in and its function is torch code in pemscl.losses, "
                            f"which is not imported yet: import pemscl.losses (compute_loss lives there)")
     return _LOSSES[kind]
@@ -254,9 +246,7 @@ def prepare_loss(spec: LossSpec, train_labels) -> LossSpec:
 
 def loss_spec(name: str = "pemscl", **overrides) -> LossSpec:
     """A preset from LOSS_PRESETS with fields overridden, e.g. loss_spec("pemscl", tau=2.0)."""
-    if name not in LOSS_PRESETS:
-        raise ValueError(f"unknown loss {name!r}; known: {sorted(LOSS_PRESETS)}")
-    return replace(LOSS_PRESETS[name], **overrides)
+    return replace(lookup(LOSS_PRESETS, name, what="loss"), **overrides)
 
 
 # --------------------------------------------------------------------------- built-in losses

@@ -94,7 +94,7 @@ def test_presets_and_variants(toy):
     s = loss_spec("toy-hot")
     s.params["temperature"] = 9.0
     assert LOSS_PRESETS["toy-hot"].params == {"temperature": 3.0}
-    with pytest.raises(ValueError, match="already exists"):
+    with pytest.raises(ValueError, match="already registered"):
         register_preset("toy-hot", LossSpec(kind=toy))
     unregister_loss(toy)  # the loss and every preset of its kind go
     assert toy not in LOSS_PRESETS and "toy-hot" not in LOSS_PRESETS and toy not in registered_losses()
