@@ -192,7 +192,7 @@ def case_compiled(feats, n_classes, reps, warmup, batch=2) -> dict:
         models[name] = DocREModel(ModelConfig(encoder="minilm", num_classes=n_classes)).train()
     models["fast"].load_state_dict(models["eager"].state_dict())
     t0 = time.perf_counter()
-    T.compile_encoder(models["fast"])
+    T.compile_encoder(models["fast"], CPU)
     opts = {k: optimiser(m, "fast") for k, m in models.items()}
     spec = loss_spec("pemscl")
     batches = [feats[i * batch: (i + 1) * batch] for i in range(len(feats) // batch)]

@@ -335,9 +335,16 @@ def adamw_kernel(device: torch.device) -> dict:
     return {"foreach": True} if device.type in ("mps", "xpu") else {}
 
 
-def compile_encoder(model: DocREModel) -> None:
+def compile_encoder(model: DocREModel, device: torch.device) -> None:
     """torch.compile the encoder (TrainConfig.compile, off by default). Dynamic shapes: every batch
-    has its own window length. The attention hook and the pooling stay outside the graph."""
+    has its own window length. The attention hook and the pooling stay outside the graph.
+
+    Refused on a CPU whose ATen kernels are capped by $ATEN_CPU_CAPABILITY (as when mimicking an
+    older CPU): inductor compiles for the CPU's own instruction set, and the mix aborted the whole
+    process (measured: AVX512 CPU, ATEN_CPU_CAPABILITY=avx2, the compiled smoke run)."""
+    if device.type == "cpu" and os.environ.get("ATEN_CPU_CAPABILITY"):
+        raise ValueError("compile=True on a CPU with $ATEN_CPU_CAPABILITY set aborts in inductor's kernels; "
+                         "unset it or train without compile")
     model.plm.compile(dynamic=True)  # in place: parameter names (checkpoints, state) stay as they are
 
 
@@ -352,7 +359,7 @@ def build(cfg: TrainConfig, splits: Splits, *, dist: distributed.Dist, progress:
     model = DocREModel(ModelConfig(encoder=cfg.encoder, emb_size=cfg.emb_size, block_size=cfg.block_size,
                                    num_classes=len(splits.rel2id), attention=cfg.attention)).to(device)
     if cfg.compile:
-        compile_encoder(model)
+        compile_encoder(model, device)
     caches: dict[str, LayerCache] = {}
     if cfg.train_layers is not None:
         n_layers = len(model.layers)
