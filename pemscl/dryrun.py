@@ -231,13 +231,12 @@ def check_profile(profile: str) -> None:
 
 def train_only(profile: str = "paper", root: str | Path | None = None) -> dict:
     """prepare, then train every config in the dry run's folder (the notebooks are
-    `pipeline.dry_run`'s part). Returns {"dry_run": DryRun, "runs": [...]}."""
+    `pipeline.dry_run`'s part, on top of this). Returns {"dry_run": DryRun, "runs": [...]}."""
     check_profile(profile)
     dr = prepare(root, profile)
     print(f"dry run folder: {dr.root} (stand-in documents from {dr.source})", flush=True)
     with activated(dr):
         runs = train(profile)
-    print(dr.where(), flush=True)
     return {"dry_run": dr, "runs": runs}
 
 
@@ -254,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as e:
         print(f"\n✗ {e}", file=sys.stderr)
         return 2
-    train_only(a.profile, root=a.root)
+    print(train_only(a.profile, root=a.root)["dry_run"].where(), flush=True)
     return 0
 
 

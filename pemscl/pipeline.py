@@ -186,15 +186,13 @@ def dry_run(profile: str = "paper", root: str | Path | None = None, only: Sequen
     the notebooks on those runs (executed copies in <root>/executed unless `out`; cell_timeout
     defaults to the smoke profile's, as every cell handles tiny runs). Returns
     {"dry_run": DryRun, "runs": [...], "pipeline": run_pipeline's result}."""
-    dryrun.check_profile(profile)
-    dr = dryrun.prepare(root, profile)
-    print(f"dry run folder: {dr.root} (stand-in documents from {dr.source})", flush=True)
+    trained = dryrun.train_only(profile, root)
+    dr = trained["dry_run"]
     with dryrun.activated(dr):
-        runs = dryrun.train(profile)
         res = run_pipeline(profile, only=only, out=out or dr.executed, log_output=log_output,
                            cell_timeout=cell_timeout or SMOKE_CELL_TIMEOUT)
     print(dr.where(out), flush=True)
-    return {"dry_run": dr, "runs": runs, "pipeline": res}
+    return {**trained, "pipeline": res}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
