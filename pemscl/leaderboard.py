@@ -163,3 +163,27 @@ def markdown(board: Mapping) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def summary_markdown(board: Mapping) -> str:
+    """The README's leaderboard in short: per label regime, each loss's mean test F1 ± sd and its
+    seed-paired difference to the reference row with interval and verdict, best first. While runs
+    are missing, a line says how many and that the rows are interim."""
+    rows = [r for r in board.get("rows", []) if r["n_seeds"]]
+    if not rows:
+        return ""
+    lines = ["| labels | loss | seeds | test F1 ± sd | vs reference [95% CI] | verdict |", "|---|---|---|---|---|---|"]
+    for labels in X.LEADERBOARD:
+        for r in sorted((r for r in rows if r["labels"] == labels), key=lambda r: -(r["test_f1"] or -1)):
+            v = r["vs_best"]
+            sd = f" ± {100 * r['test_f1_sd']:.2f}" if r.get("test_f1_sd") is not None else ""
+            vs = ("–" if v["diff"] is None else f"{100 * v['diff']:+.2f}" +
+                  (f" [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if v.get("ci_low") is not None else ""))
+            lines.append(f"| {labels} ({r['regime']}) | {r['loss']} | {r['n_seeds']} | "
+                         f"{pct(r['test_f1'], digits=2)}{sd} | {vs} | {v['verdict']} |")
+    missing = sum(len(r["missing"]) for r in board["rows"])
+    planned = missing + sum(r["n_seeds"] for r in board["rows"])
+    if missing:
+        lines += ["", f"Interim: {planned - missing} of the leaderboard's {planned} runs are in; a row with fewer "
+                      "than 3 seeds, and every verdict beside it, may still change."]
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping, Sequence
 
 from . import experiments as X
@@ -446,13 +446,18 @@ def summary_markdown(tables: Mapping, claim_rows: Sequence[Mapping], results_lin
     the headline rows and the cost (the lines of *In short*), and a link to the whole section. No
     timestamp, so the README changes only when a number does."""
     keep = ("- Headline rows", "- Cost")
+    lb_link = (PurePosixPath(results_link).parent / "leaderboard.md").as_posix()  # docs/ beside results.md
     return "\n".join([
         f"Profile `{tables['profile']}`, written by `07_results.ipynb` from the run record (do not edit by hand); "
         f"every table, interval, note and figure is in [{results_link}]({results_link}). A − B in F1 points on "
         "gold test, 95% interval over documents and seeds; *paper*: the paper's effect (RoBERTa-large, full "
         "data), whose direction, not size, should carry over.", "",
         table_md(claim_rows, SUMMARY_COLS), "",
-        *[line for line in summary_lines(tables, claim_rows) if line.startswith(keep)]])
+        *[line for line in summary_lines(tables, claim_rows) if line.startswith(keep)],
+        *(["", "The leaderboard (which loss to train with: same encoder, seeds, schedule and tuning for every "
+           "loss; the reference is each regime's row best on the selection dev set; fairness notes in "
+           f"[{lb_link}]({lb_link})):", "", board]
+          if (board := LB.summary_markdown(tables.get("leaderboard") or {})) else [])])
 
 
 def write_docs(tables: Mapping, claim_rows: Sequence[Mapping]) -> dict[str, Path]:

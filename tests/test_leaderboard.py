@@ -8,7 +8,9 @@ from test_claims import N_DOCS, f1, fake_run, rows
 
 from pemscl import experiments as X
 from pemscl import leaderboard as LB
+from pemscl import report as REP
 from pemscl import stats as S
+from pemscl import tables as TB
 
 
 def test_leaderboard_rows_reuse_the_recorded_configs():
@@ -96,3 +98,25 @@ def test_mean_bootstrap_by_hand():
     assert one.ci_low < f1(4, 3) < one.ci_high and one.seed_sd is None
     with pytest.raises(ValueError, match="documents"):
         S.mean_bootstrap([rows(4, 4), rows(4, 4, n=N_DOCS - 1)])
+
+
+def test_readme_summary_carries_the_leaderboard_and_says_when_it_is_interim():
+    runs = [_fake(c) for c in X.leaderboard("cpu")]
+    whole = LB.summary_markdown(LB.build(runs, "cpu"))
+    lines = [line for line in whole.splitlines() if line.startswith("| gold") or line.startswith("| incomplete")]
+    assert len(lines) == 13 and "Interim" not in whole
+    # best first within a regime; the reference row says so, ATL's difference is the hand value
+    gold = [line.split(" | ")[1] for line in lines if line.startswith("| gold")]
+    assert gold[0] == "pemscl" and set(gold[-3:]) == {"atl", "bce", "ncrl"}  # the three at 4/9
+    atl = next(line for line in lines if line.startswith("| gold") and " | atl | " in line)
+    assert f"{100 * (f1(2, 2) - f1(4, 4)):+.2f}" in atl and atl.endswith("| holds |")
+    # SSR-PU missing: its rows leave the table, and the line says how many runs are in
+    part = LB.summary_markdown(LB.build([r for r in runs if r.config.label != "SSR-PU"], "cpu"))
+    assert "| ssr-pu |" not in part and "Interim: 33 of the leaderboard's 39 runs are in" in part
+    assert LB.summary_markdown(LB.build([], "cpu")) == ""
+    # the README's summary shows it only when there is a row, with the link beside its results link
+    t = TB.build_tables([], "smoke")
+    assert "leaderboard" not in REP.summary_markdown(t, [])
+    t["leaderboard"] = LB.build(runs, "cpu")
+    md = REP.summary_markdown(t, [], results_link="../docs/results.md")
+    assert "[../docs/leaderboard.md](../docs/leaderboard.md)" in md and whole in md
