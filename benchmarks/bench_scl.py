@@ -61,8 +61,8 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     g = torch.Generator(device=device).manual_seed(0)
     print(f"device={device} threads={torch.get_num_threads()} pairs={args.pairs} reps={args.reps} (fwd+bwd, median)")
-    print(f"| K x b | x width | materialised s | factorised s | speed-up | max |diff| |")
-    print(f"|---|---:|---:|---:|---:|---:|")
+    print("| K x b | x width | materialised s | factorised s | speed-up | max |diff| |")
+    print("|---|---:|---:|---:|---:|---:|")
     for size in args.sizes.split(","):
         k, b = (int(v) for v in size.lower().split("x"))
         n = args.pairs

@@ -8,6 +8,8 @@
 #   benchmarks/gpu_check.sh minilm [OUT]   # the cpu preset's ATL run (seed 66) on the GPU: a whole real run
 #   LOSSES="atl pemscl" SEEDS="67 68" benchmarks/gpu_check.sh minilm [OUT]   # several losses and seeds, side by side
 #   LOSSES="pemscl-no-em pemscl-no-scl" ...                    # the ablation's rows (any --loss preset)
+#   benchmarks/gpu_check.sh leaderboard [OUT]   # the cpu profile's leaderboard (13 rows x seeds 66-68) on the GPU,
+#   SEEDS="69 70" LABELS="AFL,SSR-PU" PARALLEL=8 ...   # as its own run kind; LABELS keeps some rows, PARALLEL at once
 #
 # OUT (default results/gpu_check) receives a log and a JSON per part. PYTHON picks the interpreter
 # (default .venv/bin/python when present, else python3); PEMSCL_DATA the data folder, as everywhere.
@@ -15,7 +17,7 @@
 # On a GPU machine without the MiniLM package, PEMSCL_MINILM=<folder with its files> stands in for it;
 # one without the data, PEMSCL_DATA=<a copy of meta/, redocred/ and docred/>.
 set -euo pipefail
-part=${1:?usage: gpu_check.sh tests|dryrun|bench|minilm [OUT]}
+part=${1:?usage: gpu_check.sh tests|dryrun|bench|minilm|leaderboard [OUT]}
 out=${2:-results/gpu_check}
 mkdir -p "$out"
 py=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
@@ -71,6 +73,16 @@ minilm)
   done
   wait
   tail -n 4 "$out"/minilm_*.log
+  ;;
+leaderboard)
+  # the leaderboard's runs with device cuda (another key: never pooled with the CPU record), PARALLEL side by
+  # side (2 threads each); the runner records them in the temporary results folder, whose runs.jsonl comes back
+  # as leaderboard_runs.jsonl (merged with an earlier one: more seeds on another lease add to it)
+  start=$(date +%s)
+  "$py" -m pemscl.runner --profile cpu --only leaderboard --device cuda --seeds "${SEEDS:-66 67 68}" \
+    ${LABELS:+--labels "$LABELS"} --workers "${PARALLEL:-8}" --threads 2 2>&1 | tee "$out/leaderboard.log"
+  "$py" -m pemscl.gpu_check --merge-runs "$PEMSCL_RESULTS/runs.jsonl" "$out/leaderboard_runs.jsonl"
+  echo "{\"part\": \"leaderboard\", \"seconds\": $(( $(date +%s) - start ))}" > "$out/leaderboard.json"
   ;;
 *)
   echo "unknown part: $part" >&2; exit 2 ;;

@@ -517,6 +517,25 @@ def all_configs(profile: str | Profile = "cpu", only: Iterable[str] | None = Non
     return out
 
 
+def retarget(configs: Iterable[TrainConfig], device: str | None = None, seeds: Sequence[int] | None = None,
+             labels: Iterable[str] | None = None) -> list[TrainConfig]:
+    """The same runs as another run kind: on `device` (its type is in the key, so a GPU run never
+    stands in for a recorded CPU run, nor is it pooled with one), at `seeds` instead of each
+    config's own, only the rows named in `labels`; duplicates (same key) removed, order kept.
+    What `python -m pemscl.runner --device cuda --seeds ...` and `gpu_check.sh leaderboard` train."""
+    keep = None if labels is None else set(labels)
+    seen, out = set(), []
+    for c in configs:
+        if keep is not None and c.label not in keep:
+            continue
+        for s in (seeds or [c.seed]):
+            d = dataclasses.replace(c, seed=s, **({"device": device} if device else {}))
+            if d.key() not in seen:
+                seen.add(d.key())
+                out.append(d)
+    return out
+
+
 def plan(profile: str | Profile = "cpu") -> list[dict]:
     """Per experiment: configs, how many are new (not already listed by an earlier experiment),
     and how many of those use full fine-tuning; what a profile costs before running it."""

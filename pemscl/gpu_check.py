@@ -14,6 +14,7 @@ machine (the transfer limit), so they are never pooled with the CPU runs of the 
 
 from __future__ import annotations
 
+import argparse
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Mapping, Sequence
 from . import claims as C
 from . import config as CF
 from . import experiments as X
+from . import leaderboard as LB
 from . import lossspec as LS
 from . import runs as RS
 from . import stats as S
@@ -29,6 +31,7 @@ from .fmt import pct, pts, table_md
 from .utils import read_json, results_dir
 
 FOLDER = "gpu_check"
+LEADERBOARD_RUNS = "leaderboard_runs.jsonl"  # `gpu_check.sh leaderboard`: the record of its GPU runs
 RUN_FILE = re.compile(r"minilm_(?P<loss>[a-z0-9-]+)_(?P<seed>\d+)_scores\.json$")
 
 
@@ -198,6 +201,29 @@ def bench_comparison(folder: Path) -> dict | None:
                             for p in paths}}
 
 
+def leaderboard(folder: str | Path | None = None) -> dict | None:
+    """The leaderboard of the GPU runs alone (`gpu_check.sh leaderboard`), as leaderboard.build makes
+    it for the CPU record: the cpu profile's rows on cuda at every seed any of them ran (a seed a row
+    lacks is listed as missing); None without the file."""
+    folder = folder_path(folder)
+    path = folder / LEADERBOARD_RUNS
+    if not path.exists():
+        return None
+    runs = RS.load_exported(path, strict=False)
+    seeds = sorted({r.config.seed for r in runs})
+    board = LB.build(runs, "cpu", configs=X.retarget(X.leaderboard("cpu"), device="cuda", seeds=seeds))
+    gpu = (_json(folder / "device_leaderboard.json") or {}).get("name")  # the latest lease's GPU
+    return {**board, "seeds": seeds, "gpu": gpu}
+
+
+def merge_runs(source: str | Path, dest: str | Path) -> int:
+    """The runs recorded in `source` merged into the record `dest` (runs.export_runs: same key
+    replaced, every other line kept); how many. For the leaderboard's GPU runs of several leases."""
+    runs = RS.load_exported(source, strict=True)
+    RS.export_runs(runs, dest)
+    return len(runs)
+
+
 def summary(folder: str | Path | None = None) -> dict | None:
     """Everything the folder holds, or None when the GPU check was never run."""
     folder = folder_path(folder)
@@ -210,7 +236,8 @@ def summary(folder: str | Path | None = None) -> dict | None:
     return {"device": device.get("name") or (bench or {}).get("device_name"), "torch": device.get("torch"),
             "tests": test_counts(folder / "tests.xml"), "dry_run": dry_run(folder), "bench": bench,
             "bench_attention": bench_comparison(folder),
-            "runs": runs, "means": loss_means(runs), "replicates": replicates(folder, runs=runs)}
+            "runs": runs, "means": loss_means(runs), "replicates": replicates(folder, runs=runs),
+            "leaderboard": leaderboard(folder)}
 
 
 def cpu_counterpart(loss: str, seed: int, index: Mapping, min_epochs: int | None = None) -> object | None:
@@ -370,4 +397,31 @@ def markdown(s: Mapping | None, level: int = 2) -> str:
         lines += [f"- {replicate_line(rep)}" for rep in reps]
         lines += ["", "A run kind of its own (GPU kernels, fp16-rounded MiniLM weights), so these are reported "
                   "here and not pooled with the CPU runs that the claims table judges."]
+    board = s.get("leaderboard")
+    if board and any(r["n_seeds"] for r in board["rows"]):
+        lines += ["", f"The leaderboard on the GPU (`gpu_check.sh leaderboard`, seeds {', '.join(map(str, board['seeds']))}; "
+                  f"{board['gpu'] or 'a GPU'}): the cpu profile's configs on cuda, a run kind of its own, never "
+                  "pooled with the CPU leaderboard; the same statistics and reference rule.", "",
+                  LB.markdown(board)]
     return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pemscl.gpu_check",
+                                 description="What benchmarks/gpu_check.sh measured, as the results show it.")
+    ap.add_argument("--merge-runs", nargs=2, metavar=("SOURCE", "DEST"),
+                    help="merge the runs recorded in SOURCE (a runs.jsonl) into DEST")
+    ap.add_argument("folder", nargs="?", default=None, help="the gpu_check folder (default: results/gpu_check)")
+    a = ap.parse_args(argv)
+    if a.merge_runs:
+        src, dest = a.merge_runs
+        if not Path(src).exists():
+            ap.error(f"{src} does not exist: no run finished")
+        print(f"{merge_runs(src, dest)} runs merged into {dest}")
+        return 0
+    print(markdown(summary(a.folder)) or f"nothing measured in {folder_path(a.folder)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

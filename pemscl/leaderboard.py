@@ -93,12 +93,17 @@ def _row(p: X.Profile, labels: str, label: str, name: str, ns: bool, runs: list[
     return row
 
 
-def build(runs: Iterable, profile: str | X.Profile) -> dict[str, Any]:
-    """{"rows": one per (label regime, loss), "reference": the reference row of each regime, ...}."""
+def build(runs: Iterable, profile: str | X.Profile, configs: Sequence | None = None) -> dict[str, Any]:
+    """{"rows": one per (label regime, loss), "reference": the reference row of each regime, ...}.
+    configs: the planned runs when they are not the profile's own leaderboard (e.g. the same runs on
+    a GPU at other seeds: experiments.retarget); a row holds the runs of its label and regime."""
     runs = RS.as_runs(runs)
     p = X.get_profile(profile)
-    cfgs, att = X.attach_all(runs, p, names=["leaderboard"])
-    planned = list(zip(cfgs["leaderboard"], att["leaderboard"]))
+    if configs is None:
+        cfgs, att = X.attach_all(runs, p, names=["leaderboard"])
+        planned = list(zip(cfgs["leaderboard"], att["leaderboard"]))
+    else:
+        planned = list(zip(configs, X.attach(configs, runs)))
     rows, reference = [], {}
     for labels, table in X.LEADERBOARD.items():
         regime = X.leaderboard_regime(p, labels)

@@ -34,7 +34,7 @@ from . import utils as U
 from .config import TrainConfig
 from .experiments import (CLAIM_ROWS, EXPERIMENTS, PROFILES, TAIL_ROW, Profile, ablation, all_configs,
                           extra_seed_configs, get_profile, longer_configs, makespan, profile_configs, ratio_sweep,
-                          sweep_point, trained_hours, weight_configs)
+                          retarget, sweep_point, trained_hours, weight_configs)
 from .fmt import pct
 from .runs import Run
 from .utils import read_json
@@ -286,7 +286,8 @@ def _train_one(cfg: TrainConfig, threads: int, root) -> str:
 def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | None = None,
                   budget_minutes: float | None = None, epoch_minutes: float = 4.0,
                   only: Iterable[str] | None = None, root: str | Path | None = None,
-                  weights: bool = False) -> list[str]:
+                  weights: bool = False, device: str | None = None, seeds: Sequence[int] | None = None,
+                  labels: Iterable[str] | None = None) -> list[str]:
     """Train what a profile lacks, `workers` runs side by side (each with `threads` threads; on
     2 cores two single-threaded runs out-train one two-threaded run: benchmarks/bench_parallel.py),
     starting a run only while it can finish within budget_minutes (`schedule` sets the order; a
@@ -296,17 +297,24 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
 
     weights=True trains instead the runs whose models notebooks 05/06 load (weight_configs) that
     have no local folder, as those notebooks would one at a time: on a fresh clone, before the
-    notebooks run. A recorded run trained again this way leaves its record as it is."""
+    notebooks run. A recorded run trained again this way leaves its record as it is.
+
+    device / seeds / labels: the planned runs as another run kind (experiments.retarget): e.g. the
+    leaderboard on a GPU at more seeds; no run is added after the list then."""
+    other_kind = device is not None or seeds is not None or labels is not None
     if weights:
         todo = [c for c in weight_configs(profile) if RS.find_run(c, root) is None]
     else:
         planned = all_configs(profile, only=only)
+        if other_kind:
+            planned = retarget(planned, device, seeds, labels)
         carried = RS.carry_over(planned, RS.load_exported(strict=False), root)
         if carried:  # recorded runs that are also runs of a changed config (e.g. a later min_epochs)
             RS.export_runs(carried)
             print(f"{len(carried)} recorded runs carried over to their new configs (runs.carries_over)", flush=True)
         todo = schedule(profile, missing(planned, root), root)
     grow = not weights and (only is None or "headline" in only)  # more seeds for PEMSCL vs ATL after the list
+    extend = not weights and not other_kind  # a weights or retargeted list is all: nothing is added after it
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     records = RS.load_exported(strict=False)
     deadline = time.time() + 60 * budget_minutes if budget_minutes else None
@@ -316,7 +324,7 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
         running: set = set()
         while True:
             while len(running) < workers:
-                if not todo and not weights:  # the list is started: what the recorded runs now call for
+                if not todo and extend:  # the list is started: what the recorded runs now call for
                     todo = [c for c in after_the_list(profile, records, only, grow, root) if c.key() not in started]
                 fits = [c for c in todo if not deadline
                         or time.time() + 60 * _expected_minutes(c, records, epoch_minutes, root) <= deadline]
@@ -356,8 +364,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed-budget-hours", type=float, default=None,
                     help="replace the profile's cap on recorded training below which seeds are added to "
                          "PEMSCL vs ATL while its interval is wide (0: no cap); the runs' configs do not change")
+    ap.add_argument("--device", default=None,
+                    help="train the planned runs on this device instead (e.g. cuda): another run kind, its own key, "
+                         "never pooled with the recorded CPU runs (experiments.retarget)")
+    ap.add_argument("--seeds", default=None, help="comma- or space-separated seeds instead of each run's own")
+    ap.add_argument("--labels", default=None, help="comma-separated row labels to keep (e.g. AFL,SSR-PU)")
     a = ap.parse_args(argv)
     only = [s for s in a.only.split(",") if s] or None
+    seeds = [int(s) for s in a.seeds.replace(",", " ").split()] if a.seeds else None
+    labels = [s.strip() for s in a.labels.split(",") if s.strip()] if a.labels else None
+    if labels is not None:
+        known = {c.label for c in all_configs(a.profile, only=only)}
+        unknown = sorted(set(labels) - known)
+        if unknown:
+            ap.error(f"no row labelled {', '.join(unknown)} in {a.only or 'the profile'}; rows: {', '.join(sorted(known))}")
+    other = dict(device=a.device, seeds=seeds, labels=labels)
     profile = get_profile(a.profile)
     if a.seed_budget_hours is not None:  # a scheduling rule, not a config: run keys stay the same
         profile = dataclasses.replace(profile, seed_budget_hours=a.seed_budget_hours or None)
@@ -367,6 +388,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.plan:
         records = RS.load_exported(strict=False)
         planned = all_configs(profile, only=only)
+        if any(v is not None for v in other.values()):
+            planned = retarget(planned, **other)
         keys = {c.key() for c in planned}
         planned += [c for k, c in longer_configs(profile, records).items() if k in keys]  # due now
         carried = RS.carry_over(planned, records, copy=False)  # counted here, recorded by training
@@ -384,7 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         side = f"; about {wall:.1f} h of wall time with --workers {a.workers}" if a.workers > 1 else ""
         print(f"at most {sum(minutes) / 60:.1f} hours of training at the slowest recorded pace of each kind "
               f"(no early stop{side})")
-        if profile.more_seeds:
+        if a.device:
+            print(f"(the pace is that of the recorded runs of each kind, on their own device, not of {a.device})")
+        if profile.more_seeds and all(v is None for v in other.values()):
             due = more_seeds(profile, records)
             budget = (f" and the profile's recorded training ({trained_hours(profile, records):.1f} h so far) is "
                       f"under {profile.seed_budget_hours:g} h" if profile.seed_budget_hours else "")
@@ -393,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   + (", ".join(f"{c.label} seed {c.seed}" for c in due) or "none"))
         return 0
     train_profile(profile, workers=a.workers, threads=a.threads, budget_minutes=a.budget_minutes,
-                  epoch_minutes=a.epoch_minutes, only=only, weights=a.weights)
+                  epoch_minutes=a.epoch_minutes, only=only, weights=a.weights, **other)
     return 0
 
 

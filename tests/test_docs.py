@@ -20,6 +20,8 @@ starts a comment; `OMP_NUM_THREADS=1 cmd` sets the variable for cmd). Optional p
   VAR must be a variable of the Makefile, and every `python -m pemscl.*` line of the recipe is
   PARSE-checked in turn (so `make workbench PROFILE=paper DRY_RUN=1` checks the pipeline's flags).
 - TORCHRUN: torchrun's own options are parsed by its parser; the module after `-m` is PARSE-checked.
+- SCRIPT: a `benchmarks/*.sh` script (the GPU check): `bash -n` parses it, its first argument is
+  one of the parts its `case` knows, and every VAR= set before it is a variable the script reads.
 - NOT_CHECKED: the programs listed in OTHER_PROGRAMS (package managers, git, Jupyter, ...): listed,
   not run. Any other program fails the test: give it a rule here.
 
@@ -177,6 +179,8 @@ def classify(cmd: Command) -> tuple[str, str]:
         return "MAKE", "make -n: the target, its variables, the pemscl commands of its recipe"
     if prog in TORCHRUNS:
         return "TORCHRUN", "torchrun's options, then the module's"
+    if re.fullmatch(r"(\./)?benchmarks/[\w-]+\.sh", prog):
+        return "SCRIPT", "bash -n, its part, the variables it reads"
     if prog in OTHER_PROGRAMS:
         return "NOT_CHECKED", f"{prog} is not this project's program"
     return "UNKNOWN", f"no rule for {prog!r}: add it to tests/test_docs.py"
@@ -287,6 +291,18 @@ def check_make(cmd: Command, scratch: dict) -> int:
     return len(recipe)
 
 
+def check_script(cmd: Command) -> None:
+    """bash -n; the part (first argument) one of the script's case labels; every VAR= it is given read by it."""
+    path = REPO / cmd.argv[0]
+    assert path.exists(), f"{cmd.id}: no {cmd.argv[0]}"
+    ok(subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30), f"{cmd.id}: bash -n")
+    text = path.read_text()
+    parts = {p for labels in re.findall(r"^\s*([\w|-]+)\)\s*$", text, re.M) for p in labels.split("|")}
+    assert len(cmd.argv) > 1 and cmd.argv[1] in parts, f"{cmd.id}: not one of the script's parts {sorted(parts)}"
+    unread = [k for k in cmd.env if not re.search(r"\$\{?" + re.escape(k) + r"\b", text)]
+    assert not unread, f"{cmd.id}: the script never reads {unread}"
+
+
 def check(cmd: Command, scratch: dict) -> str:
     kind, why = classify(cmd)
     if kind == "UNKNOWN":
@@ -300,6 +316,8 @@ def check(cmd: Command, scratch: dict) -> str:
         ok(res, f"{cmd.id}: its arguments do not parse")
     elif kind == "MAKE":
         check_make(cmd, scratch)
+    elif kind == "SCRIPT":
+        check_script(cmd)
     elif kind == "TORCHRUN":
         argv = cmd.argv[1:]
         assert "-m" in argv or "--module" in argv, f"{cmd.id}: torchrun without -m"
@@ -341,6 +359,7 @@ def test_the_rule_on_examples():
     assert c("python -m pemscl.export runs/x out --push-to-hub me/model") == "PARSE"
     assert c(".venv/bin/torchrun --standalone --nproc_per_node=N -m pemscl.train") == "TORCHRUN"
     assert c("make workbench PROFILE=cpu") == "MAKE"
+    assert c('SEEDS="69 70" benchmarks/gpu_check.sh leaderboard') == "SCRIPT"
     assert c("pip install playwright") == "NOT_CHECKED"
     assert c("frobnicate --all") == "UNKNOWN"
     cmd = parse_command("x.md", 1, "OMP_NUM_THREADS=1 python benchmarks/bench_step.py [--train-layers 2]  # s/doc")
@@ -357,6 +376,9 @@ def test_the_rule_on_examples():
     "python benchmarks/bench_step.py --no-such-flag",
     "make no-such-target",
     "make workbench NO_SUCH_VARIABLE=1",
+    "benchmarks/gpu_check.sh no-such-part",
+    "NO_SUCH_VAR=1 benchmarks/gpu_check.sh leaderboard",
+    "benchmarks/no_such_script.sh tests",
 ])
 def test_a_documented_command_that_does_not_parse_fails(bad, scratch):
     with pytest.raises(AssertionError):

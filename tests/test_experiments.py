@@ -605,7 +605,6 @@ def test_a_run_trained_again_for_its_weights_leaves_the_record_alone(tmp_path, m
     a, b = X.ablation("smoke")[:2]
     record = tmp_path / "runs.jsonl"
     RS.export_runs([_run("x", a.seed, 0.4, 0.3, cfg=a)], record)
-    before = record.read_text()
     monkeypatch.setattr(RS, "record_path", lambda: record)
     monkeypatch.setattr(T, "train", lambda c, root=None, progress=False: _run("x", c.seed, 0.41, 0.29, cfg=c))
     got = R.run_all([a, b], root=tmp_path / "runs", need_weights=True)
@@ -975,7 +974,7 @@ def test_a_claim_bearing_run_cut_short_is_trained_again_longer_and_stands_in_for
         r.history = flat
     pick = lambda label, seed, regime=p.gold_regime: next(  # noqa: E731
         r for r in runs if (r.config.label, r.config.seed, r.config.regime) == (label, seed, regime))
-    atl67, bce66 = pick("ATL", 67), pick("BCE", 66)
+    atl67 = pick("ATL", 67)
     # (BCE is a leaderboard row since issue 26, so its cut-short runs are trained longer too: kept flat here)
     atl67.history = climbing
     # original-label runs are end points by gold dev: climbing on original dev alone is not cut short
@@ -1019,3 +1018,32 @@ def test_a_claim_bearing_run_cut_short_is_trained_again_longer_and_stands_in_for
     REP.write_results(t, [], tmp_path, runs=runs)
     keys = {r.config.key() for r in RS.load_exported(tmp_path / "runs.jsonl")}
     assert {new.key(), atl67.config.key()} <= keys
+
+
+def test_retarget_makes_another_run_kind_at_other_seeds():
+    base = X.leaderboard("cpu")
+    gpu = X.retarget(base, device="cuda", seeds=[66, 70], labels=["AFL"])
+    assert [(c.label, c.regime, c.seed) for c in gpu] == [("AFL", "redocred-mini", 66), ("AFL", "redocred-mini", 70),
+                                                         ("AFL", "oog-mini", 66), ("AFL", "oog-mini", 70)]
+    cpu66 = next(c for c in base if c.label == "AFL" and c.regime == "redocred-mini" and c.seed == 66)
+    # the same run but for its device: only the device type tells the keys apart
+    diff = {k for k in set(gpu[0].hashed()) | set(cpu66.hashed()) if gpu[0].hashed().get(k) != cpu66.hashed().get(k)}
+    assert diff == {"device_type"} and gpu[0].key() != cpu66.key()
+    assert X.retarget(base) == base  # nothing asked: the same list
+    assert X.retarget(base + base, seeds=[66]) == [c for c in base if c.seed == 66]  # duplicates dropped
+    assert X.retarget(base, labels=["nope"]) == []
+
+
+def test_plan_of_another_run_kind_from_the_command_line(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("PEMSCL_RESULTS", str(tmp_path))
+    monkeypatch.setenv("PEMSCL_RUNS", str(tmp_path / "runs"))  # nothing trained, nothing recorded
+    assert R.main(["--only", "leaderboard", "--device", "cuda", "--seeds", "66 69", "--labels", "AFL,SSR-PU",
+                   "--plan"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    want = X.retarget(X.leaderboard("cpu"), device="cuda", seeds=[66, 69], labels=["AFL", "SSR-PU"])
+    assert sorted(line.split()[-4] for line in out if "<= " in line) == sorted(c.key() for c in want)
+    assert "8 of 8 runs missing" in out and not any("due now" in line for line in out)  # no seeds added after
+    assert any("not of cuda" in line for line in out)
+    with pytest.raises(SystemExit):
+        R.main(["--only", "leaderboard", "--labels", "AFX", "--plan"])
+    assert "no row labelled AFX in leaderboard; rows: AFL, ATL," in capsys.readouterr().err

@@ -53,7 +53,6 @@ import json
 import math
 import re
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import pytest

@@ -2,13 +2,22 @@
 benchmarks/gpu_check.sh writes: counts, dry run, the GPU runs beside their CPU records."""
 
 import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
+from test_leaderboard import _fake
 
 from pemscl import claims as C
 from pemscl import config as CF
+from pemscl import experiments as X
 from pemscl import gpu_check as G
+from pemscl import leaderboard as LB
 from pemscl import losses as LS
+from pemscl import runner as R
+from pemscl import runs as RS
 from pemscl.runs import Run
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="1" failures="2"
@@ -156,3 +165,58 @@ def test_bench_comparison_on_a_gpu_shaped_result(tmp_path):
     assert "| 8 | out of memory |" in md
     assert "the largest batch that fits (of 1, 2, 4, 8): eager 4, fast 4" in md and "1: 10.0 GiB, 8: OOM" in md
     assert "0.03 (bfloat16), 2e-06 in fp32" in md
+
+
+def test_leaderboard_part_reads_its_gpu_runs_as_a_run_kind_of_their_own(tmp_path):
+    # what `gpu_check.sh leaderboard` leaves: the record of its cuda runs, merged over two leases
+    d = _folder(tmp_path)
+    (d / "device_leaderboard.json").write_text(json.dumps({"name": "NVIDIA H100"}))
+    cfgs = X.retarget(X.leaderboard("cpu"), device="cuda", seeds=[66, 69])
+    assert len(cfgs) == 13 * 2 and {c.device for c in cfgs} == {"cuda"}
+    lease1, lease2 = tmp_path / "lease1.jsonl", tmp_path / "lease2.jsonl"
+    RS.export_runs([_fake(c) for c in cfgs if c.seed == 66], lease1)
+    RS.export_runs([_fake(c) for c in cfgs if c.seed == 69 and c.label != "SSR-PU"], lease2)
+    assert G.main(["--merge-runs", str(lease1), str(d / G.LEADERBOARD_RUNS)]) == 0
+    assert G.merge_runs(lease2, d / G.LEADERBOARD_RUNS) == 11
+    board = G.summary(d)["leaderboard"]
+    assert board["seeds"] == [66, 69] and board["gpu"] == "NVIDIA H100"
+    rows = {(r["labels"], r["loss"]): r for r in board["rows"]}
+    assert len(rows) == 13 and rows[("gold", "pemscl")]["n_seeds"] == 2
+    ssr = rows[("incomplete", "ssr-pu")]
+    assert ssr["n_seeds"] == 1 and ssr["missing"] == ["SSR-PU (oog-mini, seed 69)"]
+    assert board["reference"] == {"gold": "pemscl", "incomplete": "pemscl"}  # best on dev, as on the CPU
+    md = G.markdown(G.summary(d))
+    part = md.split("The leaderboard on the GPU")[1]
+    assert "seeds 66, 69; NVIDIA H100" in part and part.count("| pemscl |") == 2
+    # never mistaken for the CPU record: the CPU leaderboard of the same runs finds none of them
+    assert all(r["n_seeds"] == 0 for r in LB.build(RS.load_exported(d / G.LEADERBOARD_RUNS), "cpu")["rows"])
+    with pytest.raises(SystemExit):
+        G.main(["--merge-runs", str(tmp_path / "none.jsonl"), str(d / G.LEADERBOARD_RUNS)])
+
+
+def test_gpu_check_sh_leaderboard_commands(tmp_path, monkeypatch, capsys):
+    """The leaderboard part under `set -euo pipefail` with a stand-in interpreter that records its
+    argv: the runner's command line is one the real runner plans (cuda, the seeds and rows asked
+    for), then the merge of the runs it recorded into the folder's leaderboard_runs.jsonl."""
+    log, shim = tmp_path / "argv.log", tmp_path / "py"
+    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {shlex.quote(str(log))}\n')
+    shim.chmod(0o755)
+    out = tmp_path / "out"
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHON": str(shim), "SEEDS": "66 69", "LABELS": "AFL,SSR-PU", "PARALLEL": "4"}
+    r = subprocess.run(["bash", "benchmarks/gpu_check.sh", "leaderboard", str(out)], cwd=repo, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    calls = log.read_text().splitlines()
+    runner = next(c for c in calls if c.startswith("-m pemscl.runner"))
+    merge = next(c for c in calls if c.startswith("-m pemscl.gpu_check --merge-runs"))
+    assert merge.endswith(f"/results/runs.jsonl {out / G.LEADERBOARD_RUNS}")
+    assert json.loads((out / "leaderboard.json").read_text())["part"] == "leaderboard"
+    # the argv as the shell split it (one word per argument: "66 69" stays one)
+    argv = ["--profile", "cpu", "--only", "leaderboard", "--device", "cuda", "--seeds", "66 69",
+            "--labels", "AFL,SSR-PU", "--workers", "4", "--threads", "2"]
+    assert runner == "-m pemscl.runner " + " ".join(argv)
+    monkeypatch.setenv("PEMSCL_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("PEMSCL_RUNS", str(tmp_path / "runs"))
+    assert R.main([*argv, "--plan"]) == 0
+    assert "8 of 8 runs missing" in capsys.readouterr().out

@@ -170,7 +170,7 @@ def test_ogg_view_when_the_two_dev_sets_pick_different_epochs(runs_root, monkeyp
     base = dict(regime="oog-mini", epochs=3, batch_size=2, max_train_docs=6, max_dev_docs=4, max_test_docs=4,
                 device="cpu", precision="fp32",
                 train_layers=1, lr_encoder=1e-4, lr_head=1e-3, seed=3, save_model=False, loss=LS.loss_spec("bce"))
-    real, real_tune = T.report, T.tune_threshold
+    real = T.report
 
     def run(track, label):
         cfg = CF.preset("smoke", select=("dev", "dev_gold"), track=track, label=label, **base)
@@ -196,7 +196,7 @@ def test_ogg_view_when_the_two_dev_sets_pick_different_epochs(runs_root, monkeyp
         monkeypatch.setattr(T, "tune_threshold", tune)
         return T.train(cfg, root=runs_root, progress=False, splits=splits), splits, tuned
 
-    (once, splits, tuned), (every, _, _) = run((), "test-ogg-split-once"), run(("test",), "test-ogg-split-every")
+    (once, _, tuned), (every, _, _) = run((), "test-ogg-split-once"), run(("test",), "test-ogg-split-every")
     assert tuned == {"dev": [0.7] * 3, "dev_gold": [0.3] * 3}
     assert once.scores["best_epoch"] == 1 and once.scores["by_dev_gold"]["epoch"] == 3
     assert once.scores["threshold"] == 0.7 and once.scores["by_dev_gold"]["threshold"] == 0.3
