@@ -2,16 +2,15 @@
 the analytic FLOP count behind its MFU, the device peak table, and benchmarks/gpu_check.sh's bench
 part (its command lines, run with a stand-in interpreter: no GPU needed)."""
 
-import importlib.util
 import json
 import math
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from train_helpers import bench_paper_shape
 
 from pemscl import gpu_check as G
 
@@ -20,11 +19,7 @@ TINY = ["--layers", "2", "--hidden", "64", "--batch", "1", "--warmup", "0", "--r
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_paper_shape", REPO / "benchmarks" / "bench_paper_shape.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_paper_shape()
 
 
 @pytest.fixture(scope="module")

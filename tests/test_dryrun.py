@@ -7,15 +7,14 @@ written to. The notebooks then run on those runs through the pipeline's --dry-ru
 """
 
 import dataclasses
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from train_helpers import bench_paper_shape
 import torch
 
 from pemscl import config as C
@@ -246,11 +245,7 @@ def test_pipeline_dry_run_executes_the_notebooks(dry, capsys):
 
 # --------------------------------------------------------------------------- the benchmark
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_paper_shape", REPO / "benchmarks" / "bench_paper_shape.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_paper_shape()
 
 
 def roberta_parameters(layers, h, inter, vocab=50265, positions=514, emb=768, block=64, classes=97):

@@ -1,7 +1,13 @@
-"""Helpers shared by the tests that train whole runs."""
+"""Helpers shared by the tests that train whole runs or load a benchmark script."""
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import torch
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def no_dropout_build(real_build):
@@ -15,3 +21,12 @@ def no_dropout_build(real_build):
         return ctx
 
     return build
+
+
+def bench_paper_shape():
+    """benchmarks/bench_paper_shape.py as a module (it is a script, not part of the package)."""
+    spec = importlib.util.spec_from_file_location("bench_paper_shape", REPO / "benchmarks" / "bench_paper_shape.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(mod)
+    return mod
