@@ -431,17 +431,20 @@ def forest_plot(rows: Sequence[Mapping], *, title: str | None = "Claims: our dif
 def leaderboard_plot(rows: Sequence[Mapping], published: Mapping | None = None, *,
                      title: str | None = "Leaderboard: test F1 (95% CI: documents and seeds) per label regime"
                      ) -> go.Figure:
-    """One panel per label regime: each loss's mean test F1 (%) with its interval, and each
-    method's own published number as a hollow marker on a second axis (full data, its encoder
-    named in the hover: a level that does not compare, an ordering that may)."""
+    """One panel per label regime: each loss's mean test F1 (%) with its interval (the row named
+    with its number of seeds), and each method's own published number as a hollow marker on the
+    same axis, its encoder written beside it (full data: a level that does not compare, an
+    ordering that may)."""
     from plotly.subplots import make_subplots
 
     regimes = _unique(r["labels"] for r in rows)
-    fig = make_subplots(rows=1, cols=max(1, len(regimes)), subplot_titles=[
+    # room between the panels for the right one's row names
+    fig = make_subplots(rows=1, cols=max(1, len(regimes)), horizontal_spacing=0.2, subplot_titles=[
         f"{next(r['regime'] for r in rows if r['labels'] == g)} ({g} labels)" for g in regimes])
     for col, g in enumerate(regimes, start=1):
         sel = sorted((r for r in rows if r["labels"] == g and r["test_f1"] is not None), key=lambda r: r["test_f1"])
-        ys = [r["loss"] for r in sel]
+        name = {r["loss"]: f"{r['loss']} ({r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''})" for r in sel}
+        ys = [name[r["loss"]] for r in sel]
         fig.add_scatter(x=[100 * r["test_f1"] for r in sel], y=ys, mode="markers", row=1, col=col,
                         name="ours (MiniLM, mini regimes)", showlegend=col == 1,
                         marker=dict(color=colour(0), size=10),
@@ -453,10 +456,20 @@ def leaderboard_plot(rows: Sequence[Mapping], published: Mapping | None = None, 
         pub = [(r["loss"], (published or {}).get((g, r["loss"]))) for r in sel]
         pub = [(loss, p) for loss, p in pub if p]
         if pub:
-            fig.add_scatter(x=[p["test_f1"] for _, p in pub], y=[loss for loss, _ in pub], mode="markers", row=1,
-                            col=col, name="published (full data, own encoder)", showlegend=col == 1,
+            fig.add_scatter(x=[p["test_f1"] for _, p in pub], y=[name[loss] for loss, _ in pub], mode="markers+text",
+                            row=1, col=col, name="published (full data, its own encoder)", showlegend=col == 1,
                             marker=dict(symbol="circle-open", color="#444444", size=11, line=dict(width=2)),
+                            text=[p["encoder"] if len(p["encoder"]) <= 16 else "encoder not named" for _, p in pub],
+                            textposition="bottom center", textfont=dict(size=10, color="#444444"), cliponaxis=False,
                             hovertext=[f"{loss}: {p['test_f1']:.2f} ({p['encoder']}; {p['source']})" for loss, p in pub])
+        xs = [100 * (r["ci_low"] or r["test_f1"]) for r in sel] + [100 * (r["ci_high"] or r["test_f1"]) for r in sel]
+        xs += [p["test_f1"] for _, p in pub]
+        if xs:  # padded so that an encoder's name under its marker is not cut at the panel's edge
+            pad = max(1.0, 0.06 * (max(xs) - min(xs)))
+            fig.update_xaxes(range=[min(xs) - pad, max(xs) + 2 * pad], row=1, col=col)
         fig.update_xaxes(title="test F1 (%)", row=1, col=col)
-    return _layout(fig, title, height=max(320, 40 * max((sum(r["labels"] == g for r in rows) for g in regimes),
-                                                        default=1) + 160))
+    fig = _layout(fig, title, height=max(340, 48 * max((sum(r["labels"] == g for r in rows) for g in regimes),
+                                                       default=1) + 200))
+    # the legend under the panels: above them it would cover the panel titles
+    return fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.16, xanchor="left", x=0),
+                             margin=dict(b=110, r=60))

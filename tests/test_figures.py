@@ -100,3 +100,27 @@ def test_cost_bars_draw_one_bar_per_run_even_when_names_repeat():
     bar = F.cost_bars(rows).data[0]
     assert list(bar.x) == ["ATL s66", "PEMSCL s66", "PEMSCL s66 (2)"]  # sorted, most expensive first
     assert list(bar.y) == [4000.0, 3000.0, 2000.0]
+
+
+def test_leaderboard_plot_names_seeds_intervals_and_published_encoders():
+    vs = {"reference": "pemscl", "verdict": "not resolved"}
+    rows = [{"labels": "gold", "regime": "redocred-mini", "loss": "pemscl", "test_f1": 0.576, "ci_low": 0.556,
+             "ci_high": 0.596, "n_seeds": 3, "vs_best": vs},
+            {"labels": "gold", "regime": "redocred-mini", "loss": "afl", "test_f1": 0.58, "ci_low": 0.57,
+             "ci_high": 0.59, "n_seeds": 1, "vs_best": vs},
+            {"labels": "gold", "regime": "redocred-mini", "loss": "ssr-pu", "test_f1": None, "ci_low": None,
+             "ci_high": None, "n_seeds": 0, "vs_best": vs},  # nothing trained yet: left out
+            {"labels": "incomplete", "regime": "oog-mini", "loss": "atl", "test_f1": 0.3, "ci_low": 0.29,
+             "ci_high": 0.31, "n_seeds": 2, "vs_best": vs}]
+    pub = {("gold", "pemscl"): {"test_f1": 79.9, "encoder": "RoBERTa-large", "source": "Table 2"},
+           ("gold", "afl"): {"test_f1": 78.35, "encoder": "not named in the stored listing", "source": "x"}}
+    fig = F.leaderboard_plot(rows, pub)
+    ours = [t for t in fig.data if t.name.startswith("ours")]
+    assert [list(t.y) for t in ours] == [["pemscl (3 seeds)", "afl (1 seed)"], ["atl (2 seeds)"]]  # worst first
+    assert list(ours[0].x) == pytest.approx([57.6, 58.0])
+    assert list(ours[0].error_x.array) == pytest.approx([2.0, 1.0]) and list(ours[0].error_x.arrayminus) == pytest.approx([2.0, 1.0])
+    (published,) = [t for t in fig.data if t.name.startswith("published")]
+    assert list(published.y) == ["pemscl (3 seeds)", "afl (1 seed)"] and list(published.x) == [79.9, 78.35]
+    assert list(published.text) == ["RoBERTa-large", "encoder not named"]
+    assert fig.layout.legend.y < 0  # under the panels, not over their titles
+    assert [a.text for a in fig.layout.annotations] == ["redocred-mini (gold labels)", "oog-mini (incomplete labels)"]
