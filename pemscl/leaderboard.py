@@ -141,6 +141,18 @@ def _vs(row: dict, runs: list[RS.Run], best: dict | None, best_runs: list[RS.Run
             "n_seeds": res.n_seeds, "seed_diffs": list(res.seed_diffs), "verdict": _verdict(res)}
 
 
+def _sd_text(r: Mapping) -> str:
+    return f" ± {100 * r['test_f1_sd']:.2f}" if r.get("test_f1_sd") is not None else ""
+
+
+def _vs_text(v: Mapping) -> str:
+    """A row's difference to the reference in points, with its interval when there is one."""
+    if v["diff"] is None:
+        return "–"
+    return f"{100 * v['diff']:+.2f}" + (f" [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]"
+                                          if v.get("ci_low") is not None else "")
+
+
 def markdown(board: Mapping) -> str:
     """The two tables (one per label regime) as markdown: F1 in %, mean ± sd over seeds."""
     lines = []
@@ -157,12 +169,9 @@ def markdown(board: Mapping) -> str:
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for r in sorted(rows, key=lambda r: -(r["test_f1"] or -1)):
             v = r["vs_best"]
-            sd = f" ± {100 * r['test_f1_sd']:.2f}" if r.get("test_f1_sd") is not None else ""
             ci = f"[{pct(r['ci_low'], digits=2)}, {pct(r['ci_high'], digits=2)}]" if r["ci_low"] is not None else "–"
-            vs = ("–" if v["diff"] is None else f"{100 * v['diff']:+.2f}" +
-                  (f" [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if v.get("ci_low") is not None else ""))
-            cells = [r["loss"], str(r["n_seeds"]), pct(r["test_f1"], digits=2) + sd, ci, pct(r["test_ign_f1"], digits=2), pct(r["dev_f1"], digits=2),
-                     " / ".join(pct(r[f"test_{g}_f1"], digits=2) for g in GROUPS), vs, v["verdict"], f"{r['training_hours']:.1f}"]
+            cells = [r["loss"], str(r["n_seeds"]), pct(r["test_f1"], digits=2) + _sd_text(r), ci, pct(r["test_ign_f1"], digits=2), pct(r["dev_f1"], digits=2),
+                     " / ".join(pct(r[f"test_{g}_f1"], digits=2) for g in GROUPS), _vs_text(v), v["verdict"], f"{r['training_hours']:.1f}"]
             if labels == "incomplete":
                 cells.append(pct(r.get("test_f1_gold_dev"), digits=2))
             lines.append("| " + " | ".join(cells) + " |")
@@ -180,12 +189,9 @@ def summary_markdown(board: Mapping) -> str:
     lines = ["| labels | loss | seeds | test F1 ± sd | vs reference [95% CI] | verdict |", "|---|---|---|---|---|---|"]
     for labels in X.LEADERBOARD:
         for r in sorted((r for r in rows if r["labels"] == labels), key=lambda r: -(r["test_f1"] or -1)):
-            v = r["vs_best"]
-            sd = f" ± {100 * r['test_f1_sd']:.2f}" if r.get("test_f1_sd") is not None else ""
-            vs = ("–" if v["diff"] is None else f"{100 * v['diff']:+.2f}" +
-                  (f" [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]" if v.get("ci_low") is not None else ""))
             lines.append(f"| {labels} ({r['regime']}) | {r['loss']} | {r['n_seeds']} | "
-                         f"{pct(r['test_f1'], digits=2)}{sd} | {vs} | {v['verdict']} |")
+                         f"{pct(r['test_f1'], digits=2)}{_sd_text(r)} | {_vs_text(r['vs_best'])} | "
+                         f"{r['vs_best']['verdict']} |")
     missing = sum(len(r["missing"]) for r in board["rows"])
     planned = missing + sum(r["n_seeds"] for r in board["rows"])
     if missing:

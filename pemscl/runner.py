@@ -305,9 +305,7 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
     if weights:
         todo = [c for c in weight_configs(profile) if RS.find_run(c, root) is None]
     else:
-        planned = all_configs(profile, only=only)
-        if other_kind:
-            planned = retarget(planned, device, seeds, labels)
+        planned = retarget(all_configs(profile, only=only), device, seeds, labels)  # as they are when all None
         carried = RS.carry_over(planned, RS.load_exported(strict=False), root)
         if carried:  # recorded runs that are also runs of a changed config (e.g. a later min_epochs)
             RS.export_runs(carried)
@@ -387,9 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if a.plan:
         records = RS.load_exported(strict=False)
-        planned = all_configs(profile, only=only)
-        if any(v is not None for v in other.values()):
-            planned = retarget(planned, **other)
+        planned = retarget(all_configs(profile, only=only), **other)  # as they are when all None
         keys = {c.key() for c in planned}
         planned += [c for k, c in longer_configs(profile, records).items() if k in keys]  # due now
         carried = RS.carry_over(planned, records, copy=False)  # counted here, recorded by training
