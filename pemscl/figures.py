@@ -435,8 +435,6 @@ def leaderboard_plot(rows: Sequence[Mapping], published: Mapping | None = None, 
     with its number of seeds), and each method's own published number as a hollow marker on the
     same axis, its encoder written beside it (full data: a level that does not compare, an
     ordering that may)."""
-    from plotly.subplots import make_subplots
-
     regimes = _unique(r["labels"] for r in rows)
     # room between the panels for the right one's row names
     fig = make_subplots(rows=1, cols=max(1, len(regimes)), horizontal_spacing=0.2, subplot_titles=[

@@ -165,7 +165,7 @@ def markdown(board: Mapping) -> str:
         lines += [f"**{rows[0]['regime']}, {title}** (reference: {board['reference'].get(labels)}, best on dev)", ""]
         head = "| loss | seeds | test F1 | 95% CI | Ign F1 | dev F1 | head / mid / tail | vs reference | verdict | hours |"
         if labels == "incomplete":
-            head = head[:-1] + " test F1 (gold-dev sel.) |"
+            head += " test F1 (gold-dev sel.) |"
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for r in sorted(rows, key=lambda r: -(r["test_f1"] or -1)):
             v = r["vs_best"]

@@ -406,6 +406,37 @@ def test_relative_links_resolve():
     assert not broken, broken
 
 
+def _table_widths(text: str) -> list[tuple[int, list[int]]]:
+    """Each markdown table of `text` (outside code blocks): its first line's number and the cell
+    count of every line (code spans and escaped pipes do not split cells)."""
+    tables, run = [], []
+    lines = re.sub(r"```.*?```", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S).split("\n")
+    for i, line in enumerate(lines + [""], 1):
+        if line.strip().startswith("|"):
+            cells = re.sub(r"`[^`]*`", "", line.strip()).replace("\\|", "")
+            run.append((i, cells.strip("|").count("|") + 1))
+        elif run:
+            tables.append((run[0][0], [n for _, n in run]))
+            run = []
+    return tables
+
+
+def test_markdown_tables_have_as_many_cells_as_their_header():
+    """A row with a cell too many or too few renders as a broken table (GitHub drops or shifts
+    cells): every table of the pages and of the generated results has one width."""
+    bad = []
+    for page in [*PAGES, REPO / "results" / "results.md"]:
+        for line, widths in _table_widths(page.read_text()):
+            if len(set(widths)) > 1:
+                bad.append(f"{page.relative_to(REPO)}:{line}: cells per line {widths}")
+    assert not bad, bad
+
+
+def test_table_width_rule_by_hand():
+    text = "x\n| a | `b|c` | d \\| e |\n|---|---|---|\n| 1 | 2 | 3 |\n\n```\n| not | a table\n```\n| p | q |\n| r |\n"
+    assert _table_widths(text) == [(2, [3, 3, 3]), (9, [2, 1])]
+
+
 def test_anchor_rule_by_hand(tmp_path):
     page = tmp_path / "p.md"
     page.write_text("# Fairness notes\n\n## Results (profile `cpu`)\n```bash\n# not a heading\n```\n")
