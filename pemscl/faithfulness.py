@@ -114,7 +114,8 @@ METHODS: tuple[Method, ...] = (
                Difference(1, "class prior pi of each relation",
                           "pi_labeled per relation from the training labels (pairs labelled r / all training "
                           "pairs), the true prior pi a multiple of it; pemscl's default multiple is the released "
-                          "scripts' 3 for incompletely labelled training data",
+                          "scripts' 3 for incompletely labelled training data (the leaderboard's gold-label block "
+                          "sets their fully supervised 1)",
                           "pi = e x pi_labeled with `--e` 3.0 (DocRED, incomplete labels), 1.0 (fully supervised "
                           "Re-DocRED scripts), 12.0 (extremely unlabelled)",
                           "`params={'prior_scale': e}`, or a true prior directly: `params={'prior': 0.05}` (one "
