@@ -130,7 +130,8 @@ METHODS: tuple[Method, ...] = (
                           "R+ = pi E_P[l(z, +1)]",
                           "R+ times sqrt((1 - pi) / pi), a class-imbalance weight (not verified against the paper "
                           "text here)",
-                          "`params={'pos_weight': 'sqrt-odds'}`"),
+                          "`params={'pos_weight': 'sqrt-odds'}`; the leaderboard's SSR-PU rows use it, as every "
+                          "released run does"),
                Difference(4, "margin m of the squared ranking loss l(z, y) = (y z - m)^2 / 4",
                           "m = 0.25 (pemscl's default: the value every released script passes)",
                           "argparse default `--m 1.0` when no script is used",

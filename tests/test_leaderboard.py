@@ -1,5 +1,6 @@
 """The leaderboard (issue 26) from fake runs with planted per-document counts (no training)."""
 
+import dataclasses
 import math
 import statistics
 
@@ -29,13 +30,15 @@ def test_leaderboard_rows_reuse_the_recorded_configs():
     oog = [c for c in cfgs if c.regime == "oog-mini"]
     assert all(c.select == ("dev", "dev_gold") and c.epochs == 24 for c in oog)
     assert all(c.lr_encoder == 5e-5 and c.batch_size == 2 for c in cfgs)  # one optimiser setting for all
-    # SSR-PU's prior multiple is its authors' per labelling setting: 1 on gold labels (released
-    # fully supervised scripts), the loss default 3 on incomplete ones; nothing else differs
+    # SSR-PU as its authors ran it: the released positive weight in both blocks, the prior multiple
+    # 1 on gold labels (released fully supervised scripts), the loss default 3 on incomplete ones
     ssr = {(c.regime, c.seed): c for c in cfgs if c.label == "SSR-PU"}
     assert {s: c.loss.params for s, c in ssr.items()} == {
-        **{("redocred-mini", s): {"prior_scale": 1.0} for s in (66, 67, 68)},
-        **{("oog-mini", s): {} for s in (66, 67, 68)}}
-    assert ssr["oog-mini", 66].loss == X.make_loss(X.get_profile("cpu"), "ssr-pu")
+        **{("redocred-mini", s): {"pos_weight": "sqrt-odds", "prior_scale": 1.0} for s in (66, 67, 68)},
+        **{("oog-mini", s): {"pos_weight": "sqrt-odds"} for s in (66, 67, 68)}}
+    # nothing else differs from the registry's preset
+    default = X.make_loss(X.get_profile("cpu"), "ssr-pu")
+    assert ssr["oog-mini", 66].loss == dataclasses.replace(default, params={"pos_weight": "sqrt-odds"})
 
 
 def _fake(cfg):
