@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .fmt import pts
+from .fmt import pts, row_md
 from .utils import atomic_write_text, readme_path
 
 
@@ -203,7 +203,7 @@ def render(tables: Mapping | None = None, source: str = "results/results.json") 
         "|---|---|---|---|---|---|",
     ]
     for d in DIFFERENCES:
-        lines.append(_row(d.number, d.topic, d.paper, d.released, d.option, effect(d, rows)))
+        lines.append(row_md([d.number, d.topic, d.paper, d.released, d.option, effect(d, rows)]))
     lines += ["", f"Numbers from `{source}`; regenerate with the results (07_results).", ""]
     for m in METHODS:
         lines += render_method(m)
@@ -219,13 +219,8 @@ def render_method(m: Method) -> list[str]:
              "| # | topic | paper (default) | released code | option |",
              "|---|---|---|---|---|"]
     for d in m.differences:
-        lines.append(_row(d.number, d.topic, d.paper, d.released, d.option))
+        lines.append(row_md([d.number, d.topic, d.paper, d.released, d.option]))
     return lines + [""]
-
-
-def _row(*cells) -> str:
-    """A markdown table row; a `|` inside a cell (1/|P|) is escaped, or it would split the cell."""
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
 def doc_path() -> Path:

@@ -37,18 +37,24 @@ def interval(diff: float | None, low: float | None, high: float | None, *, digit
     return pts(diff, digits=digits) + bounds
 
 
+def row_md(cells: Sequence[Any]) -> str:
+    """One Markdown table row; a `|` inside a cell (as in 1/|P|) is escaped, or it would split the
+    cell and shift the row."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
 def table_md(rows: Sequence[Mapping], columns: Sequence[tuple[str, Any]]) -> str:
     """A Markdown table; columns are (header, key or function of the row). No rows: a line saying
     so (a bare header row reads like a rendering fault)."""
     if not rows:
         return "_No runs of this table are recorded yet._"
-    head = "| " + " | ".join(h for h, _ in columns) + " |"
+    head = row_md([h for h, _ in columns])
     sep = "|" + "|".join("---" for _ in columns) + "|"
     body = []
     for r in rows:
         cells = []
         for _, get in columns:
             v = get(r) if callable(get) else r.get(get)
-            cells.append(MISSING if v is None else str(v))
-        body.append("| " + " | ".join(cells) + " |")
+            cells.append(MISSING if v is None else v)
+        body.append(row_md(cells))
     return "\n".join([head, sep, *body])

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import experiments as X
 from . import runs as RS
 from . import stats as S
-from .fmt import pct
+from .fmt import MISSING, interval, pct, row_md
 from .claims import BOOT_SEED, N_BOOT, counts
 
 # The smallest difference worth knowing between two losses: one F1 point. A comparison whose MDE
@@ -141,16 +141,9 @@ def _vs(row: dict, runs: list[RS.Run], best: dict | None, best_runs: list[RS.Run
             "n_seeds": res.n_seeds, "seed_diffs": list(res.seed_diffs), "verdict": _verdict(res)}
 
 
-def _sd_text(r: Mapping) -> str:
-    return f" ± {100 * r['test_f1_sd']:.2f}" if r.get("test_f1_sd") is not None else ""
-
-
 def _vs_text(v: Mapping) -> str:
     """A row's difference to the reference in points, with its interval when there is one."""
-    if v["diff"] is None:
-        return "–"
-    return f"{100 * v['diff']:+.2f}" + (f" [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]"
-                                          if v.get("ci_low") is not None else "")
+    return interval(v["diff"], v.get("ci_low"), v.get("ci_high")) or MISSING
 
 
 def markdown(board: Mapping) -> str:
@@ -170,11 +163,11 @@ def markdown(board: Mapping) -> str:
         for r in sorted(rows, key=lambda r: -(r["test_f1"] or -1)):
             v = r["vs_best"]
             ci = f"[{pct(r['ci_low'], digits=2)}, {pct(r['ci_high'], digits=2)}]" if r["ci_low"] is not None else "–"
-            cells = [r["loss"], str(r["n_seeds"]), pct(r["test_f1"], digits=2) + _sd_text(r), ci, pct(r["test_ign_f1"], digits=2), pct(r["dev_f1"], digits=2),
+            cells = [r["loss"], str(r["n_seeds"]), pct(r["test_f1"], r.get("test_f1_sd"), digits=2), ci, pct(r["test_ign_f1"], digits=2), pct(r["dev_f1"], digits=2),
                      " / ".join(pct(r[f"test_{g}_f1"], digits=2) for g in GROUPS), _vs_text(v), v["verdict"], f"{r['training_hours']:.1f}"]
             if labels == "incomplete":
                 cells.append(pct(r.get("test_f1_gold_dev"), digits=2))
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(row_md(cells))
         lines.append("")
     return "\n".join(lines)
 
@@ -189,9 +182,9 @@ def summary_markdown(board: Mapping) -> str:
     lines = ["| labels | loss | seeds | test F1 ± sd | vs reference [95% CI] | verdict |", "|---|---|---|---|---|---|"]
     for labels in X.LEADERBOARD:
         for r in sorted((r for r in rows if r["labels"] == labels), key=lambda r: -(r["test_f1"] or -1)):
-            lines.append(f"| {labels} ({r['regime']}) | {r['loss']} | {r['n_seeds']} | "
-                         f"{pct(r['test_f1'], digits=2)}{_sd_text(r)} | {_vs_text(r['vs_best'])} | "
-                         f"{r['vs_best']['verdict']} |")
+            lines.append(row_md([f"{labels} ({r['regime']})", r["loss"], r["n_seeds"],
+                                 pct(r["test_f1"], r.get("test_f1_sd"), digits=2), _vs_text(r["vs_best"]),
+                                 r["vs_best"]["verdict"]]))
     missing = sum(len(r["missing"]) for r in board["rows"])
     planned = missing + sum(r["n_seeds"] for r in board["rows"])
     if missing:

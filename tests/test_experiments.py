@@ -629,6 +629,8 @@ def test_pct_and_table_md():
     md = FMT.table_md([{"a": 1, "b": None}], [("A", "a"), ("B", "b"), ("C", lambda r: r["a"] + 1)])
     assert md.splitlines() == ["| A | B | C |", "|---|---|---|", "| 1 | – | 2 |"]
     assert FMT.table_md([], [("A", "a")]) == "_No runs of this table are recorded yet._"
+    # a `|` inside a cell is escaped, so the row keeps its width (FAITHFULNESS's 1/|P| split it once)
+    assert FMT.row_md([5, "weighted 1/|P|", None]) == "| 5 | weighted 1/\\|P\\| | None |"
 
 
 def test_schedule_trains_claim_pairs_first_then_full_runs_then_the_fast_path(tmp_path):
