@@ -177,6 +177,18 @@ def epochs_done(cfg: TrainConfig, root: str | Path | None = None) -> int:
     return len(read_json(d / L.HISTORY))
 
 
+def planned_runs(profile: str | Profile, records: Sequence[Run], only: Iterable[str] | None = None,
+                 device: str | None = None, seeds: Sequence[int] | None = None,
+                 labels: Iterable[str] | None = None) -> list[TrainConfig]:
+    """The runs a profile plans (or another run kind of them: experiments.retarget, as they are
+    when device, seeds and labels are all None), with the longer runs now due of those recorded
+    cut short (longer_configs). One list for what --plan shows and train_profile trains: they
+    once differed, and `--labels BCE` listed BCE's longer runs, then trained nothing."""
+    planned = retarget(all_configs(profile, only=only), device, seeds, labels)
+    keys = {c.key() for c in planned}
+    return planned + [c for k, c in longer_configs(profile, records).items() if k in keys]
+
+
 def after_the_list(profile: str | Profile, records: Sequence[Run], only: Iterable[str] | None = None,
                    grow: bool = True, root: str | Path | None = None) -> list[TrainConfig]:
     """What train_profile trains once the planned list is started, judged on the runs recorded
@@ -305,7 +317,7 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
     if weights:
         todo = [c for c in weight_configs(profile) if RS.find_run(c, root) is None]
     else:
-        planned = retarget(all_configs(profile, only=only), device, seeds, labels)  # as they are when all None
+        planned = planned_runs(profile, RS.load_exported(strict=False), only, device, seeds, labels)
         carried = RS.carry_over(planned, RS.load_exported(strict=False), root)
         if carried:  # recorded runs that are also runs of a changed config (e.g. a later min_epochs)
             RS.export_runs(carried)
@@ -385,9 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if a.plan:
         records = RS.load_exported(strict=False)
-        planned = retarget(all_configs(profile, only=only), **other)  # as they are when all None
-        keys = {c.key() for c in planned}
-        planned += [c for k, c in longer_configs(profile, records).items() if k in keys]  # due now
+        planned = planned_runs(profile, records, only=only, **other)
         carried = RS.carry_over(planned, records, copy=False)  # counted here, recorded by training
         records += carried
         carried_keys = {r.config.key() for r in carried}

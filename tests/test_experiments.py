@@ -989,6 +989,11 @@ def test_a_claim_bearing_run_cut_short_is_trained_again_longer_and_stands_in_for
     assert new.key() != atl67.config.key() and CF.override(new, epochs=1, min_epochs=None).key() == atl67.config.key()
     assert X.longer_configs(dataclasses.replace(p, longer=None), runs) == {}  # without `longer`: kept as they are
     assert [c.key() for c in R.after_the_list(p, runs, root=tmp_path / "runs")] == [new.key()]
+    # --plan and train_profile read one list; a row filter keeps its rows' longer runs, and only theirs
+    for_atl = [c.key() for c in R.planned_runs(p, runs, labels=["ATL"])]
+    assert new.key() in for_atl and atl67.config.key() in for_atl
+    assert new.key() not in {c.key() for c in R.planned_runs(p, runs, labels=["PEMSCL"])}
+    assert new.key() in {c.key() for c in R.planned_runs(p, runs)}
     assert new.key() in {c.key() for c in X.profile_configs(p, records=runs)}
     # until the longer run is in, the tables read the short one and list the longer one to train
     t = TB.build_tables(runs, p)
