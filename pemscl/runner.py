@@ -342,6 +342,7 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
                     break
                 todo.remove(fits[0])
                 started.add(fits[0].key())
+                print(f"started {fits[0].label} ({fits[0].regime}, seed {fits[0].seed}, {fits[0].key()})", flush=True)
                 running.add(pool.submit(_train_one, fits[0], threads, root))
             if not running:
                 break
@@ -350,6 +351,11 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
                 lines.append(f.result())
                 print(lines[-1], flush=True)
             records = RS.load_exported(strict=False)  # the finished runs pace the next estimates
+    if todo:  # what the budget left out is said: an empty log is no answer
+        need = min(_expected_minutes(c, records, epoch_minutes, root) for c in todo)
+        lines.append(f"{len(todo)} runs left untrained: none fits in what is left of the budget "
+                     f"(the shortest needs <= {need:.0f} min at the slowest recorded pace)")
+        print(lines[-1], flush=True)
     return lines
 
 

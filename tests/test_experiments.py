@@ -742,8 +742,11 @@ def test_train_profile_side_by_side_records_each_run_and_respects_the_budget(tmp
     monkeypatch.setenv("PEMSCL_RESULTS", str(tmp_path / "results"))
     root = tmp_path / "runs"
     # no run fits in a budget of a few seconds (an unrecorded kind is expected to take 4 minutes an epoch)
-    assert R.train_profile("smoke", only=["headline"], workers=2, threads=1, budget_minutes=0.05, root=root) == []
-    assert len(R.missing(X.headline("smoke"), root)) == len(X.headline("smoke"))
+    n = len(X.headline("smoke"))
+    lines = R.train_profile("smoke", only=["headline"], workers=2, threads=1, budget_minutes=0.05, root=root)
+    assert lines == [f"{n} runs left untrained: none fits in what is left of the budget (the shortest needs "
+                     f"<= {4 * X.headline('smoke')[0].epochs} min at the slowest recorded pace)"]
+    assert len(R.missing(X.headline("smoke"), root)) == n
     lines = R.train_profile("smoke", only=["headline"], workers=2, threads=1, root=root)
     cfgs = X.headline("smoke")
     assert len(lines) == len(cfgs) and R.missing(cfgs, root) == []
