@@ -119,6 +119,49 @@ def test_main_prints_the_run_folder_and_f1(cli_run, capsys):
     assert f"test F1 {100 * run.scores['test']['f1']:.2f}" in out
 
 
+# --------------------------------------------------------------------------- benchmarks/probe_decision.py
+def test_best_shift_takes_the_highest_f1_and_on_a_tie_the_shift_nearest_zero():
+    from train_helpers import benchmark_script
+
+    pd = benchmark_script("probe_decision")
+    rows = [{"shift": -1.0, "f1": 0.5}, {"shift": 0.5, "f1": 0.5}, {"shift": 1.0, "f1": 0.4}, {"shift": 0.0, "f1": 0.3}]
+    assert pd.best_shift(rows)["shift"] == 0.5
+    assert pd.best_shift(rows[2:])["shift"] == 1.0
+    assert 0.0 in pd.SHIFTS and min(pd.SHIFTS) < 0 < max(pd.SHIFTS)
+
+
+def test_probe_decision_reproduces_the_recorded_dev_f1_at_shift_zero_and_chooses_on_dev(cli_run, tmp_path,
+                                                                                          capsys):
+    from train_helpers import benchmark_script
+
+    pd = benchmark_script("probe_decision")
+    run, *_ = cli_run
+    out = tmp_path / "probe.json"
+    results = pd.main([str(run.dir), "--out", str(out)])
+    row = results[run.config.key()]
+    assert json.loads(out.read_text()) == results and row["select"] == "dev" and row["loss"] == run.config.loss.kind
+    assert row["dev_f1_at_0"] == pytest.approx(run.scores["dev"]["f1"], abs=1e-3)  # the run as recorded
+    assert row["test_f1_at_0"] == pytest.approx(run.scores["test"]["f1"], abs=1e-3)
+    dev = row["curves"]["dev"]
+    # the curve is counted on the pairs' label rows, the chosen points scored the official way: the two agree
+    at0 = next(r for r in dev if r["shift"] == 0.0)
+    assert at0["f1"] == pytest.approx(row["dev_f1_at_0"], abs=1e-9)
+    assert row["dev_f1_chosen"] == pytest.approx(max(r["f1"] for r in dev), abs=1e-9)
+    assert row["dev_f1_chosen"] >= row["dev_f1_at_0"]
+    chosen = next(r for r in row["curves"]["test"] if r["shift"] == row["chosen_shift"])
+    assert row["test_f1_chosen"] == pytest.approx(chosen["f1"], abs=1e-9)  # test read at dev's choice
+    # a higher threshold never predicts more
+    assert all(a["n_pred"] >= b["n_pred"] for a, b in zip(dev, dev[1:]))
+    assert "| run | seed | shift chosen on dev |" in capsys.readouterr().out
+    # a threshold far above every score predicts nothing, one far below predicts every relation of every pair
+    model, cfg = T.load(run)
+    splits = T.prepare(cfg, progress=False)
+    logits = T.infer(model, splits.features["dev"], batch_size=2)["logits"]
+    far = pd.sweep(logits, splits.features["dev"], splits.docs["dev"], splits.id2rel, shifts=(-1e4, 1e4))
+    assert far[1]["n_pred"] == 0 and far[1]["f1"] == 0.0
+    assert far[0]["n_pred"] == logits.shape[0] * (logits.shape[1] - 1)
+
+
 # --------------------------------------------------------------------------- predict
 @pytest.fixture(scope="module")
 def new_docs(tmp_path_factory):

@@ -23,10 +23,14 @@ def no_dropout_build(real_build):
     return build
 
 
-def bench_paper_shape():
-    """benchmarks/bench_paper_shape.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("bench_paper_shape", REPO / "benchmarks" / "bench_paper_shape.py")
+def benchmark_script(name: str):
+    """benchmarks/<name>.py as a module (the scripts there are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses resolve annotations through sys.modules
+    sys.modules[spec.name] = mod  # dataclasses resolve their annotations through sys.modules
     spec.loader.exec_module(mod)
     return mod
+
+
+def bench_paper_shape():
+    return benchmark_script("bench_paper_shape")
