@@ -32,6 +32,7 @@ import torch
 
 from pemscl import evaluate as E
 from pemscl import train as T
+from pemscl.fmt import table_md
 from pemscl.model import decide, to_official
 from pemscl.runs import Run
 from pemscl.utils import atomic_write_text, resolve_device, resolve_precision, results_dir
@@ -106,16 +107,15 @@ def probe(run_dir: str | Path, shifts: Sequence[float] = SHIFTS) -> dict:
 
 
 def report(results: dict) -> str:
-    head = ("| run | seed | shift chosen on dev | dev F1 at 0 → chosen | test F1 at 0 → chosen | "
-            "test P / R at 0 | test P / R chosen |")
-    lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for r in sorted(results.values(), key=lambda r: (r["regime"], r["label"] or "", r["seed"])):
-        p = lambda x: f"{100 * x:.1f}"  # noqa: E731
-        lines.append(f"| {r['label']} ({r['regime']}) | {r['seed']} | {r['chosen_shift']:+.2f} | "
-                     f"{p(r['dev_f1_at_0'])} → {p(r['dev_f1_chosen'])} | {p(r['test_f1_at_0'])} → "
-                     f"{p(r['test_f1_chosen'])} | {p(r['test_precision_at_0'])} / {p(r['test_recall_at_0'])} | "
-                     f"{p(r['test_precision_chosen'])} / {p(r['test_recall_chosen'])} |")
-    return "\n".join(lines)
+    p = lambda x: f"{100 * x:.1f}"  # noqa: E731
+    columns = [("run", lambda r: f"{r['label']} ({r['regime']})"), ("seed", "seed"),
+               ("shift chosen on dev", lambda r: f"{r['chosen_shift']:+.2f}"),
+               ("dev F1 at 0 → chosen", lambda r: f"{p(r['dev_f1_at_0'])} → {p(r['dev_f1_chosen'])}"),
+               ("test F1 at 0 → chosen", lambda r: f"{p(r['test_f1_at_0'])} → {p(r['test_f1_chosen'])}"),
+               ("test P / R at 0", lambda r: f"{p(r['test_precision_at_0'])} / {p(r['test_recall_at_0'])}"),
+               ("test P / R chosen", lambda r: f"{p(r['test_precision_chosen'])} / {p(r['test_recall_chosen'])}")]
+    rows = sorted(results.values(), key=lambda r: (r["regime"], r["label"] or "", r["seed"]))
+    return table_md(rows, columns)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

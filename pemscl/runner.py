@@ -317,8 +317,9 @@ def train_profile(profile: str | Profile, *, workers: int = 1, threads: int | No
     if weights:
         todo = [c for c in weight_configs(profile) if RS.find_run(c, root) is None]
     else:
-        planned = planned_runs(profile, RS.load_exported(strict=False), only, device, seeds, labels)
-        carried = RS.carry_over(planned, RS.load_exported(strict=False), root)
+        records = RS.load_exported(strict=False)
+        planned = planned_runs(profile, records, only, device, seeds, labels)
+        carried = RS.carry_over(planned, records, root)
         if carried:  # recorded runs that are also runs of a changed config (e.g. a later min_epochs)
             RS.export_runs(carried)
             print(f"{len(carried)} recorded runs carried over to their new configs (runs.carries_over)", flush=True)
