@@ -10,6 +10,10 @@ test at d = 0 (the run as recorded) and at the chosen d. A large gain says the l
 better than its own decision rule shows; no gain says the threshold is where it should be.
 BCE is left out: its rule is already a probability threshold tuned on dev.
 
+A run with a second selection dev set (on original labels: original dev first, gold dev
+beside) also gets the shift gold dev would choose, read on test (`beside`): how much of what
+incomplete labels cost is a threshold set too high, which a user with gold dev labels could move.
+
 This is a diagnostic, not a leaderboard row: the leaderboard keeps each method's own rule. Runs
 need their model (a local run folder with model.pt). Results are merged into
 results/probe_decision.json, keyed by run key; inference runs in the run's own precision, so
@@ -38,8 +42,9 @@ from pemscl.runs import Run
 from pemscl.utils import atomic_write_text, resolve_device, resolve_precision, results_dir
 
 # in logit units, 0 included: steps of 0.02 near 0 (SSR-PU's scores sit within its margin of 0.25 of
-# f_NA: one step of 0.25 took its dev F1 from 50 to 28), then steps of 0.25 out to -2 and +4
-SHIFTS = tuple(sorted({round(0.02 * i, 2) for i in range(-15, 16)} | {round(0.25 * i, 2) for i in range(-8, 17)}))
+# f_NA: one step of 0.25 took its dev F1 from 50 to 28), then steps of 0.25 out to -6 and +4 (ATL
+# trained on original labels took -2, the first grid's edge, on gold dev: its threshold sits far high)
+SHIFTS = tuple(sorted({round(0.02 * i, 2) for i in range(-15, 16)} | {round(0.25 * i, 2) for i in range(-24, 17)}))
 OUT = "probe_decision.json"
 
 
@@ -86,16 +91,22 @@ def probe(run_dir: str | Path, shifts: Sequence[float] = SHIFTS) -> dict:
     model, cfg = T.load(run, device="cpu")
     device = resolve_device("cpu")
     splits = T.prepare(cfg, progress=False)
-    select = cfg.select[0] if cfg.select else "dev"
+    selects = list(dict.fromkeys(cfg.select or ("dev",)))
+    select = selects[0]  # the run's own selection: it chose the saved epoch, and here the shift
     curves, logits = {}, {}
-    for split in dict.fromkeys([select, "test"]):
+    for split in dict.fromkeys([*selects, "test"]):
         logits[split] = T.infer(model, splits.features[split], batch_size=cfg.batch_size, device=device,
                                 amp_dtype=resolve_precision(cfg.precision, device))["logits"]
         curves[split] = sweep(logits[split], splits.features[split], splits.docs[split], splits.id2rel, shifts,
                               cfg.top_k)
     chosen = best_shift(curves[select])["shift"]
+    others = {s: best_shift(curves[s])["shift"] for s in selects[1:]}  # same model, another dev's shift
+    test_shifts = [0.0, chosen, *others.values()]
     at = {split: {d: official(logits[split], splits.features[split], splits.docs[split], splits.id2rel, d, cfg.top_k)
-                  for d in dict.fromkeys([0.0, chosen])} for split in logits}
+                  for d in dict.fromkeys(test_shifts if split == "test" else [0.0, chosen, others.get(split, 0.0)])}
+          for split in logits}
+    beside = {s: {"chosen_shift": d, "dev_f1_at_0": at[s][0.0]["f1"], "dev_f1_chosen": at[s][d]["f1"],
+                  "test_f1_chosen": at["test"][d]["f1"]} for s, d in others.items()}
     recorded = (run.scores.get(select) or {}).get("f1")
     return {"key": cfg.key(), "label": cfg.label, "loss": cfg.loss.kind, "regime": cfg.regime, "seed": cfg.seed,
             "select": select, "recorded_dev_f1": recorded, "chosen_shift": chosen,
@@ -103,7 +114,7 @@ def probe(run_dir: str | Path, shifts: Sequence[float] = SHIFTS) -> dict:
             "test_f1_at_0": at["test"][0.0]["f1"], "test_f1_chosen": at["test"][chosen]["f1"],
             "test_precision_at_0": at["test"][0.0]["precision"], "test_recall_at_0": at["test"][0.0]["recall"],
             "test_precision_chosen": at["test"][chosen]["precision"],
-            "test_recall_chosen": at["test"][chosen]["recall"], "curves": curves}
+            "test_recall_chosen": at["test"][chosen]["recall"], "beside": beside, "curves": curves}
 
 
 def report(results: dict) -> str:
@@ -115,6 +126,11 @@ def report(results: dict) -> str:
                ("test P / R at 0", lambda r: f"{p(r['test_precision_at_0'])} / {p(r['test_recall_at_0'])}"),
                ("test P / R chosen", lambda r: f"{p(r['test_precision_chosen'])} / {p(r['test_recall_chosen'])}")]
     rows = sorted(results.values(), key=lambda r: (r["regime"], r["label"] or "", r["seed"]))
+    for other in dict.fromkeys(s for r in rows for s in r.get("beside") or {}):  # rows probed before it: "–"
+        def at_other(r, other=other):
+            b = (r.get("beside") or {}).get(other)
+            return f"{b['chosen_shift']:+.2f}: {p(b['test_f1_chosen'])}" if b else "–"
+        columns.append((f"shift on {other}: test F1", at_other))
     return table_md(rows, columns)
 
 
@@ -136,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
                   f"{100 * row['recorded_dev_f1']:.2f} (another CPU's arithmetic?)", file=sys.stderr)
         print(f"{d}: shift {row['chosen_shift']:+.2f} chosen on {row['select']}; test F1 "
               f"{100 * row['test_f1_at_0']:.2f} → {100 * row['test_f1_chosen']:.2f}", flush=True)
+        for split, d_split in [(row["select"], row["chosen_shift"]),
+                               *((s, b["chosen_shift"]) for s, b in row["beside"].items())]:
+            if d_split in (min(SHIFTS), max(SHIFTS)):  # the best may lie beyond it: say so
+                print(f"warning: {d}: the shift chosen on {split}, {d_split:+.2f}, is the grid's edge", file=sys.stderr)
     results = json.loads(path.read_text()) if path.exists() else {}
     print(report(results))
     return results

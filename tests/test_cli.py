@@ -152,6 +152,7 @@ def test_probe_decision_reproduces_the_recorded_dev_f1_at_shift_zero_and_chooses
     assert row["test_f1_chosen"] == pytest.approx(chosen["f1"], abs=1e-9)  # test read at dev's choice
     # a higher threshold never predicts more
     assert all(a["n_pred"] >= b["n_pred"] for a, b in zip(dev, dev[1:]))
+    assert row["beside"] == {}  # one selection dev set: nothing beside
     assert "| run | seed | shift chosen on dev |" in capsys.readouterr().out
     # a threshold far above every score predicts nothing, one far below predicts every relation of every pair
     model, cfg = T.load(run)
@@ -160,6 +161,32 @@ def test_probe_decision_reproduces_the_recorded_dev_f1_at_shift_zero_and_chooses
     far = pd.sweep(logits, splits.features["dev"], splits.docs["dev"], splits.id2rel, shifts=(-1e4, 1e4))
     assert far[1]["n_pred"] == 0 and far[1]["f1"] == 0.0
     assert far[0]["n_pred"] == logits.shape[0] * (logits.shape[1] - 1)
+
+
+def test_probe_decision_reads_test_at_the_shift_a_second_selection_dev_set_chooses(cli_run, tmp_path, capsys):
+    """A run on original labels selects on original dev and has gold dev beside; the smoke
+    regime has no gold dev, so a copy of the smoke run names test as its second selection split:
+    the mechanics are the same (its shift chosen on that split, test read there)."""
+    import shutil
+
+    from train_helpers import benchmark_script
+
+    pd = benchmark_script("probe_decision")
+    run, *_ = cli_run
+    copy = tmp_path / run.dir.name
+    shutil.copytree(run.dir, copy)
+    cfg = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**cfg, "select": ["dev", "test"]}))
+    results = pd.main([str(copy), "--out", str(tmp_path / "probe.json")])
+    (row,) = results.values()
+    assert row["select"] == "dev" and list(row["beside"]) == ["test"]
+    b, test = row["beside"]["test"], row["curves"]["test"]
+    best = max(test, key=lambda r: (r["f1"], -abs(r["shift"])))
+    assert b["chosen_shift"] == best["shift"]
+    assert b["test_f1_chosen"] == pytest.approx(best["f1"], abs=1e-9)  # the official score agrees with the curve
+    assert b["dev_f1_at_0"] == pytest.approx(row["test_f1_at_0"], abs=1e-9)
+    assert b["test_f1_chosen"] >= row["test_f1_chosen"]  # chosen on test itself: never below dev's choice there
+    assert f"| {b['chosen_shift']:+.2f}: {100 * b['test_f1_chosen']:.1f} |" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- predict
