@@ -101,10 +101,11 @@ def probe(run_dir: str | Path, shifts: Sequence[float] = SHIFTS) -> dict:
                               cfg.top_k)
     chosen = best_shift(curves[select])["shift"]
     others = {s: best_shift(curves[s])["shift"] for s in selects[1:]}  # same model, another dev's shift
-    test_shifts = [0.0, chosen, *others.values()]
+    # the official scores wanted: each dev set at 0 and its own choice, test at 0 and every choice
+    wanted = {select: [0.0, chosen], **{s: [0.0, d] for s, d in others.items()}}
+    wanted["test"] = [0.0, chosen, *others.values()]
     at = {split: {d: official(logits[split], splits.features[split], splits.docs[split], splits.id2rel, d, cfg.top_k)
-                  for d in dict.fromkeys(test_shifts if split == "test" else [0.0, chosen, others.get(split, 0.0)])}
-          for split in logits}
+                  for d in dict.fromkeys(wanted[split])} for split in logits}
     beside = {s: {"chosen_shift": d, "dev_f1_at_0": at[s][0.0]["f1"], "dev_f1_chosen": at[s][d]["f1"],
                   "test_f1_chosen": at["test"][d]["f1"]} for s, d in others.items()}
     recorded = (run.scores.get(select) or {}).get("f1")
