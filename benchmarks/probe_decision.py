@@ -83,6 +83,13 @@ def best_shift(rows: Sequence[dict]) -> dict:
     return max(rows, key=lambda r: (r["f1"], -abs(r["shift"])))
 
 
+def at_edge(row: dict, shifts: Sequence[float] = SHIFTS) -> list[tuple[str, float]]:
+    """The (split, shift) choices of a probed row that sit on the grid's edge: the best shift may
+    lie beyond it, so the gain read there is a lower bound."""
+    choices = [(row["select"], row["chosen_shift"]), *((s, b["chosen_shift"]) for s, b in row["beside"].items())]
+    return [(split, d) for split, d in choices if d in (min(shifts), max(shifts))]
+
+
 def probe(run_dir: str | Path, shifts: Sequence[float] = SHIFTS) -> dict:
     run = Run.load(run_dir)
     cfg = run.config
@@ -153,10 +160,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
                   f"{100 * row['recorded_dev_f1']:.2f} (another CPU's arithmetic?)", file=sys.stderr)
         print(f"{d}: shift {row['chosen_shift']:+.2f} chosen on {row['select']}; test F1 "
               f"{100 * row['test_f1_at_0']:.2f} → {100 * row['test_f1_chosen']:.2f}", flush=True)
-        for split, d_split in [(row["select"], row["chosen_shift"]),
-                               *((s, b["chosen_shift"]) for s, b in row["beside"].items())]:
-            if d_split in (min(SHIFTS), max(SHIFTS)):  # the best may lie beyond it: say so
-                print(f"warning: {d}: the shift chosen on {split}, {d_split:+.2f}, is the grid's edge", file=sys.stderr)
+        for split, d_split in at_edge(row):
+            print(f"warning: {d}: the shift chosen on {split}, {d_split:+.2f}, is the grid's edge", file=sys.stderr)
     results = json.loads(path.read_text()) if path.exists() else {}
     print(report(results))
     return results

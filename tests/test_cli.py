@@ -130,6 +130,18 @@ def test_best_shift_takes_the_highest_f1_and_on_a_tie_the_shift_nearest_zero():
     assert 0.0 in pd.SHIFTS and min(pd.SHIFTS) < 0 < max(pd.SHIFTS)
 
 
+def test_probe_decision_flags_a_shift_chosen_on_the_grids_edge_for_each_selection_split():
+    from train_helpers import benchmark_script
+
+    pd = benchmark_script("probe_decision")
+    lo, hi = min(pd.SHIFTS), max(pd.SHIFTS)
+    row = {"select": "dev", "chosen_shift": 0.08, "beside": {"dev_gold": {"chosen_shift": lo}}}
+    assert pd.at_edge(row) == [("dev_gold", lo)]  # the gold-dev choice may lie beyond the grid, dev's does not
+    assert pd.at_edge({**row, "chosen_shift": hi}) == [("dev", hi), ("dev_gold", lo)]
+    assert pd.at_edge({**row, "beside": {}}) == []
+    assert pd.at_edge(row, shifts=(-8.0, 0.0, 8.0)) == []  # a wider grid: no longer its edge
+
+
 def test_probe_decision_reproduces_the_recorded_dev_f1_at_shift_zero_and_chooses_on_dev(cli_run, tmp_path,
                                                                                           capsys):
     from train_helpers import benchmark_script
