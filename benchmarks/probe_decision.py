@@ -36,7 +36,7 @@ import torch
 
 from pemscl import evaluate as E
 from pemscl import train as T
-from pemscl.fmt import table_md
+from pemscl import leaderboard as LB
 from pemscl.model import decide, to_official
 from pemscl.runs import Run
 from pemscl.utils import atomic_write_text, resolve_device, resolve_precision, results_dir
@@ -45,7 +45,7 @@ from pemscl.utils import atomic_write_text, resolve_device, resolve_precision, r
 # f_NA: one step of 0.25 took its dev F1 from 50 to 28), then steps of 0.25 out to -6 and +4 (ATL
 # trained on original labels took -2, the first grid's edge, on gold dev: its threshold sits far high)
 SHIFTS = tuple(sorted({round(0.02 * i, 2) for i in range(-15, 16)} | {round(0.25 * i, 2) for i in range(-24, 17)}))
-OUT = "probe_decision.json"
+OUT = LB.PROBE_FILE
 
 
 def sweep(logits: torch.Tensor, features: Sequence[dict], docs: Sequence[dict], id2rel,
@@ -126,20 +126,7 @@ def probe(run_dir: str | Path, shifts: Sequence[float] = SHIFTS) -> dict:
 
 
 def report(results: dict) -> str:
-    p = lambda x: f"{100 * x:.1f}"  # noqa: E731
-    columns = [("run", lambda r: f"{r['label']} ({r['regime']})"), ("seed", "seed"),
-               ("shift chosen on dev", lambda r: f"{r['chosen_shift']:+.2f}"),
-               ("dev F1 at 0 → chosen", lambda r: f"{p(r['dev_f1_at_0'])} → {p(r['dev_f1_chosen'])}"),
-               ("test F1 at 0 → chosen", lambda r: f"{p(r['test_f1_at_0'])} → {p(r['test_f1_chosen'])}"),
-               ("test P / R at 0", lambda r: f"{p(r['test_precision_at_0'])} / {p(r['test_recall_at_0'])}"),
-               ("test P / R chosen", lambda r: f"{p(r['test_precision_chosen'])} / {p(r['test_recall_chosen'])}")]
-    rows = sorted(results.values(), key=lambda r: (r["regime"], r["label"] or "", r["seed"]))
-    for other in dict.fromkeys(s for r in rows for s in r.get("beside") or {}):  # rows probed before it: "–"
-        def at_other(r, other=other):
-            b = (r.get("beside") or {}).get(other)
-            return f"{b['chosen_shift']:+.2f}: {p(b['test_f1_chosen'])}" if b else "–"
-        columns.append((f"shift on {other}: test F1", at_other))
-    return table_md(rows, columns)
+    return LB.probe_markdown(results.values())
 
 
 def main(argv: Sequence[str] | None = None) -> dict:

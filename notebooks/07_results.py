@@ -66,6 +66,8 @@ report.show_table(tables["table4"], report.TABLE4_COLS)
 # %%
 tables["leaderboard"] = board = leaderboard.build(runs, profile)
 print(leaderboard.markdown(board))
+tables["probe"] = leaderboard.probe_rows(board)  # the decision probe of these runs, where it was run
+print(leaderboard.probe_markdown(tables["probe"]) if tables["probe"] else "(decision probe: not run on these runs)")
 
 # %%
 fig = figures.leaderboard_plot(board["rows"], published.LEADERBOARD_PUBLISHED)

@@ -20,13 +20,15 @@ shown beside (`test_f1_gold_dev`).
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from . import experiments as X
 from . import runs as RS
 from . import stats as S
-from .fmt import MISSING, interval, pct, row_md
+from .fmt import MISSING, interval, pct, row_md, table_md
 from .claims import BOOT_SEED, N_BOOT, counts
 
 # The smallest difference worth knowing between two losses: one F1 point. A comparison whose MDE
@@ -191,3 +193,45 @@ def summary_markdown(board: Mapping) -> str:
         lines += ["", f"Interim: {planned - missing} of the leaderboard's {planned} runs are in; a row with fewer "
                       "than 3 seeds, and every verdict beside it, may still change."]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the decision probe beside it
+PROBE_FILE = "probe_decision.json"  # written by benchmarks/probe_decision.py, keyed by run key
+PROBE_NOTE = (
+    "A diagnostic beside the leaderboard, not a row of it: each probed run's threshold moved by a shift d "
+    "(\"r when f_r > f_NA + d\"), d chosen on the run's selection dev set, test read at d = 0 (the run as "
+    "recorded) and at the chosen d; for a run on original labels, also at the shift gold dev chooses (last "
+    "column). It needs a run's model, so it covers the runs trained on the machine that ran "
+    "`benchmarks/probe_decision.py`; docs/leaderboard.md says how to read it.")
+
+
+def probe_rows(board: Mapping, path: str | Path | None = None) -> list[dict]:
+    """The decision probe's results for the runs of this leaderboard (by run key, so another
+    profile's probes never show), without their dev/test curves; [] when the probe never ran."""
+    from .utils import results_dir  # the results folder is read at call time ($PEMSCL_RESULTS)
+
+    path = Path(path) if path is not None else results_dir() / PROBE_FILE
+    if not path.exists():
+        return []
+    keys = {k for r in board.get("rows", []) for k in r.get("runs", [])}
+    return [{k: v for k, v in r.items() if k != "curves"} for key, r in json.loads(path.read_text()).items()
+            if key in keys]
+
+
+def probe_markdown(rows: Iterable[Mapping]) -> str:
+    """The probe's table: per run the shift its selection dev set chose, dev and test F1 at 0 and
+    there, test precision / recall, and test F1 at each second selection set's own shift."""
+    p = lambda x: f"{100 * x:.1f}"  # noqa: E731
+    columns = [("run", lambda r: f"{r['label']} ({r['regime']})"), ("seed", "seed"),
+               ("shift chosen on dev", lambda r: f"{r['chosen_shift']:+.2f}"),
+               ("dev F1 at 0 → chosen", lambda r: f"{p(r['dev_f1_at_0'])} → {p(r['dev_f1_chosen'])}"),
+               ("test F1 at 0 → chosen", lambda r: f"{p(r['test_f1_at_0'])} → {p(r['test_f1_chosen'])}"),
+               ("test P / R at 0", lambda r: f"{p(r['test_precision_at_0'])} / {p(r['test_recall_at_0'])}"),
+               ("test P / R chosen", lambda r: f"{p(r['test_precision_chosen'])} / {p(r['test_recall_chosen'])}")]
+    rows = sorted(rows, key=lambda r: (r["regime"], r["label"] or "", r["seed"]))
+    for other in dict.fromkeys(s for r in rows for s in r.get("beside") or {}):  # rows probed before it: "–"
+        def at_other(r, other=other):
+            b = (r.get("beside") or {}).get(other)
+            return f"{b['chosen_shift']:+.2f}: {p(b['test_f1_chosen'])}" if b else MISSING
+        columns.append((f"shift on {other}: test F1", at_other))
+    return table_md(rows, columns)

@@ -359,6 +359,9 @@ def markdown(tables: Mapping, claim_rows: Sequence[Mapping], level: int = 2,
                   LEADERBOARD_NOTE, "", LB.markdown(tables["leaderboard"]),
                   *figure_md("07_leaderboard", "each loss's test F1 with its interval, published numbers hollow",
                              figures_from)]
+    if tables.get("probe"):
+        lines += ["**How much each decision rule leaves unused** (`benchmarks/probe_decision.py`)", "",
+                  LB.PROBE_NOTE, "", LB.probe_markdown(tables["probe"]), ""]
     if tables.get("search"):
         lines += [f"{h}# Small search on dev (one seed, {p.gold_regime})", "",
                   table_md(tables["search"], SEARCH_COLS), ""]

@@ -130,3 +130,42 @@ def test_readme_summary_carries_the_leaderboard_and_says_when_it_is_interim():
     t["leaderboard"] = LB.build(runs, "cpu")
     md = REP.summary_markdown(t, [], results_link="../docs/results.md")
     assert "[../docs/leaderboard.md](../docs/leaderboard.md)" in md and whole in md
+
+
+def _probed(cfg, shift, test_at_0, test_chosen, beside=None):
+    """A row as benchmarks/probe_decision.py writes it (values in fractions, curves included)."""
+    return {"key": cfg.key(), "label": cfg.label, "loss": cfg.loss.kind, "regime": cfg.regime, "seed": cfg.seed,
+            "select": "dev", "recorded_dev_f1": 0.464, "chosen_shift": shift, "dev_f1_at_0": 0.464,
+            "dev_f1_chosen": 0.465, "test_f1_at_0": test_at_0, "test_f1_chosen": test_chosen,
+            "test_precision_at_0": 0.781, "test_recall_at_0": 0.191, "test_precision_chosen": 0.759,
+            "test_recall_chosen": 0.206, "beside": beside or {}, "curves": {"dev": [{"shift": 0.0, "f1": 0.464}]}}
+
+
+def test_decision_probe_rows_are_this_boards_runs_and_show_in_the_results(tmp_path):
+    import json
+
+    cfgs = X.leaderboard("cpu")
+    board = LB.build([_fake(c) for c in cfgs], "cpu")
+    atl = next(c for c in cfgs if c.label == "ATL" and c.regime == "oog-mini" and c.seed == 67)
+    afl = next(c for c in cfgs if c.label == "AFL" and c.regime == "redocred-mini" and c.seed == 66)
+    other = dataclasses.replace(atl, seed=99)  # probed, but no run of this board
+    gold_dev = {"dev_gold": {"chosen_shift": -4.0, "dev_f1_at_0": 0.32, "dev_f1_chosen": 0.421,
+                             "test_f1_chosen": 0.408}}
+    probed = {c.key(): _probed(c, *v) for c, v in [(atl, (-0.5, 0.307, 0.324, gold_dev)), (afl, (-0.1, 0.561, 0.563)),
+                                                   (other, (0.0, 0.3, 0.3))]}
+    path = tmp_path / LB.PROBE_FILE
+    path.write_text(json.dumps(probed))
+    got = LB.probe_rows(board, path)
+    assert sorted(r["key"] for r in got) == sorted([atl.key(), afl.key()])  # the seed-99 probe is not this board's
+    assert all("curves" not in r for r in got)
+    assert LB.probe_rows(board, tmp_path / "never.json") == []
+    md = LB.probe_markdown(got)
+    lines = md.splitlines()
+    assert lines[0].endswith("| test P / R chosen | shift on dev_gold: test F1 |")
+    # sorted by regime name (oog-mini before redocred-mini), each value in % to one digit
+    assert lines[2] == "| ATL (oog-mini) | 67 | -0.50 | 46.4 → 46.5 | 30.7 → 32.4 | 78.1 / 19.1 | 75.9 / 20.6 | -4.00: 40.8 |"
+    assert lines[3] == "| AFL (redocred-mini) | 66 | -0.10 | 46.4 → 46.5 | 56.1 → 56.3 | 78.1 / 19.1 | 75.9 / 20.6 | – |"
+    t = TB.build_tables([], "smoke")
+    assert "decision rule leaves unused" not in REP.markdown(t, [], records={})
+    t.update(leaderboard=board, probe=got)
+    assert md in REP.markdown(t, [], records={})
