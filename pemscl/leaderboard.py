@@ -30,6 +30,7 @@ from . import runs as RS
 from . import stats as S
 from .fmt import MISSING, interval, pct, row_md, table_md
 from .claims import BOOT_SEED, N_BOOT, counts
+from .utils import results_dir
 
 # The smallest difference worth knowing between two losses: one F1 point. A comparison whose MDE
 # exceeds twice this cannot tell a point apart from nothing ("not measurable here").
@@ -208,8 +209,6 @@ PROBE_NOTE = (
 def probe_rows(board: Mapping, path: str | Path | None = None) -> list[dict]:
     """The decision probe's results for the runs of this leaderboard (by run key, so another
     profile's probes never show), without their dev/test curves; [] when the probe never ran."""
-    from .utils import results_dir  # the results folder is read at call time ($PEMSCL_RESULTS)
-
     path = Path(path) if path is not None else results_dir() / PROBE_FILE
     if not path.exists():
         return []
