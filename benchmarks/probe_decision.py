@@ -125,10 +125,6 @@ def probe(run_dir: str | Path, shifts: Sequence[float] = SHIFTS) -> dict:
             "test_recall_chosen": at["test"][chosen]["recall"], "beside": beside, "curves": curves}
 
 
-def report(results: dict) -> str:
-    return LB.probe_markdown(results.values())
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="*", help="run folders with a model.pt")
@@ -150,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         for split, d_split in at_edge(row):
             print(f"warning: {d}: the shift chosen on {split}, {d_split:+.2f}, is the grid's edge", file=sys.stderr)
     results = json.loads(path.read_text()) if path.exists() else {}
-    print(report(results))
+    print(LB.probe_markdown(results.values()))
     return results
 
 

@@ -220,17 +220,16 @@ def probe_rows(board: Mapping, path: str | Path | None = None) -> list[dict]:
 def probe_markdown(rows: Iterable[Mapping]) -> str:
     """The probe's table: per run the shift its selection dev set chose, dev and test F1 at 0 and
     there, test precision / recall, and test F1 at each second selection set's own shift."""
-    p = lambda x: f"{100 * x:.1f}"  # noqa: E731
     columns = [("run", lambda r: f"{r['label']} ({r['regime']})"), ("seed", "seed"),
                ("shift chosen on dev", lambda r: f"{r['chosen_shift']:+.2f}"),
-               ("dev F1 at 0 → chosen", lambda r: f"{p(r['dev_f1_at_0'])} → {p(r['dev_f1_chosen'])}"),
-               ("test F1 at 0 → chosen", lambda r: f"{p(r['test_f1_at_0'])} → {p(r['test_f1_chosen'])}"),
-               ("test P / R at 0", lambda r: f"{p(r['test_precision_at_0'])} / {p(r['test_recall_at_0'])}"),
-               ("test P / R chosen", lambda r: f"{p(r['test_precision_chosen'])} / {p(r['test_recall_chosen'])}")]
+               ("dev F1 at 0 → chosen", lambda r: f"{pct(r['dev_f1_at_0'])} → {pct(r['dev_f1_chosen'])}"),
+               ("test F1 at 0 → chosen", lambda r: f"{pct(r['test_f1_at_0'])} → {pct(r['test_f1_chosen'])}"),
+               ("test P / R at 0", lambda r: f"{pct(r['test_precision_at_0'])} / {pct(r['test_recall_at_0'])}"),
+               ("test P / R chosen", lambda r: f"{pct(r['test_precision_chosen'])} / {pct(r['test_recall_chosen'])}")]
     rows = sorted(rows, key=lambda r: (r["regime"], r["label"] or "", r["seed"]))
     for other in dict.fromkeys(s for r in rows for s in r.get("beside") or {}):  # rows probed before it: "–"
         def at_other(r, other=other):
             b = (r.get("beside") or {}).get(other)
-            return f"{b['chosen_shift']:+.2f}: {p(b['test_f1_chosen'])}" if b else MISSING
+            return f"{b['chosen_shift']:+.2f}: {pct(b['test_f1_chosen'])}" if b else MISSING
         columns.append((f"shift on {other}: test F1", at_other))
     return table_md(rows, columns)
