@@ -72,11 +72,14 @@ def _verdict(res: S.BootstrapResult) -> str:
 
 
 def _row(p: X.Profile, labels: str, label: str, name: str, ns: bool, runs: list[RS.Run],
-         planned: list) -> dict[str, Any]:
+         planned: list, longer: Mapping) -> dict[str, Any]:
     row: dict[str, Any] = {
         "regime": X.leaderboard_regime(p, labels), "labels": labels, "label": label, "loss": row_name(name, ns),
         "n_seeds": len(runs), "seeds": [r.config.seed for r in runs], "runs": [r.config.key() for r in runs],
         "missing": [f"{c.label} ({c.regime}, seed {c.seed})" for c, r in planned if r is None],
+        # a run cut short whose longer run is still to train: the row holds it until that is in
+        "pending": [f"{c.label} ({c.regime}, seed {c.seed}, {longer[c.key()].epochs} epochs)"
+                    for c, r in planned if r is not None and c.key() in longer],
         "converged": [r.scores.get("converged") for r in runs],
         "test_f1": _mean([_score(r, "test") for r in runs]), "test_f1_sd": _sd([_score(r, "test") for r in runs]),
         "test_ign_f1": _mean([_score(r, "test", "ign_f1") for r in runs]),
@@ -103,9 +106,11 @@ def build(runs: Iterable, profile: str | X.Profile, configs: Sequence | None = N
     runs = RS.as_runs(runs)
     p = X.get_profile(profile)
     if configs is None:
-        cfgs, att = X.attach_all(runs, p, names=["leaderboard"])
+        longer = X.longer_configs(p, runs)
+        cfgs, att = X.attach_all(runs, p, names=["leaderboard"], longer=longer)
         planned = list(zip(cfgs["leaderboard"], att["leaderboard"]))
     else:
+        longer = {}
         planned = list(zip(configs, X.attach(configs, runs)))
     rows, reference = [], {}
     for labels, table in X.LEADERBOARD.items():
@@ -114,7 +119,7 @@ def build(runs: Iterable, profile: str | X.Profile, configs: Sequence | None = N
         for label, (name, ns) in table.items():
             mine = [(c, r) for c, r in planned if c.regime == regime and c.label == label]
             got = sorted((r for _, r in mine if r is not None), key=lambda r: r.config.seed)
-            block.append((_row(p, labels, label, name, ns, got, mine), got))
+            block.append((_row(p, labels, label, name, ns, got, mine, longer), got))
         scored = [(row, got) for row, got in block if got and row["dev_f1"] is not None]
         best_row, best_runs = max(scored, key=lambda x: x[0]["dev_f1"]) if scored else (None, [])
         reference[labels] = best_row["loss"] if best_row else None
@@ -189,10 +194,14 @@ def summary_markdown(board: Mapping) -> str:
                                  pct(r["test_f1"], r.get("test_f1_sd"), digits=2), _vs_text(r["vs_best"]),
                                  r["vs_best"]["verdict"]]))
     missing = sum(len(r["missing"]) for r in board["rows"])
+    pending = [p for r in board["rows"] for p in r.get("pending", [])]
     planned = missing + sum(r["n_seeds"] for r in board["rows"])
-    if missing:
-        lines += ["", f"Interim: {planned - missing} of the leaderboard's {planned} runs are in; a row with fewer "
-                      "than 3 seeds, and every verdict beside it, may still change."]
+    if missing or pending:
+        again = (f", and {len(pending)} cut short, to be trained again with the longer budget "
+                 f"({', '.join(pending)})" if pending else "")
+        lines += ["", f"Interim: {planned - missing} of the leaderboard's {planned} runs are in{again}; a row "
+                      "with fewer than 3 seeds, or a run still to be trained again, and every verdict beside it, "
+                      "may still change."]
     return "\n".join(lines)
 
 

@@ -94,6 +94,25 @@ def test_leaderboard_with_missing_runs_says_so():
     assert all(r["vs_best"]["verdict"] == "missing runs" and r["test_f1"] is None for r in ssr)
 
 
+def test_a_row_holding_a_cut_short_run_says_it_is_to_be_trained_again():
+    # SSR-PU on gold labels, seed 67, best at its last epoch of 18: the profile trains it again with 24
+    runs = [_fake(c) for c in X.leaderboard("cpu")]
+    short = next(r for r in runs if r.config.label == "SSR-PU" and r.config.regime == "redocred-mini"
+                 and r.config.seed == 67)
+    short.history = [{"dev_f1": f} for f in (0.30, 0.40, 0.50)]
+    board = LB.build(runs, "cpu")
+    ssr = next(r for r in board["rows"] if r["loss"] == "ssr-pu" and r["labels"] == "gold")
+    assert ssr["n_seeds"] == 3 and ssr["pending"] == ["SSR-PU (redocred-mini, seed 67, 24 epochs)"]
+    assert all(not r["pending"] for r in board["rows"] if r is not ssr)
+    assert "Interim: 39 of the leaderboard's 39 runs are in, and 1 cut short" in LB.summary_markdown(board)
+    # once the longer run is in, it takes the short one's place and nothing is pending
+    longer = X.longer_configs("cpu", runs)[short.config.key()]
+    board = LB.build(runs + [_fake(longer)], "cpu")
+    ssr = next(r for r in board["rows"] if r["loss"] == "ssr-pu" and r["labels"] == "gold")
+    assert ssr["runs"][1] == longer.key() and not ssr["pending"]
+    assert "Interim" not in LB.summary_markdown(board)
+
+
 def test_mean_bootstrap_by_hand():
     # every document alike: resampling documents changes nothing, so the interval is the seeds' t interval
     a, b = rows(4, 4), rows(3, 3)
