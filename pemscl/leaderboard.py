@@ -28,7 +28,6 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import experiments as X
 from . import runs as RS
 from . import stats as S
-from . import tables as TB
 from .fmt import MISSING, interval, pct, row_md, table_md
 from .claims import BOOT_SEED, N_BOOT, counts
 from .utils import results_dir
@@ -77,9 +76,9 @@ def _row(p: X.Profile, labels: str, label: str, name: str, ns: bool, runs: list[
     row: dict[str, Any] = {
         "regime": X.leaderboard_regime(p, labels), "labels": labels, "label": label, "loss": row_name(name, ns),
         "n_seeds": len(runs), "seeds": [r.config.seed for r in runs], "runs": [r.config.key() for r in runs],
-        "missing": TB.missing_labels([c for c, _ in planned], [r for _, r in planned]),
+        "missing": RS.missing_labels([c for c, _ in planned], [r for _, r in planned]),
         # a run cut short whose longer run is still to train: the row holds it until that is in
-        "pending": [f"{c.label} ({c.regime}, seed {c.seed}, {longer[c.key()].epochs} epochs)"
+        "pending": [RS.run_label(c, longer[c.key()].epochs)
                     for c, r in planned if r is not None and c.key() in longer],
         "converged": [r.scores.get("converged") for r in runs],
         "test_f1": _mean([_score(r, "test") for r in runs]), "test_f1_sd": _sd([_score(r, "test") for r in runs]),

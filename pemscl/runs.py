@@ -91,6 +91,18 @@ def curve_end(f1s: Sequence[float]) -> tuple[bool | None, int | None]:
     return converged(f1s, best), best
 
 
+def run_label(cfg: TrainConfig, epochs: int | None = None) -> str:
+    """How a results table names one run: "ATL (redocred-mini, seed 66)", with the epoch budget
+    when it says which of two budgets of the same run is meant."""
+    budget = f", {epochs} epochs" if epochs is not None else ""
+    return f"{cfg.label} ({cfg.regime}, seed {cfg.seed}{budget})"
+
+
+def missing_labels(configs: Sequence[TrainConfig], runs: Sequence) -> list[str]:
+    """The labels of the planned configs whose run (same position in `runs`) is None."""
+    return [run_label(c) for c, r in zip(configs, runs) if r is None]
+
+
 def is_complete(run_dir: str | Path) -> bool:
     return (Path(run_dir) / L.DONE).exists()
 

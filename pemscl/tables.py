@@ -104,10 +104,6 @@ def longer_runs(runs: Sequence, longer: Mapping) -> tuple[list, list[RS.Run]]:
             [by_key[k] for k, c in longer.items() if c.key() in by_key])
 
 
-def missing_labels(configs: Sequence, runs: Sequence) -> list[str]:
-    return [f"{c.label} ({c.regime}, seed {c.seed})" for c, r in zip(configs, runs) if r is None]
-
-
 # --------------------------------------------------------------------------- helpers
 def _rename(row: dict, mapping: Mapping[str, str]) -> dict:
     out = {}
@@ -378,10 +374,10 @@ def build_tables(runs: Iterable, profile: str | X.Profile | None = None) -> dict
     p = X.get_profile(profile or X.infer_profile(runs))
     longer = X.longer_configs(p, runs)  # once: configs, cost and the longer table all read it
     cfgs, att = X.attach_all(runs, p, longer=longer)
-    missing = {n: missing_labels(cfgs[n], att[n]) for n in cfgs}
+    missing = {n: RS.missing_labels(cfgs[n], att[n]) for n in cfgs}
     pending, replaced = longer_runs(runs, longer)  # the tables show a cut-short run until its longer one is in
     if pending:
-        missing["longer"] = [f"{c.label} ({c.regime}, seed {c.seed}, {c.epochs} epochs)" for c in pending]
+        missing["longer"] = [RS.run_label(c, c.epochs) for c in pending]
     return {"profile": p.name, "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
             "published_source": PUBLISHED["source"], "missing": missing,
             "table2": table2(att), "table3": table3(att), "table4": table4(p, cfgs, att),
