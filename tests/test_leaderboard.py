@@ -188,3 +188,32 @@ def test_decision_probe_rows_are_this_boards_runs_and_show_in_the_results(tmp_pa
     assert "decision rule leaves unused" not in REP.markdown(t, [], records={})
     t.update(leaderboard=board, probe=got)
     assert md in REP.markdown(t, [], records={})
+
+
+def test_precision_twin_report_pairs_each_recorded_bf16_run_with_its_fp32_twin(tmp_path, monkeypatch):
+    from train_helpers import benchmark_script
+
+    from pemscl import runs as RS
+
+    monkeypatch.setenv("PEMSCL_RESULTS", str(tmp_path))
+    pt = benchmark_script("precision_twin")
+    gold = {(c.label, c.seed): c for c in X.leaderboard("cpu") if c.regime == "redocred-mini"}
+    atl, pem, atl67 = gold["ATL", 66], gold["PEMSCL", 66], gold["ATL", 67]
+    assert pt.twin(atl).key() != atl.key() and pt.twin(atl).precision == "fp32"  # a run of its own in the record
+    planted = [(atl, (4, 3)), (pt.twin(atl), (4, 4)), (pem, (3, 3)), (pt.twin(pem), (3, 4)), (atl67, (4, 3))]
+    runs = []
+    for cfg, test in planted:
+        run = fake_run(cfg, test)
+        run.scores["test"]["ign_f1"] = run.scores["test"]["f1"]
+        runs.append(run)
+    RS.export_runs(runs)
+    out = pt.report("redocred-mini")
+    # ATL 67 has no twin: left out; each pair's difference is fp32 minus bf16 (one more correct on odd documents)
+    assert [(r["label"], r["seed"]) for r in out["pairs"]] == [("ATL", 66), ("PEMSCL", 66)]
+    assert [r["diff_test_f1"] for r in out["pairs"]] == pytest.approx([f1(4, 4) - f1(4, 3), f1(3, 4) - f1(3, 3)])
+    res = out["fp32_minus_bf16_test_f1"]
+    assert res["n_seeds"] == 2 and res["diff"] == pytest.approx(1 / 9)
+    assert 0 < res["ci_low"] < res["diff"] < res["ci_high"]
+    assert (tmp_path / pt.OUT).exists()
+    with pytest.raises(SystemExit, match="known: .*ATL:66"):
+        pt.leaderboard_config("ATL", 99, "redocred-mini")
