@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import statistics
 import sys
 from pathlib import Path
 
@@ -64,13 +65,23 @@ def _summary(run) -> dict:
             "precision": s.get("precision")}
 
 
+def seed_sd(label: str, regime: str) -> float | None:
+    """The sd of test F1 over the row's recorded bf16 seeds: the scale a twin's difference is read on
+    (two runs a seed apart differ by about sqrt(2) of it)."""
+    recs = RS.by_key(RS.load_exported(strict=False))
+    f1s = [r.scores["test"]["f1"] for c in X.leaderboard("cpu") if c.label == label and c.regime == regime
+           for r in [RS.recorded(c, recs)] if r is not None]
+    return statistics.stdev(f1s) if len(f1s) > 1 else None
+
+
 def report(regime: str) -> dict:
     """fp32 minus bf16 per pair, and over the pairs the claims' interval (documents and pairs:
     each pair plays the part of a seed; with one pair, the documents' interval only)."""
     found = pairs(regime)
     rows = [{"label": c.label, "seed": c.seed, "bf16": _summary(a), "fp32": _summary(b),
              "diff_test_f1": b.scores["test"]["f1"] - a.scores["test"]["f1"],
-             "diff_dev_f1": b.scores["dev"]["f1"] - a.scores["dev"]["f1"]} for c, a, b in found]
+             "diff_dev_f1": b.scores["dev"]["f1"] - a.scores["dev"]["f1"],
+             "row_seed_sd_test_f1": seed_sd(c.label, regime)} for c, a, b in found]
     res = None
     if found:
         res = S.paired_bootstrap([counts(b, "test") for _, _, b in found], [counts(a, "test") for _, a, _ in found],
@@ -102,7 +113,8 @@ def main() -> None:
             print(f"{r['label']:8s} seed {r['seed']}: test F1 bf16 {100 * r['bf16']['test_f1']:.2f} "
                   f"fp32 {100 * r['fp32']['test_f1']:.2f} ({100 * r['diff_test_f1']:+.2f}); best epoch "
                   f"{r['bf16']['best_epoch']} / {r['fp32']['best_epoch']}; "
-                  f"{r['bf16']['minutes']:.0f} / {r['fp32']['minutes']:.0f} min")
+                  f"{r['bf16']['minutes']:.0f} / {r['fp32']['minutes']:.0f} min; the row's seed sd "
+                  f"{100 * (r['row_seed_sd_test_f1'] or float('nan')):.2f}")
         res = out["fp32_minus_bf16_test_f1"]
         if res:
             print(f"fp32 - bf16 over {res['n_seeds']} pairs: {100 * res['diff']:+.2f} "

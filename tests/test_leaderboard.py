@@ -200,7 +200,7 @@ def test_precision_twin_report_pairs_each_recorded_bf16_run_with_its_fp32_twin(t
     gold = {(c.label, c.seed): c for c in X.leaderboard("cpu") if c.regime == "redocred-mini"}
     atl, pem, atl67 = gold["ATL", 66], gold["PEMSCL", 66], gold["ATL", 67]
     assert pt.twin(atl).key() != atl.key() and pt.twin(atl).precision == "fp32"  # a run of its own in the record
-    planted = [(atl, (4, 3)), (pt.twin(atl), (4, 4)), (pem, (3, 3)), (pt.twin(pem), (3, 4)), (atl67, (4, 3))]
+    planted = [(atl, (4, 3)), (pt.twin(atl), (4, 4)), (pem, (3, 3)), (pt.twin(pem), (3, 4)), (atl67, (4, 4))]
     runs = []
     for cfg, test in planted:
         run = fake_run(cfg, test)
@@ -211,6 +211,8 @@ def test_precision_twin_report_pairs_each_recorded_bf16_run_with_its_fp32_twin(t
     # ATL 67 has no twin: left out; each pair's difference is fp32 minus bf16 (one more correct on odd documents)
     assert [(r["label"], r["seed"]) for r in out["pairs"]] == [("ATL", 66), ("PEMSCL", 66)]
     assert [r["diff_test_f1"] for r in out["pairs"]] == pytest.approx([f1(4, 4) - f1(4, 3), f1(3, 4) - f1(3, 3)])
+    # ATL's two recorded bf16 seeds (7/9, 8/9) set the scale a difference is read on; PEMSCL has one
+    assert [r["row_seed_sd_test_f1"] for r in out["pairs"]] == [pytest.approx(statistics.stdev([7 / 9, 8 / 9])), None]
     res = out["fp32_minus_bf16_test_f1"]
     assert res["n_seeds"] == 2 and res["diff"] == pytest.approx(1 / 9)
     assert 0 < res["ci_low"] < res["diff"] < res["ci_high"]
