@@ -130,7 +130,8 @@ def run_all(configs: Sequence[TrainConfig], progress: bool = True, root: str | P
                     RS.export_runs(carried)
         here, note = for_this_machine(cfg)
         if run is None and here is not cfg:  # trained here before, in this machine's precision
-            run, source = RS.find_run(here, root), f"local, {note}"
+            run, kept = RS.find_run(here, root), RS.recorded(cfg, records) if records else None
+            source = f"local, {note}" + (f"; {reproduction(run, kept)}" if run and kept else "")
         if run is None:
             run, source = T.train(here, root=root, progress=train_progress), "trained"
             kept = RS.recorded(cfg, records) if records else None

@@ -17,6 +17,7 @@ from pemscl import report as REP
 from pemscl import runner as R
 from pemscl import runs as RS
 from pemscl import tables as TB
+from pemscl import utils as U
 from pemscl import train as T
 from pemscl.utils import atomic_write_json
 
@@ -619,6 +620,30 @@ def test_a_run_trained_again_for_its_weights_leaves_the_record_alone(tmp_path, m
     t = TB.build_tables(list(recs.values()), "smoke")
     REP.write_results(t, [], tmp_path, runs=got)
     assert RS.by_key(RS.load_exported(record))[a.key()].scores["dev"]["f1"] == 0.4
+
+
+def test_a_local_run_in_this_machines_precision_serves_a_notebook_and_is_set_beside_the_record(
+        tmp_path, monkeypatch, capsys):
+    # an AVX2-only CPU: the cpu profile's bf16 run is recorded, its fp32 twin was trained here before
+    monkeypatch.delenv("PEMSCL_PRECISION", raising=False)
+    monkeypatch.setattr(U, "measured_cpu_precision", lambda: "fp32")
+    cfg = dataclasses.replace(X.headline("cpu")[0], device="cpu")
+    here, note = R.for_this_machine(cfg)
+    assert here.key() != cfg.key()
+    record = tmp_path / "runs.jsonl"
+    RS.export_runs([_run("x", cfg.seed, 0.4, 0.3, cfg=cfg)], record)
+    monkeypatch.setattr(RS, "record_path", lambda: record)
+    _folder(tmp_path / "runs", _run("x", cfg.seed, 0.41, 0.31, cfg=here))
+
+    def no_training(*a, **k):
+        raise AssertionError("the local run serves: nothing is trained")
+
+    monkeypatch.setattr(T, "train", no_training)
+    got = R.run_all([cfg], root=tmp_path / "runs", need_weights=True)
+    assert got[0].scores["dev"]["f1"] == 0.41 and got[0].config.key() == here.key()
+    assert (f"(local, {note}; recorded run kept: dev F1 41.0 vs 40.0 recorded (+1.00), "
+            "test F1 31.0 vs 30.0 recorded (+1.00))") in capsys.readouterr().out
+    assert RS.by_key(RS.load_exported(record))[cfg.key()].scores["dev"]["f1"] == 0.4  # the record as judged
 
 
 def test_pct_and_table_md():
