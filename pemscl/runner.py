@@ -131,7 +131,7 @@ def run_all(configs: Sequence[TrainConfig], progress: bool = True, root: str | P
         here, note = for_this_machine(cfg)
         if run is None and here is not cfg:  # trained here before, in this machine's precision
             run, kept = RS.find_run(here, root), RS.recorded(cfg, records) if records else None
-            source = f"local, {note}" + (f"; {reproduction(run, kept)}" if run and kept else "")
+            source = f"local, {note}" + (f"; {reproduction(run, kept)}" if run is not None and kept is not None else "")
         if run is None:
             run, source = T.train(here, root=root, progress=train_progress), "trained"
             kept = RS.recorded(cfg, records) if records else None
