@@ -46,9 +46,9 @@ def twin(cfg):
     return dataclasses.replace(cfg, precision="fp32")
 
 
-def pairs(regime: str) -> list[tuple]:
-    """(config, recorded bf16 run, fp32 twin) for every leaderboard run of `regime` that has both."""
-    recs = RS.by_key(RS.load_exported(strict=False))
+def pairs(regime: str, recs: dict) -> list[tuple]:
+    """(config, recorded bf16 run, fp32 twin) for every leaderboard run of `regime` that has both
+    in `recs` (runs.by_key of the record)."""
     out = []
     for c in X.leaderboard("cpu"):
         a, b = RS.recorded(c, recs), RS.recorded(twin(c), recs)
@@ -65,10 +65,9 @@ def _summary(run) -> dict:
             "precision": s.get("precision")}
 
 
-def seed_sd(label: str, regime: str) -> float | None:
+def seed_sd(label: str, regime: str, recs: dict) -> float | None:
     """The sd of test F1 over the row's recorded bf16 seeds: the scale a twin's difference is read on
     (two runs a seed apart differ by about sqrt(2) of it)."""
-    recs = RS.by_key(RS.load_exported(strict=False))
     f1s = [r.scores["test"]["f1"] for c in X.leaderboard("cpu") if c.label == label and c.regime == regime
            for r in [RS.recorded(c, recs)] if r is not None]
     return statistics.stdev(f1s) if len(f1s) > 1 else None
@@ -77,11 +76,12 @@ def seed_sd(label: str, regime: str) -> float | None:
 def report(regime: str) -> dict:
     """fp32 minus bf16 per pair, and over the pairs the claims' interval (documents and pairs:
     each pair plays the part of a seed; with one pair, the documents' interval only)."""
-    found = pairs(regime)
+    recs = RS.by_key(RS.load_exported(strict=False))  # read once: every pair and row looks in it
+    found = pairs(regime, recs)
     rows = [{"label": c.label, "seed": c.seed, "bf16": _summary(a), "fp32": _summary(b),
              "diff_test_f1": b.scores["test"]["f1"] - a.scores["test"]["f1"],
              "diff_dev_f1": b.scores["dev"]["f1"] - a.scores["dev"]["f1"],
-             "row_seed_sd_test_f1": seed_sd(c.label, regime)} for c, a, b in found]
+             "row_seed_sd_test_f1": seed_sd(c.label, regime, recs)} for c, a, b in found]
     res = None
     if found:
         res = S.paired_bootstrap([counts(b, "test") for _, _, b in found], [counts(a, "test") for _, a, _ in found],

@@ -129,12 +129,12 @@ def run_all(configs: Sequence[TrainConfig], progress: bool = True, root: str | P
                 if record:
                     RS.export_runs(carried)
         here, note = for_this_machine(cfg)
+        kept = RS.recorded(cfg, records) if records else None  # set beside a run found or trained here
         if run is None and here is not cfg:  # trained here before, in this machine's precision
-            run, kept = RS.find_run(here, root), RS.recorded(cfg, records) if records else None
+            run = RS.find_run(here, root)
             source = f"local, {note}" + (f"; {reproduction(run, kept)}" if run is not None and kept is not None else "")
         if run is None:
             run, source = T.train(here, root=root, progress=train_progress), "trained"
-            kept = RS.recorded(cfg, records) if records else None
             if kept is not None:
                 source = "trained for its weights; " + (f"{note}; " if note else "") + reproduction(run, kept)
             elif note:
