@@ -152,8 +152,8 @@ def _cpu() -> TrainConfig:
     # whole budget, is the same run under this rule (train.carries_over) and keeps its scores.
     # Precision is pinned (not "auto") so that the recorded runs keep their keys on machines that
     # measure differently: bf16, the precision they were trained in (benchmarks/bench_parallel.py
-    # measured it 1.6-1.8x faster than fp32 on this project's machine). Training anew where bf16 is
-    # slow switches to the measured precision instead (runner.for_this_machine), and says so.
+    # measured it 1.6-1.8x faster than fp32 on this project's machine). A CPU without bf16
+    # instructions trains them in bf16 too, its products in fp32 kernels (bf16cpu), and says so.
     return TrainConfig(encoder="minilm", regime="redocred-mini", epochs=18, patience=3, min_epochs=15,
                        precision="bf16", **CPU_OPTIMISER)
 

@@ -88,21 +88,6 @@ def retrain_requested() -> bool:
     return os.environ.get("PEMSCL_RETRAIN", "") not in ("", "0")
 
 
-def for_this_machine(cfg: TrainConfig) -> tuple[TrainConfig, str | None]:
-    """The config to train on this machine, and a note when it is not `cfg` itself.
-
-    The cpu profile pins bf16, the precision its recorded runs were trained in, so that their keys
-    hold everywhere and they are read, not retrained. Training such a config anew on a CPU where
-    bf16 autocast is slow (measured: `utils.measured_cpu_precision`; 20x slower on an AVX2-only
-    EPYC) would take many hours, so it trains in the measured precision instead: another run
-    (another key), whose scores are shown beside the record's where one exists."""
-    device = U.resolve_device(cfg.device)
-    if (cfg.precision == "bf16" and device.type == "cpu" and not os.environ.get("PEMSCL_PRECISION")
-            and U.measured_cpu_precision() == "fp32"):
-        return dataclasses.replace(cfg, precision="auto"), "in fp32, not the recorded bf16 (bf16 is slow on this CPU)"
-    return cfg, None
-
-
 def run_all(configs: Sequence[TrainConfig], progress: bool = True, root: str | Path | None = None,
             train_progress: bool = False, *, need_weights: bool = False, record: bool = True,
             retrain: bool | None = None) -> list[Run]:
@@ -128,17 +113,11 @@ def run_all(configs: Sequence[TrainConfig], progress: bool = True, root: str | P
                 run, source = carried[0], "carried over"
                 if record:
                     RS.export_runs(carried)
-        here, note = for_this_machine(cfg)
-        kept = RS.recorded(cfg, records) if records else None  # set beside a run found or trained here
-        if run is None and here is not cfg:  # trained here before, in this machine's precision
-            run = RS.find_run(here, root)
-            source = f"local, {note}" + (f"; {reproduction(run, kept)}" if run is not None and kept is not None else "")
+        kept = RS.recorded(cfg, records) if records else None  # set beside a run trained here
         if run is None:
-            run, source = T.train(here, root=root, progress=train_progress), "trained"
+            run, source = T.train(cfg, root=root, progress=train_progress), "trained"
             if kept is not None:
-                source = "trained for its weights; " + (f"{note}; " if note else "") + reproduction(run, kept)
-            elif note:
-                source = f"trained, {note}"
+                source = "trained for its weights; " + reproduction(run, kept)
             elif record:
                 RS.export_runs([run])
         out.append(run.labelled(cfg.label))

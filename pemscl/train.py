@@ -45,6 +45,7 @@ from . import distributed
 from . import evaluate as E
 from . import export
 from . import runs as RS
+from .bf16cpu import emulate, gemms
 from .config import TrainConfig
 from .features import docs_hash, load_features
 from . import layout as L
@@ -407,7 +408,8 @@ def train_step(ctx: Context, idx: Sequence[int]) -> tuple[float, dict[str, float
         ctx.scaler.scale(loss).backward()
         ctx.scaler.unscale_(ctx.opt)
     else:
-        loss.backward()
+        with gemms(ctx.device, ctx.amp):  # the backward's bf16 products, as the forward's (bf16cpu)
+            loss.backward()
     if cfg.grad_clip:
         torch.nn.utils.clip_grad_norm_(ctx.model.parameters(), cfg.grad_clip)
     if optimizer_step(ctx.opt, ctx.scaler):
@@ -703,6 +705,8 @@ def write_run(out: Path, ctx: Context, history: list, scores: dict, preds: dict,
                    "peak_rss_mb": _peak_rss_mb(), "device": str(ctx.device), "world_size": ctx.dist.world,
                    "threads": torch.get_num_threads(),
                    "precision": str(ctx.amp).replace("torch.", "") if ctx.amp else "fp32",
+                   **({"bf16_gemm": "fp32 accumulate" if emulate(ctx.device, ctx.amp) else "native"}
+                      if ctx.amp == torch.bfloat16 and ctx.device.type == "cpu" else {}),
                    "n_docs": {s: len(d) for s, d in ctx.splits.docs.items()}})
     if ctx.device.type == "cuda":
         scores["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20

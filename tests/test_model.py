@@ -285,6 +285,7 @@ def test_cpu_precision_measured_once_per_machine_and_kept(tmp_path, monkeypatch)
     # a pinned precision says so, and a pinned bf16 that is slow here says what auto would pick
     monkeypatch.setattr(U, "_MEASURED", {U.precision_cache_key(): {"choice": "fp32", "why": "bf16 0.05x", "cached": None}})
     assert U.precision_line("fp32", torch.device("cpu")) == "precision fp32: as the config pins it"
+    monkeypatch.setenv("PEMSCL_BF16_GEMM", "native")  # a CPU with bf16 instructions, slow in bf16 all the same
     assert "precision='auto' would pick fp32" in U.precision_line("bf16", torch.device("cpu"))
 
 
