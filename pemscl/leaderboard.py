@@ -71,6 +71,16 @@ def _verdict(res: S.BootstrapResult) -> str:
     return "not measurable here" if res.mde > 2 * TIE_EFFECT else "not resolved"
 
 
+def bf16_gemm(run: RS.Run) -> str | None:
+    """How a CPU run's bf16 products were computed: "native" (bf16 instructions; every bf16 CPU run
+    recorded before bf16cpu existed) or "fp32 accumulate" (bf16cpu, a CPU without them); None when
+    the run is not bf16 on a CPU."""
+    s = run.scores
+    if s.get("precision") != "bfloat16" or not str(s.get("device", "cpu")).startswith("cpu"):
+        return None
+    return s.get("bf16_gemm", "native")
+
+
 def _row(p: X.Profile, labels: str, label: str, name: str, ns: bool, runs: list[RS.Run],
          planned: list, longer: Mapping) -> dict[str, Any]:
     row: dict[str, Any] = {
@@ -81,6 +91,7 @@ def _row(p: X.Profile, labels: str, label: str, name: str, ns: bool, runs: list[
         "pending": [RS.run_label(c, longer[c.key()].epochs)
                     for c, r in planned if r is not None and c.key() in longer],
         "converged": [r.scores.get("converged") for r in runs],
+        "bf16_gemm": [bf16_gemm(r) for r in runs],
         "test_f1": _mean([_score(r, "test") for r in runs]), "test_f1_sd": _sd([_score(r, "test") for r in runs]),
         "test_ign_f1": _mean([_score(r, "test", "ign_f1") for r in runs]),
         "dev_f1": _mean([_score(r, "dev") for r in runs]),
@@ -176,6 +187,11 @@ def markdown(board: Mapping) -> str:
             if labels == "incomplete":
                 cells.append(pct(r.get("test_f1_gold_dev"), digits=2))
             lines.append(row_md(cells))
+        emulated = [f"{r['loss']} seed {seed}" for r in rows
+                    for seed, k in zip(r["seeds"], r.get("bf16_gemm") or []) if k == "fp32 accumulate"]
+        if emulated:  # the same bf16 arithmetic, another kernel (and machine): said, not hidden
+            lines += ["", f"bf16 through fp32 kernels, on a CPU without bf16 instructions (docs/speed.md): "
+                          f"{', '.join(emulated)}; every other run in native bf16."]
         lines.append("")
     return "\n".join(lines)
 

@@ -83,6 +83,23 @@ def test_leaderboard_table_from_fake_runs():
     assert inc["atl"]["test_f1_gold_dev"] == pytest.approx(f1(2, 2)) and inc["atl"]["regime"] == "oog-mini"
     md = LB.markdown(board)
     assert md.count("| pemscl |") == 2 and "reference" in md and "gold-dev sel." in md
+    assert gold["atl"]["bf16_gemm"] == [None] * 3  # fake runs: not bf16 on a CPU
+    assert "fp32 kernels" not in md
+
+
+def test_a_row_says_which_of_its_bf16_runs_went_through_fp32_kernels():
+    runs = [_fake(c) for c in X.leaderboard("cpu")]
+    for r in runs:
+        r.scores.update(precision="bfloat16", device="cpu")
+        if r.config.label == "SSR-PU" and r.config.seed == 67 and r.config.regime == "oog-mini":
+            r.scores["bf16_gemm"] = "fp32 accumulate"
+    board = LB.build(runs, "cpu")
+    ssr = {r["labels"]: r for r in board["rows"] if r["loss"] == "ssr-pu"}
+    assert ssr["incomplete"]["bf16_gemm"] == ["native", "fp32 accumulate", "native"]  # seeds 66, 67, 68
+    assert ssr["gold"]["bf16_gemm"] == ["native"] * 3  # recorded before the field existed: native
+    gold_md, inc_md = LB.markdown(board).split("**oog-mini")
+    assert "fp32 kernels" not in gold_md
+    assert "bf16 through fp32 kernels, on a CPU without bf16 instructions (docs/speed.md): ssr-pu seed 67;" in inc_md
 
 
 def test_leaderboard_with_missing_runs_says_so():
