@@ -261,16 +261,16 @@ def precision_line(precision: str, device: torch.device) -> str:
     return f"precision {name}: {why}"
 
 
+@contextlib.contextmanager
 def autocast(device: torch.device, dtype: torch.dtype | None):
-    """torch.autocast for the device, or a null context for fp32. bf16 on a CPU without bf16
-    instructions also runs its products through fp32 kernels (`bf16cpu`): the same numbers, 12x
-    faster there; a backward outside this context needs `bf16cpu.gemms` around it as well."""
+    """torch.autocast for the device, or nothing for fp32. bf16 on a CPU without bf16
+    instructions also runs its products through fp32 kernels (`bf16cpu`): the same arithmetic,
+    11x faster there; a backward outside this context needs `bf16cpu.gemms` around it as well."""
     if dtype is None:
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
-    stack.enter_context(gemms(device, dtype))
-    return stack
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype), gemms(device, dtype):
+        yield
 
 
 # --------------------------------------------------------------------------- seeding
