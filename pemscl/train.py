@@ -336,16 +336,22 @@ def adamw_kernel(device: torch.device) -> dict:
     return {"foreach": True} if device.type in ("mps", "xpu") else {}
 
 
-def compile_encoder(model: DocREModel, device: torch.device) -> None:
+def compile_encoder(model: DocREModel, device: torch.device, amp: torch.dtype | None = None) -> None:
     """torch.compile the encoder (TrainConfig.compile, off by default). Dynamic shapes: every batch
     has its own window length. The attention hook and the pooling stay outside the graph.
 
     Refused on a CPU whose ATen kernels are capped by $ATEN_CPU_CAPABILITY (as when mimicking an
     older CPU): inductor compiles for the CPU's own instruction set, and the mix aborted the whole
-    process (measured: AVX512 CPU, ATEN_CPU_CAPABILITY=avx2, the compiled smoke run)."""
+    process (measured: AVX512 CPU, ATEN_CPU_CAPABILITY=avx2, the compiled smoke run). Refused too
+    with bf16 on a CPU without bf16 instructions: bf16cpu reroutes eager mode's products (compiled
+    graphs unchecked)."""
     if device.type == "cpu" and os.environ.get("ATEN_CPU_CAPABILITY"):
         raise ValueError("compile=True on a CPU with $ATEN_CPU_CAPABILITY set aborts in inductor's kernels; "
                          "unset it or train without compile")
+    if emulate(device, amp):  # whether inductor's graphs pass their GEMMs through the mode is unchecked
+        raise ValueError("compile=True with bf16 on a CPU without bf16 instructions is not supported: bf16cpu "
+                         "reroutes the bf16 products of eager mode to fp32 kernels, and compiled graphs were "
+                         "not checked; train without compile (on CPU it measured slower anyway: docs/speed.md)")
     model.plm.compile(dynamic=True)  # in place: parameter names (checkpoints, state) stay as they are
 
 
@@ -360,7 +366,7 @@ def build(cfg: TrainConfig, splits: Splits, *, dist: distributed.Dist, progress:
     model = DocREModel(ModelConfig(encoder=cfg.encoder, emb_size=cfg.emb_size, block_size=cfg.block_size,
                                    num_classes=len(splits.rel2id), attention=cfg.attention)).to(device)
     if cfg.compile:
-        compile_encoder(model, device)
+        compile_encoder(model, device, amp)
     caches: dict[str, LayerCache] = {}
     if cfg.train_layers is not None:
         n_layers = len(model.layers)

@@ -87,3 +87,10 @@ def test_a_bf16_run_through_fp32_kernels_learns_and_says_so(tmp_path, monkeypatc
     assert run.scores["precision"] == "bfloat16" and run.scores["bf16_gemm"] == "fp32 accumulate"
     losses = [h["train_loss"] for h in run.history]
     assert losses[1] < losses[0]  # it learns: the second epoch's loss is below the first's
+
+
+def test_compile_with_emulated_bf16_is_refused_before_training(monkeypatch):
+    monkeypatch.setenv("PEMSCL_BF16_GEMM", "fp32")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    with pytest.raises(ValueError, match="compile=True with bf16 on a CPU without bf16 instructions"):
+        T.compile_encoder(None, CPU, torch.bfloat16)  # refused before the model is touched
