@@ -41,6 +41,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from pemscl import data as D  # noqa: E402
+from pemscl.bf16cpu import gemms  # noqa: E402
 from pemscl import train as T  # noqa: E402
 from pemscl.features import load_features  # noqa: E402
 from pemscl.losses import compute_loss, loss_spec  # noqa: E402
@@ -74,7 +75,8 @@ def train_step(model, opt, feats, amp, spec) -> None:
     loss, _ = compute_loss(spec, out["logits"].float(), b["labels"], features=(out["zh"].float(), out["zt"].float()),
                            generator=torch.Generator().manual_seed(0))
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    with gemms(CPU, amp):  # the backward's bf16 products as train.train_step runs them (bf16cpu)
+        loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
 

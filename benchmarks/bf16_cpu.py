@@ -18,11 +18,11 @@ On a CPU with bf16 instructions "native" is what training uses and the compariso
 from __future__ import annotations
 
 import argparse
-import contextlib
+import os
 import statistics
 import sys
-import time
 from pathlib import Path
+from unittest import mock
 
 import torch
 
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_attention import CPU, machine, optimiser, train_step  # noqa: E402
+from bench_attention import CPU, alternate, machine, optimiser, train_step  # noqa: E402
 
 from pemscl import bf16cpu  # noqa: E402
 from pemscl import data as D  # noqa: E402
@@ -42,25 +42,9 @@ from pemscl.utils import atomic_write_json, results_dir  # noqa: E402
 PATHS = {"fp32": (None, "native"), "native": (torch.bfloat16, "native"), "fp32 accumulate": (torch.bfloat16, "fp32")}
 
 
-@contextlib.contextmanager
 def kernels(which: str):
     """$PEMSCL_BF16_GEMM for the duration (bf16cpu reads it on each autocast)."""
-    import os
-    old = os.environ.get("PEMSCL_BF16_GEMM")
-    os.environ["PEMSCL_BF16_GEMM"] = which
-    try:
-        yield
-    finally:
-        os.environ.pop("PEMSCL_BF16_GEMM") if old is None else os.environ.__setitem__("PEMSCL_BF16_GEMM", old)
-
-
-def timed(fn, reps: int) -> list[float]:
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
+    return mock.patch.dict(os.environ, {"PEMSCL_BF16_GEMM": which})
 
 
 def case_gemm(reps: int) -> dict:
@@ -73,9 +57,8 @@ def case_gemm(reps: int) -> dict:
         with bf16cpu.Fp32Accumulate():
             return ab @ bb
     fns["fp32 accumulate"] = emulated
-    for f in fns.values():
-        f()
-    ms = {k: 1000 * statistics.median(timed(f, reps)) for k, f in fns.items()}
+    times = alternate({k: (lambda r, f=f: f()) for k, f in fns.items()}, reps, warmup=1, docs_per_call=1)
+    ms = {k: 1000 * statistics.median(v) for k, v in times.items()}
     nat, emu = (ab @ bb).float(), emulated().float()
     ulp = (nat - emu).abs() / (nat.abs() * 2.0 ** -7)  # bf16 keeps 8 significant bits
     return {"ms": ms, "bitwise_equal": float((nat == emu).float().mean()), "max_diff_bf16_units": float(ulp.max())}
@@ -96,14 +79,13 @@ def case_step(feats, n_classes: int, reps: int) -> dict:
     opts = {k: optimiser(m, "fast") for k, m in ms.items()}
     spec = loss_spec("pemscl")
     batches = [feats[i * 2: (i + 1) * 2] for i in range(len(feats) // 2)]
-    times: dict[str, list[float]] = {k: [] for k in PATHS}
-    for r in range(reps + 1):  # the first round warms up
-        for name, (amp, which) in PATHS.items():
-            with kernels(which), bf16cpu.gemms(CPU, amp):  # the backward's products too
-                t0 = time.perf_counter()
-                train_step(ms[name], opts[name], batches[r % len(batches)], amp, spec)
-                if r:
-                    times[name].append((time.perf_counter() - t0) / 2)
+
+    def call(name):
+        def run(r):
+            with kernels(PATHS[name][1]):
+                train_step(ms[name], opts[name], batches[r % len(batches)], PATHS[name][0], spec)
+        return run
+    times = alternate({name: call(name) for name in PATHS}, reps, warmup=1, docs_per_call=2)
     return {"s_per_doc": {k: statistics.median(v) for k, v in times.items()},
             "spread": {k: [min(v), max(v)] for k, v in times.items()}, "repeats": reps}
 

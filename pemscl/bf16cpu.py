@@ -3,8 +3,8 @@
 bf16 autocast means: matrix products take bf16 operands, accumulate in fp32 and return bf16.
 CPUs with AVX512-BF16 or AMX do that in hardware. On a CPU without them (an AVX2-only EPYC)
 PyTorch 2.13 still runs bf16 GEMMs, but in a slow generic kernel: measured there, one thread, a
-1024x384 @ 384x1536 product took 943 ms in bf16 against 17.5 ms in fp32, and a MiniLM DocRE
-training step 10.7 s a document against 0.91 s (`benchmarks/bf16_cpu.py`, results/bf16_cpu.json).
+1024x384 @ 384x1536 product took 927 ms in bf16 against 13.5 ms in fp32, and a MiniLM DocRE
+training step 11.6 s a document against 0.87 s (`benchmarks/bf16_cpu.py`, results/bf16_cpu.json).
 That put every run of the cpu profile, which is bf16 throughout, out of reach of such a machine.
 
 The same arithmetic is cheap in fp32: a bf16 number is an fp32 number with the low 16 mantissa
@@ -13,7 +13,7 @@ in fp32) and rounding the result to bf16 is what the bf16 instruction computes, 
 in which the fp32 sums are added. Measured against the native bf16 kernel on the same CPU,
 99.989% of that product's outputs are the same bits and the rest within two bf16 steps; through
 a whole step the rounding differences compound as they do between any two bf16 kernels (the
-benchmark's `agreement`: closer to the native path than fp32 is). This path's step: 0.98 s.
+benchmark's `agreement`: closer to the native path than fp32 is). This path's step: 0.99 s.
 The one place it differs by design is attention: PyTorch's bf16 flash-attention kernel rounds
 the softmax probabilities to bf16 before the product with V; here they stay fp32 (a slightly
 more exact bf16 run, not a different method).

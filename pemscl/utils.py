@@ -265,7 +265,7 @@ def precision_line(precision: str, device: torch.device) -> str:
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """torch.autocast for the device, or nothing for fp32. bf16 on a CPU without bf16
     instructions also runs its products through fp32 kernels (`bf16cpu`): the same arithmetic,
-    11x faster there; a backward outside this context needs `bf16cpu.gemms` around it as well."""
+    12x faster there; a backward outside this context needs `bf16cpu.gemms` around it as well."""
     if dtype is None:
         yield
         return
